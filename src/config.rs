@@ -1,0 +1,300 @@
+//! The TOML schema of `meridian.toml`, mirrored 1:1 in serde structs, and the errors that point
+//! an operator at the file, line and key that is wrong.
+//!
+//! Nothing here is used at runtime: [`crate::model::Model::load`] validates a [`Config`] into the
+//! runtime model, so an invalid config never reaches the query path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::zone::ZoneError;
+
+/// Everything that can be wrong with a config file or the zone files it names.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{}: {source}", file.display())]
+    Read {
+        /// The file that could not be read.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read but something in it is wrong.
+    #[error("{}:{line}: {reason}", file.display())]
+    Invalid {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// A zone file named by the config is wrong.
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+}
+
+/// The whole config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DNS listeners and zones.
+    pub dns: DnsConfig,
+    /// Named probe definitions that pools refer to.
+    #[serde(default)]
+    pub monitors: BTreeMap<String, Spanned<MonitorConfig>>,
+    /// Named pools (sites) of members.
+    #[serde(default)]
+    pub pools: BTreeMap<String, Spanned<PoolConfig>>,
+    /// Names whose A/AAAA answers are computed per query, keyed by their fully-qualified name.
+    #[serde(default)]
+    pub services: BTreeMap<String, Spanned<ServiceConfig>>,
+}
+
+/// `[dns]`: where Meridian answers and what it is authoritative for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Addresses to answer on, each over UDP and TCP (`"127.0.0.1:5353"`, `"[::1]:53"`).
+    pub listen: Vec<Spanned<String>>,
+    /// Directory of RFC 1035 master files, relative to the config file. Each file is named after
+    /// its zone (`example.test.zone` or `example.test`). Default: `zones`.
+    #[serde(default = "default_zones_dir")]
+    pub zones: Spanned<String>,
+    /// Largest UDP response we send to EDNS clients, in bytes (RFC 6891 §6.2.5; 1232 avoids IP
+    /// fragmentation). Default: 1232. Range 512–4096.
+    #[serde(default = "default_udp_payload")]
+    pub max_udp_payload: Spanned<u16>,
+    /// How long an idle DNS-over-TCP connection is kept open (RFC 7766 §6.2.3). Default: `"10s"`.
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout: Spanned<String>,
+    /// Most DNS-over-TCP connections served at once, over all listeners; further connections are
+    /// closed at once (RFC 7766 §6.2.2). Default: 1024.
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: Spanned<u32>,
+}
+
+fn default_zones_dir() -> Spanned<String> {
+    Spanned::new(0..0, "zones".to_string())
+}
+fn default_udp_payload() -> Spanned<u16> {
+    Spanned::new(0..0, 1232)
+}
+fn default_tcp_idle() -> Spanned<String> {
+    Spanned::new(0..0, "10s".to_string())
+}
+fn default_tcp_max() -> Spanned<u32> {
+    Spanned::new(0..0, 1024)
+}
+
+/// `[monitors.NAME]`: how members are probed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// `"http"`, `"https"` or `"tcp"`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// HTTP(S) path to request. Default: `"/"`.
+    pub path: Option<String>,
+    /// Port to probe; default: the member's port.
+    pub port: Option<u16>,
+    /// HTTP(S) Host header (and SNI for https); default: the member's address.
+    pub host: Option<String>,
+    /// Accepted HTTP status codes; default: 200–399.
+    pub expect_status: Option<Vec<u16>>,
+    /// A substring the response body must contain.
+    pub expect_body: Option<String>,
+    /// Time between probes (`"2s"`, `"500ms"`). Default: `"2s"`.
+    pub interval: Option<Spanned<String>>,
+    /// Time a probe may take before it counts as failed. Default: `"1s"`.
+    pub timeout: Option<Spanned<String>>,
+    /// Consecutive successes before a down member is up again. Default: 2.
+    pub rise: Option<u32>,
+    /// Consecutive failures before an up member is down. Default: 3.
+    pub fall: Option<u32>,
+}
+
+/// `[pools.NAME]`: one site: its members, its monitor, and where it is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Name of a `[monitors.*]` entry; no monitor means members are always considered up.
+    pub monitor: Option<Spanned<String>>,
+    /// Weight of this pool under `steering = "weighted"`. Default: 100.
+    #[serde(default = "default_weight")]
+    pub weight: Spanned<u32>,
+    /// Continent code (`"EU"`), for geographic steering.
+    pub continent: Option<String>,
+    /// ISO 3166 country codes served by this pool, for geographic steering.
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// `[latitude, longitude]` of the site, for proximity steering.
+    pub location: Option<[f64; 2]>,
+    /// The servers of this site.
+    pub members: Vec<Spanned<MemberConfig>>,
+}
+
+/// One entry of `members = [...]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// IPv4 or IPv6 address handed out in answers.
+    pub address: Spanned<String>,
+    /// Relative weight within the pool. Default: 100. 0 keeps the member configured but unused.
+    #[serde(default = "default_weight")]
+    pub weight: Spanned<u32>,
+    /// Port the member serves on (for probes and the director). Default: the monitor's or 80.
+    pub port: Option<u16>,
+    /// Address to probe instead of `address`.
+    pub check_address: Option<Spanned<String>>,
+}
+
+fn default_weight() -> Spanned<u32> {
+    Spanned::new(0..0, 100)
+}
+
+/// `[services."NAME."]`: a DNS name whose A/AAAA answers are computed per query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Pools this service balances over, in order.
+    pub pools: Vec<Spanned<String>>,
+    /// How a pool is chosen: `"failover"` (first pool with a usable member) or `"weighted"`.
+    /// Default: `"failover"`.
+    #[serde(default = "default_steering")]
+    pub steering: Spanned<String>,
+    /// How members are chosen inside the pool: `"all"` or `"weighted"` (a weight-proportional
+    /// random subset). Default: `"all"`.
+    #[serde(default = "default_select")]
+    pub select: Spanned<String>,
+    /// Most addresses in one answer. Default: no limit for `all`, 1 for `weighted`.
+    pub max_answers: Option<Spanned<u32>>,
+    /// TTL of the computed records, in seconds. Default: 30.
+    #[serde(default = "default_ttl")]
+    pub ttl: Spanned<u32>,
+    /// What to answer when no member is usable: `"all"` (every member: fail open),
+    /// `"fallback"` (the `fallback` pool), `"nodata"` or `"servfail"`. Default: `"all"`.
+    #[serde(default = "default_when_all_down")]
+    pub when_all_down: Spanned<String>,
+    /// The pool used when `when_all_down = "fallback"`.
+    pub fallback: Option<Spanned<String>>,
+}
+
+fn default_steering() -> Spanned<String> {
+    Spanned::new(0..0, "failover".to_string())
+}
+fn default_select() -> Spanned<String> {
+    Spanned::new(0..0, "all".to_string())
+}
+fn default_ttl() -> Spanned<u32> {
+    Spanned::new(0..0, 30)
+}
+fn default_when_all_down() -> Spanned<String> {
+    Spanned::new(0..0, "all".to_string())
+}
+
+/// A config file's text, kept so errors can be turned into line numbers.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Path as given by the operator.
+    pub path: PathBuf,
+    /// Full text of the file.
+    pub text: String,
+}
+
+impl Source {
+    /// Reads a config file.
+    pub fn read(path: &Path) -> Result<Source, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// 1-based line number of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// An [`ConfigError::Invalid`] at the given span.
+    pub fn error_at(&self, span: std::ops::Range<usize>, reason: impl fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.path.clone(),
+            line: self.line_of(span.start),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Parses the text into a [`Config`], reporting TOML and schema errors with their line.
+    pub fn parse(&self) -> Result<Config, ConfigError> {
+        toml::from_str(&self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            self.error_at(span, e.message().trim_end())
+        })
+    }
+}
+
+/// Parses a duration such as `"2s"`, `"500ms"`, `"1m"` or `"1h"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration {text:?} needs a unit (ms, s, m or h)"))?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("duration {text:?} must start with a whole number"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "duration {text:?} has unknown unit {unit:?} (ms, s, m or h)"
+            ));
+        }
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("2").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("2 weeks").is_err());
+    }
+
+    #[test]
+    fn line_numbers_come_from_spans() {
+        let src = Source {
+            path: "m.toml".into(),
+            text: "[dns]\nlisten = [\"x\"]\nbogus = 1\n".into(),
+        };
+        let err = src.parse().unwrap_err().to_string();
+        assert!(err.starts_with("m.toml:3: "), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+}

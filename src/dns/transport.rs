@@ -1,0 +1,162 @@
+//! DNS over UDP and TCP (RFC 1035 §4.2, RFC 7766): receive loops that hand each message to the
+//! answering core and send back what it returns. They take already-bound sockets and a shutdown
+//! token, so tests run them on port 0 and every task stops when told.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, debug_span, warn};
+
+use super::{ClientAddr, Request, Transport, answer};
+use crate::state::SharedState;
+
+/// Largest DNS message over UDP we accept.
+const UDP_BUFFER: usize = 65_535;
+
+/// Answers queries on one UDP socket until `shutdown` is cancelled. One task, no spawn per query.
+pub async fn serve_udp(socket: UdpSocket, state: Arc<SharedState>, shutdown: CancellationToken) {
+    let mut buf = vec![0u8; UDP_BUFFER];
+    let mut rng = SmallRng::from_rng(&mut rand::rng());
+    loop {
+        let (len, peer) = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(ok) => ok,
+                Err(e) => {
+                    debug!(error = %e, "udp receive failed");
+                    continue;
+                }
+            },
+        };
+        let reply = {
+            let snap = state.peek();
+            let req = Request {
+                packet: &buf[..len],
+                client: ClientAddr(peer),
+                transport: Transport::Udp,
+            };
+            answer(&snap, &req, &mut rng)
+        };
+        if let Some(reply) = reply
+            && let Err(e) = socket.send_to(&reply, peer).await
+        {
+            debug!(error = %e, %peer, "udp send failed");
+        }
+    }
+}
+
+/// Limits shared by every DNS-over-TCP listener.
+#[derive(Debug, Clone)]
+pub struct TcpLimits {
+    /// Permits for concurrent connections (RFC 7766 §6.2.2).
+    pub connections: Arc<Semaphore>,
+    /// A connection with no complete query for this long is closed (RFC 7766 §6.2.3).
+    pub idle_timeout: Duration,
+}
+
+/// Accepts DNS-over-TCP connections until `shutdown` is cancelled; each connection runs as a
+/// task in `tracker` so shutdown can wait for them.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    state: Arc<SharedState>,
+    limits: TcpLimits,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // Usually EMFILE: back off briefly instead of spinning.
+                    warn!(error = %e, "tcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+            debug!(%peer, "tcp connection limit reached, closing");
+            drop(stream);
+            continue;
+        };
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        let idle = limits.idle_timeout;
+        let span = debug_span!("dns-tcp", %peer);
+        tracker.spawn(
+            async move {
+                serve_connection(stream, peer, state, idle, shutdown).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Serves one connection: length-prefixed queries, answered in order (pipelining allowed),
+/// closed on idle timeout, on a malformed frame, or at shutdown.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<SharedState>,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let mut rng = SmallRng::from_rng(&mut rand::rng());
+    let mut message = Vec::new();
+    loop {
+        // The whole message, length included, must arrive within the idle timeout, so a client
+        // trickling bytes cannot hold a connection forever.
+        let frame = async {
+            let len = read.read_u16().await? as usize;
+            message.resize(len, 0);
+            read.read_exact(&mut message).await?;
+            Ok::<usize, std::io::Error>(len)
+        };
+        let len = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = tokio::time::timeout(idle, frame) => match r {
+                Ok(Ok(len)) => len,
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    debug!("idle timeout");
+                    break;
+                }
+            },
+        };
+        let reply = {
+            let snap = state.peek();
+            let req = Request {
+                packet: &message[..len],
+                client: ClientAddr(peer),
+                transport: Transport::Tcp,
+            };
+            answer(&snap, &req, &mut rng)
+        };
+        let Some(reply) = reply else { continue };
+        let mut out = Vec::with_capacity(reply.len() + 2);
+        out.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+        out.extend_from_slice(&reply);
+        // A client that stops reading must not pin the task either.
+        match tokio::time::timeout(idle, write.write_all(&out)).await {
+            Ok(Ok(())) => {}
+            _ => break,
+        }
+    }
+}

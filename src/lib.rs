@@ -1,0 +1,21 @@
+//! Meridian: an authoritative DNS server that load-balances across sites.
+//!
+//! Data flows through one module per stage:
+//! [`config`] (TOML schema) → [`model`] (validated runtime model, with [`zone`] data) →
+//! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
+//! transport). [`state`] holds the one immutable snapshot every query reads. [`server`] binds
+//! listeners and runs the tasks until shutdown.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod dns;
+pub mod model;
+pub mod select;
+pub mod server;
+pub mod state;
+pub mod zone;
+
+pub use model::Model;
+pub use server::{Listeners, run};
+pub use state::{SharedState, Snapshot};

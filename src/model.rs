@@ -1,0 +1,697 @@
+//! The validated runtime model: zones, monitors, pools, members and services, with every name
+//! resolved to an index and every address parsed. Building a [`Model`] is the only way config
+//! reaches runtime, so nothing on the query path re-checks what validation already proved.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{Name, RData, Record};
+use toml::Spanned;
+
+use crate::config::{Config, ConfigError, PoolConfig, ServiceConfig, Source, parse_duration};
+use crate::zone::{Zone, label_count, origin_from_file_name};
+
+/// Index of a pool in [`Model::pools`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolId(pub u32);
+
+/// Index of a monitor in [`Model::monitors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MonitorId(pub u32);
+
+/// Index of a service in [`Model::services`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceId(pub u32);
+
+/// A member's address as handed out in answers (distinct from client and listen addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendAddr(pub IpAddr);
+
+impl fmt::Display for BackendAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Relative weight of a member or pool. Zero means "configured but never chosen".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Weight(pub u32);
+
+/// `[dns]` after validation.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    /// Addresses to serve UDP and TCP on.
+    pub listen: Vec<SocketAddr>,
+    /// Largest UDP response to EDNS clients, and the size we advertise.
+    pub max_udp_payload: u16,
+    /// Idle timeout of DNS-over-TCP connections.
+    pub tcp_idle_timeout: Duration,
+    /// Most concurrent DNS-over-TCP connections.
+    pub tcp_max_connections: u32,
+}
+
+/// How a member is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorKind {
+    /// HTTP GET, status checked.
+    Http,
+    /// HTTP GET over TLS.
+    Https,
+    /// TCP connect.
+    Tcp,
+}
+
+/// A validated `[monitors.NAME]`.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    /// Its name in the config.
+    pub name: String,
+    /// Probe type.
+    pub kind: MonitorKind,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Time a probe may take.
+    pub timeout: Duration,
+    /// Consecutive successes to go up.
+    pub rise: u32,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+}
+
+/// One server of a pool.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Address handed out in answers.
+    pub address: BackendAddr,
+    /// Relative weight within the pool.
+    pub weight: Weight,
+    /// Port it serves on, if configured.
+    pub port: Option<u16>,
+    /// Address probed instead of `address`, if configured.
+    pub check_address: Option<IpAddr>,
+    /// The A or AAAA record for this member, built once; the answering core only renames it.
+    pub record: Record,
+}
+
+/// One site.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// Its name in the config.
+    pub name: String,
+    /// Weight under weighted steering.
+    pub weight: Weight,
+    /// Monitor probing its members, if any.
+    pub monitor: Option<MonitorId>,
+    /// The members, in config order.
+    pub members: Vec<Member>,
+}
+
+/// How a service chooses among its pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steering {
+    /// The first pool (in config order) with a usable member.
+    Failover,
+    /// A pool chosen at random in proportion to pool weights.
+    Weighted,
+}
+
+/// How a service chooses members inside the chosen pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Every usable member (up to `max_answers`).
+    All,
+    /// A weight-proportional random subset of `max_answers` members, without repetition.
+    Weighted,
+}
+
+/// What to answer when no member is usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Hand out every member of the steered pool (fail open).
+    All,
+    /// Answer from this pool.
+    Fallback(PoolId),
+    /// NOERROR with no records.
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+}
+
+/// A DNS name whose A/AAAA answers are computed per query.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The fully-qualified name, lower-cased.
+    pub name: Name,
+    /// Pools in config order.
+    pub pools: Vec<PoolId>,
+    /// Pool choice.
+    pub steering: Steering,
+    /// Member choice.
+    pub selection: Selection,
+    /// Most addresses per answer.
+    pub max_answers: usize,
+    /// TTL of the computed records.
+    pub ttl: u32,
+    /// Policy when nothing is usable.
+    pub when_all_down: WhenAllDown,
+}
+
+/// The served zones, found by longest-suffix match.
+#[derive(Debug, Clone, Default)]
+pub struct Zones {
+    list: Vec<Zone>,
+    by_origin: HashMap<Name, usize>,
+}
+
+impl Zones {
+    /// The zone `qname` belongs to (the one with the longest matching origin), if any.
+    pub fn find(&self, qname: &Name) -> Option<&Zone> {
+        let mut labels = label_count(qname);
+        loop {
+            let candidate = qname.trim_to(labels as usize);
+            if let Some(&i) = self.by_origin.get(&candidate) {
+                return Some(&self.list[i]);
+            }
+            if labels == 0 {
+                return None;
+            }
+            labels -= 1;
+        }
+    }
+
+    /// Every zone.
+    pub fn iter(&self) -> impl Iterator<Item = &Zone> {
+        self.list.iter()
+    }
+
+    /// Number of zones.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when no zone is served.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn find_mut(&mut self, qname: &Name) -> Option<&mut Zone> {
+        let mut labels = label_count(qname);
+        loop {
+            let candidate = qname.trim_to(labels as usize);
+            if let Some(&i) = self.by_origin.get(&candidate) {
+                return Some(&mut self.list[i]);
+            }
+            if labels == 0 {
+                return None;
+            }
+            labels -= 1;
+        }
+    }
+}
+
+/// The validated configuration Meridian runs on.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The config file it came from.
+    pub config_path: PathBuf,
+    /// DNS listeners and limits.
+    pub dns: DnsSettings,
+    /// Served zones.
+    pub zones: Zones,
+    /// Monitors.
+    pub monitors: Vec<Monitor>,
+    /// Pools.
+    pub pools: Vec<Pool>,
+    /// Services.
+    pub services: Vec<Service>,
+}
+
+impl Model {
+    /// Reads, parses and validates a config file and every zone file it names.
+    pub fn load(path: &Path) -> Result<Model, ConfigError> {
+        let source = Source::read(path)?;
+        let config = source.parse()?;
+        Builder { src: &source }.build(config)
+    }
+
+    /// Parses and validates config text as if it were read from `path` (zones are read from
+    /// disk relative to `path`).
+    pub fn from_text(path: &Path, text: &str) -> Result<Model, ConfigError> {
+        let source = Source {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+        };
+        let config = source.parse()?;
+        Builder { src: &source }.build(config)
+    }
+
+    /// Total number of members over all pools.
+    pub fn member_count(&self) -> usize {
+        self.pools.iter().map(|p| p.members.len()).sum()
+    }
+
+    /// One line describing what is served, for `check` and the startup log.
+    pub fn summary(&self) -> String {
+        let records: usize = self.zones.iter().map(Zone::len).sum();
+        format!(
+            "{} zones ({} names), {} services, {} pools, {} members, {} monitors",
+            self.zones.len(),
+            records,
+            self.services.len(),
+            self.pools.len(),
+            self.member_count(),
+            self.monitors.len()
+        )
+    }
+}
+
+struct Builder<'s> {
+    src: &'s Source,
+}
+
+impl Builder<'_> {
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        reason: impl fmt::Display,
+    ) -> Result<T, ConfigError> {
+        Err(self.src.error_at(span, reason))
+    }
+
+    fn build(&self, config: Config) -> Result<Model, ConfigError> {
+        let dns = self.dns(&config)?;
+        let mut zones = self.zones(&config)?;
+
+        let mut monitors = Vec::new();
+        let mut monitor_ids = HashMap::new();
+        for (name, m) in &config.monitors {
+            monitor_ids.insert(name.clone(), MonitorId(monitors.len() as u32));
+            monitors.push(self.monitor(name, m)?);
+        }
+
+        let mut pools = Vec::new();
+        let mut pool_ids = HashMap::new();
+        for (name, p) in &config.pools {
+            pool_ids.insert(name.clone(), PoolId(pools.len() as u32));
+            pools.push(self.pool(name, p, &monitor_ids)?);
+        }
+
+        let mut services = Vec::new();
+        for (name, s) in &config.services {
+            let id = services.len();
+            let service = self.service(name, s, &pool_ids)?;
+            let Some(zone) = zones.find_mut(&service.name) else {
+                return self.err(
+                    s.span(),
+                    format!("service {name} is not inside any served zone"),
+                );
+            };
+            if let Err(reason) = zone.add_service(&service.name, id) {
+                return self.err(s.span(), reason);
+            }
+            services.push(service);
+        }
+
+        Ok(Model {
+            config_path: self.src.path.clone(),
+            dns,
+            zones,
+            monitors,
+            pools,
+            services,
+        })
+    }
+
+    fn dns(&self, config: &Config) -> Result<DnsSettings, ConfigError> {
+        let d = &config.dns;
+        let mut listen = Vec::new();
+        for addr in &d.listen {
+            match addr.get_ref().parse::<SocketAddr>() {
+                Ok(a) if listen.contains(&a) => {
+                    return self.err(addr.span(), format!("dns.listen: {a} is listed twice"));
+                }
+                Ok(a) => listen.push(a),
+                Err(_) => {
+                    return self.err(
+                        addr.span(),
+                        format!(
+                            "dns.listen: {:?} is not an address:port (\"127.0.0.1:53\", \"[::1]:53\")",
+                            addr.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        if listen.is_empty() {
+            return self.err(
+                d.listen.first().map_or(0..0, |s| s.span()),
+                "dns.listen is empty",
+            );
+        }
+        let payload = *d.max_udp_payload.get_ref();
+        if !(512..=4096).contains(&payload) {
+            return self.err(
+                d.max_udp_payload.span(),
+                format!("dns.max_udp_payload = {payload}: must be between 512 and 4096"),
+            );
+        }
+        let tcp_idle_timeout = self.duration("dns.tcp_idle_timeout", &d.tcp_idle_timeout)?;
+        let tcp_max = *d.tcp_max_connections.get_ref();
+        if tcp_max == 0 {
+            return self.err(
+                d.tcp_max_connections.span(),
+                "dns.tcp_max_connections must be at least 1",
+            );
+        }
+        Ok(DnsSettings {
+            listen,
+            max_udp_payload: payload,
+            tcp_idle_timeout,
+            tcp_max_connections: tcp_max,
+        })
+    }
+
+    fn duration(&self, key: &str, value: &Spanned<String>) -> Result<Duration, ConfigError> {
+        match parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() => self.err(value.span(), format!("{key} must be more than 0")),
+            Ok(d) => Ok(d),
+            Err(reason) => self.err(value.span(), format!("{key}: {reason}")),
+        }
+    }
+
+    fn zones(&self, config: &Config) -> Result<Zones, ConfigError> {
+        let dir_value = &config.dns.zones;
+        let base = self.src.path.parent().unwrap_or(Path::new("."));
+        let dir = base.join(dir_value.get_ref());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                return self.err(
+                    dir_value.span(),
+                    format!("dns.zones: cannot read directory {}: {e}", dir.display()),
+                );
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                !name.starts_with('.') && !name.ends_with('~')
+            })
+            .collect();
+        files.sort();
+        let mut zones = Zones::default();
+        let mut seen: BTreeMap<Name, PathBuf> = BTreeMap::new();
+        for file in files {
+            let Some(origin) = origin_from_file_name(&file) else {
+                return self.err(
+                    dir_value.span(),
+                    format!(
+                        "{}: file name is not a zone name (expected e.g. example.test.zone)",
+                        file.display()
+                    ),
+                );
+            };
+            if let Some(other) = seen.get(&origin) {
+                return self.err(
+                    dir_value.span(),
+                    format!(
+                        "zone {origin} is defined twice: {} and {}",
+                        other.display(),
+                        file.display()
+                    ),
+                );
+            }
+            let zone = Zone::load(&file, &origin)?;
+            seen.insert(origin.clone(), file);
+            zones.by_origin.insert(origin, zones.list.len());
+            zones.list.push(zone);
+        }
+        if zones.list.is_empty() {
+            return self.err(
+                dir_value.span(),
+                format!("dns.zones: no zone files in {}", dir.display()),
+            );
+        }
+        Ok(zones)
+    }
+
+    fn monitor(
+        &self,
+        name: &str,
+        m: &Spanned<crate::config::MonitorConfig>,
+    ) -> Result<Monitor, ConfigError> {
+        let cfg = m.get_ref();
+        let kind = match cfg.kind.get_ref().as_str() {
+            "http" => MonitorKind::Http,
+            "https" => MonitorKind::Https,
+            "tcp" => MonitorKind::Tcp,
+            other => {
+                return self.err(
+                    cfg.kind.span(),
+                    format!(
+                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\" or \"tcp\""
+                    ),
+                );
+            }
+        };
+        let interval = match &cfg.interval {
+            Some(v) => self.duration(&format!("monitors.{name}.interval"), v)?,
+            None => Duration::from_secs(2),
+        };
+        let timeout = match &cfg.timeout {
+            Some(v) => self.duration(&format!("monitors.{name}.timeout"), v)?,
+            None => Duration::from_secs(1),
+        };
+        let rise = cfg.rise.unwrap_or(2);
+        let fall = cfg.fall.unwrap_or(3);
+        if rise == 0 || fall == 0 {
+            return self.err(
+                m.span(),
+                format!("monitors.{name}: rise and fall must be at least 1"),
+            );
+        }
+        Ok(Monitor {
+            name: name.to_string(),
+            kind,
+            interval,
+            timeout,
+            rise,
+            fall,
+        })
+    }
+
+    fn pool(
+        &self,
+        name: &str,
+        p: &Spanned<PoolConfig>,
+        monitors: &HashMap<String, MonitorId>,
+    ) -> Result<Pool, ConfigError> {
+        let cfg = p.get_ref();
+        let monitor = match &cfg.monitor {
+            None => None,
+            Some(m) => match monitors.get(m.get_ref()) {
+                Some(&id) => Some(id),
+                None => {
+                    return self.err(
+                        m.span(),
+                        format!("pools.{name}.monitor: no monitor named {:?}", m.get_ref()),
+                    );
+                }
+            },
+        };
+        if cfg.members.is_empty() {
+            return self.err(p.span(), format!("pools.{name} has no members"));
+        }
+        let mut members: Vec<Member> = Vec::new();
+        let mut seen = HashSet::new();
+        for m in &cfg.members {
+            let mc = m.get_ref();
+            let address: IpAddr = match mc.address.get_ref().parse() {
+                Ok(a) => a,
+                Err(_) => {
+                    return self.err(
+                        mc.address.span(),
+                        format!(
+                            "pools.{name}: member address {:?} is not an IP address",
+                            mc.address.get_ref()
+                        ),
+                    );
+                }
+            };
+            if !seen.insert((address, mc.port)) {
+                return self.err(
+                    m.span(),
+                    format!("pools.{name}: member {address} is listed twice"),
+                );
+            }
+            let check_address = match &mc.check_address {
+                None => None,
+                Some(c) => match c.get_ref().parse() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        return self.err(
+                            c.span(),
+                            format!(
+                                "pools.{name}: check_address {:?} is not an IP address",
+                                c.get_ref()
+                            ),
+                        );
+                    }
+                },
+            };
+            let rdata = match address {
+                IpAddr::V4(v4) => RData::A(A(v4)),
+                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+            };
+            members.push(Member {
+                address: BackendAddr(address),
+                weight: Weight(*mc.weight.get_ref()),
+                port: mc.port,
+                check_address,
+                record: Record::from_rdata(Name::root(), 0, rdata),
+            });
+        }
+        Ok(Pool {
+            name: name.to_string(),
+            weight: Weight(*cfg.weight.get_ref()),
+            monitor,
+            members,
+        })
+    }
+
+    fn service(
+        &self,
+        name: &str,
+        s: &Spanned<ServiceConfig>,
+        pools: &HashMap<String, PoolId>,
+    ) -> Result<Service, ConfigError> {
+        let cfg = s.get_ref();
+        let dns_name = match Name::from_ascii(name) {
+            Ok(n) if n.is_fqdn() => n.to_lowercase(),
+            Ok(_) => {
+                return self.err(
+                    s.span(),
+                    format!(
+                        "services.\"{name}\": the name must be fully qualified (end with a dot)"
+                    ),
+                );
+            }
+            Err(e) => {
+                return self.err(
+                    s.span(),
+                    format!("services.\"{name}\": not a DNS name: {e}"),
+                );
+            }
+        };
+        let mut pool_ids = Vec::new();
+        for p in &cfg.pools {
+            match pools.get(p.get_ref()) {
+                Some(&id) if pool_ids.contains(&id) => {
+                    return self.err(
+                        p.span(),
+                        format!(
+                            "services.\"{name}\".pools: pool {:?} is listed twice",
+                            p.get_ref()
+                        ),
+                    );
+                }
+                Some(&id) => pool_ids.push(id),
+                None => {
+                    return self.err(
+                        p.span(),
+                        format!("services.\"{name}\".pools: no pool named {:?}", p.get_ref()),
+                    );
+                }
+            }
+        }
+        if pool_ids.is_empty() {
+            return self.err(s.span(), format!("services.\"{name}\" has no pools"));
+        }
+        let steering = match cfg.steering.get_ref().as_str() {
+            "failover" => Steering::Failover,
+            "weighted" => Steering::Weighted,
+            other => {
+                return self.err(
+                    cfg.steering.span(),
+                    format!(
+                        "services.\"{name}\".steering = {other:?}: expected \"failover\" or \"weighted\""
+                    ),
+                );
+            }
+        };
+        let selection = match cfg.select.get_ref().as_str() {
+            "all" => Selection::All,
+            "weighted" => Selection::Weighted,
+            other => {
+                return self.err(
+                    cfg.select.span(),
+                    format!(
+                        "services.\"{name}\".select = {other:?}: expected \"all\" or \"weighted\""
+                    ),
+                );
+            }
+        };
+        let max_answers = match &cfg.max_answers {
+            Some(m) if *m.get_ref() == 0 => {
+                return self.err(
+                    m.span(),
+                    format!("services.\"{name}\".max_answers must be at least 1"),
+                );
+            }
+            Some(m) => *m.get_ref() as usize,
+            None if selection == Selection::Weighted => 1,
+            None => usize::MAX,
+        };
+        let fallback = match &cfg.fallback {
+            None => None,
+            Some(f) => match pools.get(f.get_ref()) {
+                Some(&id) => Some(id),
+                None => {
+                    return self.err(
+                        f.span(),
+                        format!(
+                            "services.\"{name}\".fallback: no pool named {:?}",
+                            f.get_ref()
+                        ),
+                    );
+                }
+            },
+        };
+        let when_all_down = match (cfg.when_all_down.get_ref().as_str(), fallback) {
+            ("all", _) => WhenAllDown::All,
+            ("nodata", _) => WhenAllDown::NoData,
+            ("servfail", _) => WhenAllDown::ServFail,
+            ("fallback", Some(id)) => WhenAllDown::Fallback(id),
+            ("fallback", None) => {
+                return self.err(
+                    cfg.when_all_down.span(),
+                    format!("services.\"{name}\": when_all_down = \"fallback\" needs `fallback = \"POOL\"`"),
+                );
+            }
+            (other, _) => {
+                return self.err(
+                    cfg.when_all_down.span(),
+                    format!(
+                        "services.\"{name}\".when_all_down = {other:?}: expected \"all\", \"fallback\", \"nodata\" or \"servfail\""
+                    ),
+                );
+            }
+        };
+        Ok(Service {
+            name: dns_name,
+            pools: pool_ids,
+            steering,
+            selection,
+            max_answers,
+            ttl: *cfg.ttl.get_ref(),
+            when_all_down,
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! Test fixtures: a real Meridian on `127.0.0.1:0` in this process, and a small DNS client that
+//! speaks real UDP and TCP to it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use meridian::{Listeners, Model, SharedState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for a reply before failing (a bound, not a synchronisation point).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The fixture zone directory shared by the DNS tests and the Knot differential test.
+pub fn fixture_zones() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zones")
+}
+
+/// A Meridian serving in this process until dropped.
+pub struct Meridian {
+    /// Where it answers UDP.
+    pub udp: SocketAddr,
+    /// Where it answers TCP.
+    pub tcp: SocketAddr,
+    /// Its shared state (to publish new snapshots in tests).
+    pub state: Arc<SharedState>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Meridian {
+    /// Starts Meridian with `config` (TOML, without a `[dns]` section: one listening on
+    /// `127.0.0.1:0` and serving `zones` is prepended) and the given extra `[dns]` keys.
+    pub async fn start(extra_dns: &str, config: &str) -> Meridian {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = {:?}\n{extra_dns}\n{config}",
+            fixture_zones().display().to_string()
+        );
+        let path = dir.path().join("meridian.toml");
+        std::fs::write(&path, &text).expect("write config");
+        let model = Model::load(&path).unwrap_or_else(|e| panic!("config invalid: {e}"));
+        Meridian::serve(model, dir).await
+    }
+
+    /// Starts Meridian on an already-loaded model.
+    pub async fn serve(model: Model, dir: tempfile::TempDir) -> Meridian {
+        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).expect("bind");
+        let udp = listeners.udp_addrs()[0];
+        let tcp = listeners.tcp_addrs()[0];
+        let state = Arc::new(SharedState::new(model));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(meridian::run(state.clone(), listeners, shutdown.clone()));
+        Meridian {
+            udp,
+            tcp,
+            state,
+            shutdown,
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops it and waits until every task has ended.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
+
+    /// Sends `packet` over UDP and returns the reply.
+    pub async fn udp_raw(&self, packet: &[u8]) -> Vec<u8> {
+        udp_exchange(self.udp, packet).await
+    }
+
+    /// Sends one framed message over a fresh TCP connection and returns the reply.
+    pub async fn tcp_raw(&self, packet: &[u8]) -> Vec<u8> {
+        let mut s = TcpStream::connect(self.tcp).await.expect("connect");
+        write_frame(&mut s, packet).await;
+        read_frame(&mut s).await.expect("tcp reply")
+    }
+
+    /// Asks `name`/`qtype` over UDP with EDNS (payload 1232) and parses the reply.
+    pub async fn query(&self, name: &str, qtype: RecordType) -> Message {
+        parse(
+            &self
+                .udp_raw(&QueryBuilder::new(name, qtype).edns(1232).build())
+                .await,
+        )
+    }
+
+    /// Asks `name`/`qtype` over TCP with EDNS and parses the reply.
+    pub async fn query_tcp(&self, name: &str, qtype: RecordType) -> Message {
+        parse(
+            &self
+                .tcp_raw(&QueryBuilder::new(name, qtype).edns(1232).build())
+                .await,
+        )
+    }
+}
+
+impl Drop for Meridian {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// One UDP exchange with a timeout.
+pub async fn udp_exchange(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
+    sock.send_to(packet, server).await.expect("send");
+    let mut buf = vec![0u8; 65_535];
+    let (n, _) = tokio::time::timeout(REPLY_TIMEOUT, sock.recv_from(&mut buf))
+        .await
+        .expect("no UDP reply in time")
+        .expect("recv");
+    buf.truncate(n);
+    buf
+}
+
+/// Writes a length-prefixed DNS message (RFC 1035 §4.2.2).
+pub async fn write_frame(s: &mut TcpStream, packet: &[u8]) {
+    let mut out = (packet.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(packet);
+    s.write_all(&out).await.expect("tcp write");
+}
+
+/// Reads one length-prefixed message; `None` when the server closed the connection.
+pub async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let fut = async {
+        let len = s.read_u16().await.ok()? as usize;
+        let mut buf = vec![0u8; len];
+        s.read_exact(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    tokio::time::timeout(REPLY_TIMEOUT, fut)
+        .await
+        .expect("no TCP reply or close in time")
+}
+
+/// Parses a reply, failing the test on garbage.
+pub fn parse(bytes: &[u8]) -> Message {
+    Message::from_vec(bytes).unwrap_or_else(|e| panic!("reply does not parse: {e}: {bytes:02x?}"))
+}
+
+/// Builds query packets.
+#[derive(Clone)]
+pub struct QueryBuilder {
+    msg: Message,
+}
+
+impl QueryBuilder {
+    /// A QUERY for `name`/`qtype`, RD clear, ID 0x1234.
+    pub fn new(name: &str, qtype: RecordType) -> QueryBuilder {
+        let mut msg = Message::new(0x1234, MessageType::Query, OpCode::Query);
+        msg.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+        QueryBuilder { msg }
+    }
+
+    /// Sets the message ID.
+    pub fn id(mut self, id: u16) -> Self {
+        self.msg.metadata.id = id;
+        self
+    }
+
+    /// Sets RD.
+    pub fn rd(mut self) -> Self {
+        self.msg.metadata.recursion_desired = true;
+        self
+    }
+
+    /// Adds an OPT record advertising `payload` bytes.
+    pub fn edns(mut self, payload: u16) -> Self {
+        let mut e = Edns::new();
+        e.set_max_payload(payload);
+        self.msg.set_edns(e);
+        self
+    }
+
+    /// Sets the EDNS version (needs [`QueryBuilder::edns`] first).
+    pub fn edns_version(mut self, v: u8) -> Self {
+        self.msg.edns.as_mut().expect("edns first").set_version(v);
+        self
+    }
+
+    /// Sets DO (needs [`QueryBuilder::edns`] first).
+    pub fn dnssec_ok(mut self) -> Self {
+        self.msg
+            .edns
+            .as_mut()
+            .expect("edns first")
+            .set_dnssec_ok(true);
+        self
+    }
+
+    /// Sets the opcode.
+    pub fn opcode(mut self, op: OpCode) -> Self {
+        self.msg.metadata.op_code = op;
+        self
+    }
+
+    /// The wire bytes.
+    pub fn build(&self) -> Vec<u8> {
+        self.msg.to_vec().expect("encode query")
+    }
+}
