@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn multi_line_record_error_points_at_its_first_line() {
-        let text = format!("{HEAD}x TXT ( \"a\"\n \"b\" )\ny MX ( 10\n  )\nz A 1.2.3\n");
+        let text = format!("{HEAD}x TXT ( \"a\"\n \"b\" )\ny MX ( 10\n  mx )\nz A 1.2.3\n");
         let e = zone(&text).unwrap_err();
         assert_eq!(e.line, 9, "{e}");
     }

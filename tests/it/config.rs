@@ -1,0 +1,177 @@
+//! A bad config or zone file is refused with `file:line: reason`; every shipped example loads.
+
+use std::path::Path;
+
+use meridian::Model;
+
+const ZONE: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\nstatic A 192.0.2.2\n";
+
+const VALID: &str = r#"[dns]
+listen = ["127.0.0.1:0"]
+zones = "zones"
+
+[monitors.web]
+type = "http"
+
+[pools.eu]
+monitor = "web"
+members = [
+  { address = "192.0.2.10" },
+]
+
+[services."www.example.test."]
+pools = ["eu"]
+"#;
+
+/// Writes `config` and a zone file, loads them, and returns the error with the temp dir
+/// replaced by `DIR`.
+fn error_of(config: &str, zone: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/example.test.zone"), zone).unwrap();
+    let path = dir.path().join("meridian.toml");
+    std::fs::write(&path, config).unwrap();
+    match Model::load(&path) {
+        Ok(_) => panic!("config was accepted:\n{config}"),
+        Err(e) => e
+            .to_string()
+            .replace(&dir.path().display().to_string(), "DIR"),
+    }
+}
+
+#[test]
+fn the_valid_fixture_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/example.test.zone"), ZONE).unwrap();
+    std::fs::write(dir.path().join("meridian.toml"), VALID).unwrap();
+    let model = Model::load(&dir.path().join("meridian.toml")).unwrap();
+    assert_eq!(model.services.len(), 1);
+    assert_eq!(model.member_count(), 1);
+}
+
+#[test]
+fn toml_syntax_errors_name_the_line() {
+    let bad = VALID.replace("type = \"http\"", "type = \"http");
+    let e = error_of(&bad, ZONE);
+    assert!(e.starts_with("DIR/meridian.toml:6: "), "{e}");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let bad = VALID.replace("type = \"http\"", "type = \"http\"\nintervall = \"2s\"");
+    let e = error_of(&bad, ZONE);
+    assert!(
+        e.starts_with("DIR/meridian.toml:7: unknown field `intervall`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn semantic_errors_name_file_line_and_reason() {
+    let cases = [
+        (
+            VALID.replace("www.example.test.", "www.example.org."),
+            "DIR/meridian.toml:14: service www.example.org. is not inside any served zone",
+        ),
+        (
+            VALID.replace("pools = [\"eu\"]", "pools = [\"eu\", \"asia\"]"),
+            "DIR/meridian.toml:15: services.\"www.example.test.\".pools: no pool named \"asia\"",
+        ),
+        (
+            VALID.replace("monitor = \"web\"", "monitor = \"webb\""),
+            "DIR/meridian.toml:9: pools.eu.monitor: no monitor named \"webb\"",
+        ),
+        (
+            VALID.replace(
+                "  { address = \"192.0.2.10\" },",
+                "  { address = \"192.0.2.10\" },\n  { address = \"192.0.2.10\" },",
+            ),
+            "DIR/meridian.toml:12: pools.eu: member 192.0.2.10 is listed twice",
+        ),
+        (
+            VALID.replace("192.0.2.10", "192.0.2.300"),
+            "DIR/meridian.toml:11: pools.eu: member address \"192.0.2.300\" is not an IP address",
+        ),
+        (
+            VALID.replace("127.0.0.1:0", "localhost:53"),
+            "DIR/meridian.toml:2: dns.listen: \"localhost:53\" is not an address:port (\"127.0.0.1:53\", \"[::1]:53\")",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"icmp\""),
+            "DIR/meridian.toml:6: monitors.web.type = \"icmp\": expected \"http\", \"https\" or \"tcp\"",
+        ),
+        (
+            VALID.replace(
+                "pools = [\"eu\"]",
+                "pools = [\"eu\"]\nsteering = \"nearest\"",
+            ),
+            "DIR/meridian.toml:16: services.\"www.example.test.\".steering = \"nearest\": expected \"failover\" or \"weighted\"",
+        ),
+        (
+            VALID.replace("zones = \"zones\"", "zones = \"nowhere\""),
+            "DIR/meridian.toml:3: dns.zones: cannot read directory DIR/nowhere: No such file or directory (os error 2)",
+        ),
+    ];
+    for (config, want) in cases {
+        assert_eq!(error_of(&config, ZONE), want);
+    }
+}
+
+#[test]
+fn zone_file_errors_name_the_zone_file_and_line() {
+    let cases = [
+        (
+            format!("{ZONE}bad A 192.0.2\n"),
+            "DIR/zones/example.test.zone:6: cannot parse record",
+        ),
+        (
+            format!("{ZONE}multi TXT ( \"a\"\n  \"b\" )\nx IN BOGUSTYPE 1\n"),
+            "DIR/zones/example.test.zone:8: cannot parse record",
+        ),
+        (
+            ZONE.replace("@ SOA ns1 hostmaster 1 7200 900 1209600 60\n", ""),
+            "DIR/zones/example.test.zone:1: zone example.test. has no SOA record at its apex",
+        ),
+        (
+            ZONE.replace("@ NS ns1\n", ""),
+            "DIR/zones/example.test.zone:2: zone example.test. has no NS records at its apex",
+        ),
+        (
+            format!("{ZONE}alias CNAME static\nalias TXT \"x\"\n"),
+            "DIR/zones/example.test.zone:6: alias.example.test. has a CNAME and other data (RFC 1034 §3.6.2)",
+        ),
+    ];
+    for (zone, want) in cases {
+        let e = error_of(VALID, &zone);
+        assert!(e.starts_with(want), "got {e:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn a_service_cannot_also_have_static_addresses() {
+    let zone = format!("{ZONE}www A 192.0.2.99\n");
+    let e = error_of(VALID, &zone);
+    assert!(
+        e.starts_with("DIR/meridian.toml:14: service www.example.test. also has A records"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_shipped_example_config_loads() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Model::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            loaded += 1;
+        }
+    }
+    assert!(
+        loaded >= 1,
+        "no example configs found in {}",
+        examples.display()
+    );
+}

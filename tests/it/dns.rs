@@ -1,0 +1,355 @@
+//! Authoritative DNS behaviour over real UDP and TCP: header flags, negative answers, CNAME,
+//! referrals, wildcards, REFUSED/NOTIMP, EDNS, truncation, ANY.
+
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::{RData, RecordType};
+
+use crate::support::{Meridian, QueryBuilder, parse};
+
+/// Sends the same query over UDP and TCP and returns both replies.
+async fn both(m: &Meridian, q: &QueryBuilder) -> [Message; 2] {
+    let bytes = q.build();
+    [
+        parse(&m.udp_raw(&bytes).await),
+        parse(&m.tcp_raw(&bytes).await),
+    ]
+}
+
+fn answer_types(msg: &Message) -> Vec<RecordType> {
+    msg.answers.iter().map(|r| r.record_type()).collect()
+}
+
+#[tokio::test]
+async fn header_echoes_id_rd_and_question_case_and_sets_aa_only() {
+    let m = Meridian::start("", "").await;
+    let q = QueryBuilder::new("StAtIc.ExAmPlE.tEsT.", RecordType::A)
+        .id(0xBEEF)
+        .rd();
+    for transport in ["udp", "tcp"] {
+        let raw = if transport == "udp" {
+            m.udp_raw(&q.build()).await
+        } else {
+            m.tcp_raw(&q.build()).await
+        };
+        let r = parse(&raw);
+        assert_eq!(r.metadata.id, 0xBEEF, "{transport}");
+        assert!(r.metadata.authoritative, "{transport}: AA");
+        assert!(r.metadata.recursion_desired, "{transport}: RD echoed");
+        assert!(!r.metadata.recursion_available, "{transport}: RA never set");
+        // Z, AD and CD bits are the low bits of byte 3 (RFC 1035 §4.1.1, RFC 4035 §3.1.6).
+        assert_eq!(raw[3] & 0x70, 0, "{transport}: Z/AD/CD clear");
+        assert_eq!(
+            r.queries[0].name().to_ascii(),
+            "StAtIc.ExAmPlE.tEsT.",
+            "{transport}"
+        );
+        assert_eq!(answer_types(&r), [RecordType::A], "{transport}");
+    }
+}
+
+#[tokio::test]
+async fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
+    let m = Meridian::start("", "").await;
+    // RFC 2308 §3: TTL = min(SOA TTL 3600, MINIMUM 300).
+    for (name, qtype, rcode) in [
+        ("nope.example.test.", RecordType::A, ResponseCode::NXDomain),
+        (
+            "static.example.test.",
+            RecordType::MX,
+            ResponseCode::NoError,
+        ),
+        // An empty non-terminal exists (RFC 8020): NODATA, not NXDOMAIN.
+        ("b.example.test.", RecordType::A, ResponseCode::NoError),
+        (
+            "deeper.nope.example.test.",
+            RecordType::TXT,
+            ResponseCode::NXDomain,
+        ),
+    ] {
+        for r in both(&m, &QueryBuilder::new(name, qtype)).await {
+            assert_eq!(r.metadata.response_code, rcode, "{name} {qtype}");
+            assert!(r.metadata.authoritative);
+            assert!(r.answers.is_empty(), "{name} {qtype}");
+            assert_eq!(r.authorities.len(), 1, "{name} {qtype}");
+            let soa = &r.authorities[0];
+            assert_eq!(soa.record_type(), RecordType::SOA);
+            assert_eq!(soa.name.to_ascii(), "example.test.");
+            assert_eq!(soa.ttl, 300);
+        }
+    }
+}
+
+#[tokio::test]
+async fn cname_chains_are_followed_inside_the_zone() {
+    let m = Meridian::start("", "").await;
+    for r in both(
+        &m,
+        &QueryBuilder::new("alias2.example.test.", RecordType::AAAA),
+    )
+    .await
+    {
+        assert_eq!(
+            answer_types(&r),
+            [RecordType::CNAME, RecordType::CNAME, RecordType::AAAA]
+        );
+        assert_eq!(r.answers[2].name.to_ascii(), "static.example.test.");
+    }
+    // RFC 6604 §3: the rcode is the last name's; the CNAME stays in the answer.
+    for r in both(
+        &m,
+        &QueryBuilder::new("dangling.example.test.", RecordType::A),
+    )
+    .await
+    {
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(answer_types(&r), [RecordType::CNAME]);
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+    }
+    // Out of zone: stop, the resolver follows.
+    for r in both(
+        &m,
+        &QueryBuilder::new("outside.example.test.", RecordType::A),
+    )
+    .await
+    {
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(answer_types(&r), [RecordType::CNAME]);
+    }
+    // A loop ends with each CNAME once.
+    for r in both(&m, &QueryBuilder::new("loop1.example.test.", RecordType::A)).await {
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(answer_types(&r), [RecordType::CNAME, RecordType::CNAME]);
+    }
+    // Asking for the CNAME itself does not follow it.
+    for r in both(
+        &m,
+        &QueryBuilder::new("alias.example.test.", RecordType::CNAME),
+    )
+    .await
+    {
+        assert_eq!(answer_types(&r), [RecordType::CNAME]);
+    }
+}
+
+#[tokio::test]
+async fn delegations_answer_with_referrals_and_glue() {
+    let m = Meridian::start("", "").await;
+    for name in [
+        "sub.example.test.",
+        "www.sub.example.test.",
+        "ns.sub.example.test.",
+    ] {
+        for r in both(&m, &QueryBuilder::new(name, RecordType::A)).await {
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{name}");
+            assert!(
+                !r.metadata.authoritative,
+                "{name}: a referral is not authoritative"
+            );
+            assert!(r.answers.is_empty());
+            assert_eq!(r.authorities.len(), 2, "{name}");
+            assert!(
+                r.authorities
+                    .iter()
+                    .all(|a| a.record_type() == RecordType::NS
+                        && a.name.to_ascii() == "sub.example.test.")
+            );
+            // RFC 9471: in-domain glue, and none for the out-of-zone name server.
+            assert_eq!(r.additionals.len(), 1, "{name}");
+            assert_eq!(r.additionals[0].name.to_ascii(), "ns.sub.example.test.");
+        }
+    }
+    // The DS RRset at the cut belongs to the parent side (RFC 4035 §3.1.4.1).
+    for r in both(&m, &QueryBuilder::new("sub.example.test.", RecordType::DS)).await {
+        assert!(r.metadata.authoritative);
+        assert_eq!(answer_types(&r), [RecordType::DS]);
+    }
+}
+
+#[tokio::test]
+async fn wildcards_synthesize_for_missing_names_only() {
+    let m = Meridian::start("", "").await;
+    for r in both(
+        &m,
+        &QueryBuilder::new("a.B.wild.example.test.", RecordType::A),
+    )
+    .await
+    {
+        assert_eq!(answer_types(&r), [RecordType::A]);
+        // RFC 4592 §3.3.1: the owner is the query name.
+        assert_eq!(
+            r.answers[0].name.to_ascii().to_lowercase(),
+            "a.b.wild.example.test."
+        );
+        assert_eq!(r.answers[0].data, RData::A("192.0.2.100".parse().unwrap()));
+    }
+    // An existing name blocks the wildcard: NODATA.
+    for r in both(
+        &m,
+        &QueryBuilder::new("blocked.wild.example.test.", RecordType::A),
+    )
+    .await
+    {
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.answers.is_empty());
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+    }
+    for r in both(
+        &m,
+        &QueryBuilder::new("x.cnamewild.example.test.", RecordType::A),
+    )
+    .await
+    {
+        assert_eq!(answer_types(&r), [RecordType::CNAME, RecordType::A]);
+        assert_eq!(r.answers[0].name.to_ascii(), "x.cnamewild.example.test.");
+    }
+}
+
+#[tokio::test]
+async fn names_outside_every_zone_are_refused() {
+    let m = Meridian::start("", "").await;
+    for name in ["www.example.org.", "test.", "."] {
+        for r in both(&m, &QueryBuilder::new(name, RecordType::A)).await {
+            assert_eq!(r.metadata.response_code, ResponseCode::Refused, "{name}");
+            assert!(!r.metadata.authoritative);
+            assert!(r.answers.is_empty() && r.authorities.is_empty());
+        }
+    }
+    // With EDNS the reason is given as Extended DNS Error 20 (RFC 8914).
+    let r = m.query("www.example.org.", RecordType::A).await;
+    let ede = r
+        .edns
+        .as_ref()
+        .unwrap()
+        .option(hickory_proto::rr::rdata::opt::EdnsCode::Unknown(15));
+    assert_eq!(ede, Some(&EdnsOption::Unknown(15, vec![0, 20])));
+}
+
+#[tokio::test]
+async fn other_opcodes_get_notimp_without_aa() {
+    let m = Meridian::start("", "").await;
+    for op in [
+        OpCode::Notify,
+        OpCode::Update,
+        OpCode::Status,
+        OpCode::Unknown(3),
+    ] {
+        let q = QueryBuilder::new("static.example.test.", RecordType::SOA).opcode(op);
+        for r in both(&m, &q).await {
+            assert_eq!(r.metadata.response_code, ResponseCode::NotImp, "{op:?}");
+            assert!(!r.metadata.authoritative);
+            assert_eq!(r.metadata.op_code, op);
+        }
+    }
+}
+
+#[tokio::test]
+async fn edns_reply_iff_query_had_opt_with_our_size_and_do_copied() {
+    let m = Meridian::start("", "").await;
+    let plain = QueryBuilder::new("static.example.test.", RecordType::A);
+    for r in both(&m, &plain).await {
+        assert!(r.edns.is_none(), "no OPT in reply to a query without one");
+    }
+    for r in both(&m, &plain.clone().edns(4096).dnssec_ok()).await {
+        let e = r.edns.expect("OPT echoed");
+        assert_eq!(e.max_payload(), 1232);
+        assert_eq!(e.version(), 0);
+        assert!(e.flags().dnssec_ok, "DO copied");
+    }
+    for r in both(&m, &plain.clone().edns(1232)).await {
+        assert!(!r.edns.expect("OPT").flags().dnssec_ok);
+    }
+    // RFC 6891 §6.1.3: version 1 gets BADVERS, with an OPT of version 0.
+    for r in both(&m, &plain.clone().edns(1232).edns_version(1)).await {
+        // 16 is BADVERS in an OPT context (hickory decodes it under its other name, BADSIG).
+        assert_eq!(u16::from(r.metadata.response_code), 16);
+        assert_eq!(r.edns.expect("OPT").version(), 0);
+        assert!(r.answers.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn unknown_edns_options_are_ignored() {
+    let m = Meridian::start("", "").await;
+    let mut msg = parse(
+        &QueryBuilder::new("static.example.test.", RecordType::A)
+            .edns(1232)
+            .build(),
+    );
+    msg.edns
+        .as_mut()
+        .unwrap()
+        .options_mut()
+        .insert(EdnsOption::Unknown(65001, vec![1, 2, 3]));
+    let bytes = msg.to_vec().unwrap();
+    let r = parse(&m.udp_raw(&bytes).await);
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(answer_types(&r), [RecordType::A]);
+    assert!(
+        r.edns.unwrap().options().as_ref().is_empty(),
+        "unknown option not echoed"
+    );
+}
+
+#[tokio::test]
+async fn udp_truncates_with_tc_and_tcp_carries_the_full_answer() {
+    let m = Meridian::start("", "").await;
+    // 40 A records do not fit in 512 bytes.
+    let q = QueryBuilder::new("big.example.test.", RecordType::A);
+    let udp = parse(&m.udp_raw(&q.build()).await);
+    assert!(udp.metadata.truncation, "TC set");
+    assert_eq!(udp.queries.len(), 1, "question kept");
+    assert!(udp.answers.is_empty());
+    let tcp = parse(&m.tcp_raw(&q.build()).await);
+    assert!(!tcp.metadata.truncation);
+    assert_eq!(tcp.answers.len(), 40);
+    // With EDNS 1232 they fit; a payload below 512 counts as 512 (RFC 6891 §6.2.5).
+    let fits = parse(&m.udp_raw(&q.clone().edns(1232).build()).await);
+    assert!(!fits.metadata.truncation);
+    assert_eq!(fits.answers.len(), 40);
+    let tiny = parse(&m.udp_raw(&q.clone().edns(100).build()).await);
+    assert!(tiny.metadata.truncation);
+    // 6 long TXT strings exceed 1232 bytes even with EDNS.
+    let q = QueryBuilder::new("bigtxt.example.test.", RecordType::TXT).edns(4096);
+    let udp = parse(&m.udp_raw(&q.build()).await);
+    assert!(udp.metadata.truncation);
+    assert!(udp.edns.is_some(), "OPT kept in a truncated reply");
+    let tcp = parse(&m.tcp_raw(&q.build()).await);
+    assert_eq!(tcp.answers.len(), 6);
+}
+
+#[tokio::test]
+async fn any_is_answered_with_one_rrset() {
+    let m = Meridian::start("", "").await;
+    for r in both(&m, &QueryBuilder::new("example.test.", RecordType::ANY)).await {
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(
+            !r.answers.is_empty(),
+            "RFC 8482: never empty for an existing RRset"
+        );
+        let first = r.answers[0].record_type();
+        assert!(
+            r.answers.iter().all(|a| a.record_type() == first),
+            "one RRset"
+        );
+    }
+    // An empty non-terminal has nothing: NODATA.
+    for r in both(&m, &QueryBuilder::new("b.example.test.", RecordType::ANY)).await {
+        assert!(r.answers.is_empty());
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+    }
+}
+
+#[tokio::test]
+async fn zone_transfers_and_non_in_classes_are_refused() {
+    let m = Meridian::start("", "").await;
+    let r = parse(
+        &m.tcp_raw(&QueryBuilder::new("example.test.", RecordType::AXFR).build())
+            .await,
+    );
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+    let mut msg = parse(&QueryBuilder::new("static.example.test.", RecordType::A).build());
+    msg.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    let r = parse(&m.udp_raw(&msg.to_vec().unwrap()).await);
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+}

@@ -1,0 +1,108 @@
+//! The compiled binary: `check` exit codes and messages, and `serve` on port 0 reaching its
+//! stable `listening for …` lines, answering, and stopping cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use hickory_proto::rr::RecordType;
+
+use crate::support::{QueryBuilder, fixture_zones, parse, udp_exchange};
+
+const BIN: &str = env!("CARGO_BIN_EXE_meridian");
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("meridian.toml");
+    let text = format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = {:?}\n{extra}",
+        fixture_zones().display().to_string()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_a_valid_config_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "");
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(": ok: 1 zones"), "{stdout}");
+}
+
+#[test]
+fn check_refuses_a_bad_config_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[services.\"www.example.org.\"]\npools = []\n");
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "error: {}:4: services.\"www.example.org.\" has no pools",
+        path.display()
+    );
+    assert_eq!(stderr.trim(), want);
+}
+
+#[test]
+fn serve_prints_listening_lines_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut udp, mut tcp) = (None, None);
+    // The startup lines come before anything else can happen; the loop ends at EOF.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let addr_after = |tag: &str| -> Option<SocketAddr> {
+            let rest = line.split(tag).nth(1)?;
+            rest.trim().parse().ok()
+        };
+        udp = udp.or(addr_after("listening for dns-udp on "));
+        tcp = tcp.or(addr_after("listening for dns-tcp on "));
+        if udp.is_some() && tcp.is_some() {
+            break;
+        }
+    }
+    let (udp, tcp) = (udp.expect("dns-udp line"), tcp.expect("dns-tcp line"));
+    assert_eq!(udp.port(), tcp.port(), "UDP and TCP share the port");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reply = rt.block_on(udp_exchange(
+        udp,
+        &QueryBuilder::new("static.example.test.", RecordType::A).build(),
+    ));
+    assert_eq!(parse(&reply).answers.len(), 1);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("SIGTERM received")),
+        "{rest:?}"
+    );
+}
