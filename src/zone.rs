@@ -104,6 +104,8 @@ impl Zone {
             reason,
         };
         let origin = origin.to_lowercase();
+        let flat = flatten_groups(text).map_err(|(line, reason)| err(line, reason))?;
+        let text = flat.as_str();
         let parsed = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone())).parse();
         let (_, rrsets) = match parsed {
             Ok(ok) => ok,
@@ -312,6 +314,76 @@ impl Zone {
     }
 }
 
+/// Rewrites every parenthesised multi-line entry onto its first line (RFC 1035 §5.1 grouping),
+/// drops comments, and pads with empty lines so every entry keeps its line number.
+///
+/// hickory-proto's lexer treats `"` inside parentheses as an ordinary character, so
+/// `TXT ( "a" "b" )` would load with the quotes in the data; on one line it is read correctly.
+fn flatten_groups(text: &str) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    let (mut depth, mut in_quote, mut escaped, mut in_comment) = (0u32, false, false, false);
+    let (mut line, mut open_line, mut pending) = (1usize, 0usize, 0usize);
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+            in_comment = false;
+            if in_quote {
+                return Err((line - 1, "unterminated quoted string".to_string()));
+            }
+            if depth > 0 {
+                out.push(' ');
+                pending += 1;
+            } else {
+                out.push('\n');
+                out.extend(std::iter::repeat_n('\n', pending));
+                pending = 0;
+            }
+            continue;
+        }
+        if in_comment {
+            continue;
+        }
+        if escaped {
+            escaped = false;
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                out.push(c);
+            }
+            '"' => {
+                in_quote = !in_quote;
+                out.push(c);
+            }
+            _ if in_quote => out.push(c),
+            ';' => in_comment = true,
+            '(' => {
+                if depth == 0 {
+                    open_line = line;
+                }
+                depth += 1;
+                out.push(' ');
+            }
+            ')' if depth == 0 => return Err((line, "unmatched ')'".to_string())),
+            ')' => {
+                depth -= 1;
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    if depth > 0 {
+        return Err((open_line, "'(' is never closed".to_string()));
+    }
+    if in_quote {
+        return Err((line, "unterminated quoted string".to_string()));
+    }
+    out.extend(std::iter::repeat_n('\n', pending));
+    Ok(out)
+}
+
 /// Byte offsets where a new logical entry (a record, possibly spanning lines in parentheses, or
 /// a `$` directive) starts.
 fn entry_starts(text: &str) -> Vec<usize> {
@@ -457,6 +529,23 @@ mod tests {
         let text = format!("{HEAD}x TXT ( \"a\"\n \"b\" )\ny MX ( 10\n  mx )\nz A 1.2.3\n");
         let e = zone(&text).unwrap_err();
         assert_eq!(e.line, 9, "{e}");
+    }
+
+    #[test]
+    fn quoted_strings_inside_parentheses_keep_their_meaning() {
+        let text = format!("{HEAD}t TXT ( \"a b\" ; comment\n  \"c;d\" )\nafter A 192.0.2.9\n");
+        let z = zone(&text).unwrap();
+        let n = Name::from_ascii("t.example.test.").unwrap();
+        let Found::Exact(node) = z.find(&n, RecordType::TXT) else {
+            panic!("t exists")
+        };
+        let RData::TXT(txt) = &node.rrset(RecordType::TXT).unwrap().records[0].data else {
+            panic!("TXT data")
+        };
+        let strings: Vec<&[u8]> = txt.txt_data.iter().map(|s| &s[..]).collect();
+        assert_eq!(strings, [&b"a b"[..], &b"c;d"[..]]);
+        let e = zone(&format!("{HEAD}x TXT ( \"a\"\ny A 192.0.2.1\n")).unwrap_err();
+        assert_eq!((e.line, e.reason.as_str()), (5, "'(' is never closed"));
     }
 
     #[test]

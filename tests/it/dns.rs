@@ -353,3 +353,38 @@ async fn zone_transfers_and_non_in_classes_are_refused() {
     let r = parse(&m.udp_raw(&msg.to_vec().unwrap()).await);
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
 }
+
+#[tokio::test]
+async fn ipv6_listeners_answer_over_udp_and_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meridian.toml");
+    let text = format!(
+        "[dns]\nlisten = [\"[::1]:0\"]\nzones = {:?}\n",
+        crate::support::fixture_zones().display().to_string()
+    );
+    std::fs::write(&path, text).unwrap();
+    let model = meridian::Model::load(&path).unwrap();
+    let listeners = meridian::Listeners::bind(&model.dns.listen).unwrap();
+    let (udp, tcp) = (listeners.udp_addrs()[0], listeners.tcp_addrs()[0]);
+    assert!(udp.is_ipv6() && tcp.is_ipv6());
+    let state = std::sync::Arc::new(meridian::SharedState::new(model));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(meridian::run(state, listeners, shutdown.clone()));
+
+    let q = QueryBuilder::new("static.example.test.", RecordType::AAAA).build();
+    let sock = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+    sock.send_to(&q, udp).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(crate::support::REPLY_TIMEOUT, sock.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer_types(&parse(&buf[..n])), [RecordType::AAAA]);
+    let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    crate::support::write_frame(&mut s, &q).await;
+    let r = parse(&crate::support::read_frame(&mut s).await.unwrap());
+    assert_eq!(answer_types(&r), [RecordType::AAAA]);
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}

@@ -1,4 +1,11 @@
 //! The one integration test binary: a real Meridian on `127.0.0.1:0`, real DNS over UDP and
 //! TCP. One module per topic.
 
+mod config;
+mod dns;
+mod knot_diff;
+mod malformed;
+mod services;
+mod smoke;
 mod support;
+mod tcp;
