@@ -55,6 +55,38 @@ pub struct Config {
     /// Names whose A/AAAA answers are computed per query, keyed by their fully-qualified name.
     #[serde(default)]
     pub services: BTreeMap<String, Spanned<ServiceConfig>>,
+    /// Health checking as a whole.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// The HTTP side: admin API (and, later, status page and metrics).
+    pub http: Option<HttpConfig>,
+}
+
+/// `[http]`: where the HTTP API listens and who may change things through it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (`"127.0.0.1:8053"`). Keep it on loopback or a management network.
+    pub listen: Spanned<String>,
+    /// File holding the bearer token that admin calls must present, relative to the config
+    /// file. Without it the admin endpoints answer 403.
+    pub admin_token_file: Option<Spanned<String>>,
+}
+
+/// `[health]`: settings shared by all monitors.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// File where operator overrides (drain, force-down, force-up) are kept across restarts,
+    /// relative to the config file. Default: `meridian.state`.
+    pub state_file: Option<String>,
+    /// Whether a member with no probe result yet may be handed out. Default: false (Meridian
+    /// waits for the first probe round before serving, so this only matters for members added
+    /// by a reload).
+    #[serde(default)]
+    pub unknown_is_up: bool,
+    /// Most probes in flight at once. Default: 512.
+    pub max_concurrent_probes: Option<Spanned<u32>>,
 }
 
 /// `[dns]`: where Meridian answers and what it is authoritative for.
@@ -100,6 +132,8 @@ pub struct MonitorConfig {
     /// `"http"`, `"https"` or `"tcp"`.
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
+    /// HTTP(S) method: `"GET"` or `"HEAD"`. Default: `"GET"`.
+    pub method: Option<Spanned<String>>,
     /// HTTP(S) path to request. Default: `"/"`.
     pub path: Option<String>,
     /// Port to probe; default: the member's port.
@@ -108,10 +142,17 @@ pub struct MonitorConfig {
     pub host: Option<String>,
     /// Accepted HTTP status codes; default: 200–399.
     pub expect_status: Option<Vec<u16>>,
-    /// A substring the response body must contain.
+    /// A substring the response body must contain within its first `body_limit` bytes.
     pub expect_body: Option<String>,
+    /// How much of the body is read to look for `expect_body`, in bytes. Default: 4096.
+    pub body_limit: Option<usize>,
+    /// `https` only: verify the certificate chain and name. Default: true.
+    pub verify_tls: Option<bool>,
     /// Time between probes (`"2s"`, `"500ms"`). Default: `"2s"`.
     pub interval: Option<Spanned<String>>,
+    /// Time between probes while a member is transitioning (after a failure, or recovering),
+    /// so a dead member is confirmed quickly. Default: a quarter of `interval`, at least 100ms.
+    pub fast_interval: Option<Spanned<String>>,
     /// Time a probe may take before it counts as failed. Default: `"1s"`.
     pub timeout: Option<Spanned<String>>,
     /// Consecutive successes before a down member is up again. Default: 2.
@@ -178,6 +219,9 @@ pub struct ServiceConfig {
     /// TTL of the computed records, in seconds. Default: 30.
     #[serde(default = "default_ttl")]
     pub ttl: Spanned<u32>,
+    /// Lowest TTL handed out while a member is transitioning, in seconds. Default: 5 (or `ttl`
+    /// when that is lower).
+    pub min_ttl: Option<Spanned<u32>>,
     /// What to answer when no member is usable: `"all"` (every member: fail open),
     /// `"fallback"` (the `fallback` pool), `"nodata"` or `"servfail"`. Default: `"all"`.
     #[serde(default = "default_when_all_down")]

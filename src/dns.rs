@@ -221,14 +221,14 @@ fn resolve<R: Rng + ?Sized>(
             name = target;
             continue;
         }
-        answer_node(model, zone, node, &owner, qtype, resp, rng);
+        answer_node(snap, zone, node, &owner, qtype, resp, rng);
         return;
     }
 }
 
 /// Answers `qtype` at an existing node (exact or wildcard-synthesized, owned by `owner`).
 fn answer_node<R: Rng + ?Sized>(
-    model: &Model,
+    snap: &Snapshot,
     zone: &Zone,
     node: &Node,
     owner: &Name,
@@ -241,16 +241,17 @@ fn answer_node<R: Rng + ?Sized>(
         RecordType::AAAA => Some(Family::V6),
         _ => None,
     };
+    let model = &snap.model;
     if let (Some(id), Some(family)) = (node.service, family) {
         let service = &model.services[id];
-        answer_service(model, zone, service, owner, family, resp, rng);
+        answer_service(snap, zone, service, owner, family, resp, rng);
         return;
     }
     if qtype == RecordType::ANY {
         // RFC 8482 §4.2: one RRset is enough; a service name answers with its A records.
         if let Some(id) = node.service {
             answer_service(
-                model,
+                snap,
                 zone,
                 &model.services[id],
                 owner,
@@ -281,7 +282,7 @@ fn answer_node<R: Rng + ?Sized>(
 }
 
 fn answer_service<R: Rng + ?Sized>(
-    model: &Model,
+    snap: &Snapshot,
     zone: &Zone,
     service: &Service,
     owner: &Name,
@@ -289,12 +290,14 @@ fn answer_service<R: Rng + ?Sized>(
     resp: &mut Message,
     rng: &mut R,
 ) {
-    match select::pick(model, service, family, rng) {
+    let model = &snap.model;
+    let pick = select::pick(model, &snap.health, service, family, rng);
+    match pick.outcome {
         Outcome::Members { pool, members } if !members.is_empty() => {
             let pool = &model.pools[pool.0 as usize];
             for i in members {
                 let mut record = renamed(&pool.members[i].record, owner);
-                record.ttl = service.ttl;
+                record.ttl = pick.ttl;
                 resp.add_answer(record);
             }
         }

@@ -3,13 +3,16 @@
 //! Data flows through one module per stage:
 //! [`config`] (TOML schema) → [`model`] (validated runtime model, with [`zone`] data) →
 //! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
-//! transport). [`state`] holds the one immutable snapshot every query reads. [`server`] binds
-//! listeners and runs the tasks until shutdown.
+//! transport). [`health`] probes members and feeds the snapshot; [`api`] is the HTTP side
+//! (admin actions). [`state`] holds the one immutable snapshot every query reads. [`server`]
+//! binds listeners and runs the tasks until shutdown.
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
 pub mod dns;
+pub mod health;
 pub mod model;
 pub mod select;
 pub mod server;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use meridian::health::probe::NetProbe;
 use meridian::{Listeners, Model, SharedState};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -44,6 +45,18 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Change a running Meridian's overrides through its HTTP admin API.
+    Admin {
+        /// Path to meridian.toml (for `[http] listen` and `admin_token_file`).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// drain, undrain, force-down, force-up or clear.
+        action: String,
+        /// The pool.
+        pool: String,
+        /// One member's address (`192.0.2.10`, or `192.0.2.10:8080`); all members when absent.
+        member: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +65,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(config),
         Command::Serve { config } => serve(config),
+        Command::Admin {
+            config,
+            action,
+            pool,
+            member,
+        } => admin(config, &action, &pool, member.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,16 +113,83 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async move {
         info!("loaded {}: {}", config.display(), model.summary());
-        let listeners = Listeners::bind(&model.dns.listen)?;
+        let listeners = Listeners::bind(&model.dns.listen, model.http.as_ref().map(|h| h.listen))?;
         if let (Some(addr), Some(name)) = (listeners.udp_addrs().first(), example_name(&model)) {
             info!("try: dig @{} -p {} {name} A", addr.ip(), addr.port());
         }
-        let state = Arc::new(SharedState::new(model));
+        let state = Arc::new(SharedState::restore(model)?);
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        meridian::run(state, listeners, shutdown).await?;
+        let probe = Arc::new(NetProbe::new()?);
+        meridian::run(state, listeners, probe, shutdown).await?;
         Ok(())
     })
+}
+
+fn admin(
+    config: PathBuf,
+    action: &str,
+    pool: &str,
+    member: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let model = Model::load(&config)?;
+    let http = model.http.as_ref().ok_or_else(|| {
+        format!(
+            "{}: no [http] section, so there is no admin API to call",
+            config.display()
+        )
+    })?;
+    let token = http.admin_token.as_ref().ok_or_else(|| {
+        format!(
+            "{}: [http] has no admin_token_file, so admin calls are disabled",
+            config.display()
+        )
+    })?;
+    let seg = |s: &str| s.replace('%', "%25").replace('/', "%2F");
+    let url = match member {
+        Some(m) => format!(
+            "http://{}/api/v1/pools/{}/members/{}/{}",
+            http.listen,
+            seg(pool),
+            seg(m),
+            seg(action)
+        ),
+        None => format!(
+            "http://{}/api/v1/pools/{}/{}",
+            http.listen,
+            seg(pool),
+            seg(action)
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, body): (u16, serde_json::Value) = runtime.block_on(async {
+        let client = meridian::health::probe::plain_http_client()?;
+        let resp = client
+            .post(&url)
+            .bearer_auth(&token.0)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        Ok::<_, Box<dyn std::error::Error>>((status, body))
+    })?;
+    if status != 200 {
+        let msg = body["error"].as_str().unwrap_or("no details");
+        return Err(format!("{action} failed (HTTP {status}): {msg}").into());
+    }
+    for c in body["changed"].as_array().into_iter().flatten() {
+        println!(
+            "member {} of pool {}: {} -> {}",
+            c["member"].as_str().unwrap_or("?"),
+            c["pool"].as_str().unwrap_or("?"),
+            c["from"].as_str().unwrap_or("?"),
+            c["to"].as_str().unwrap_or("?"),
+        );
+    }
+    Ok(())
 }
 
 /// A name worth querying: the first service, else the first zone's apex.

@@ -13,6 +13,8 @@ use hickory_proto::rr::{Name, RData, Record};
 use toml::Spanned;
 
 use crate::config::{Config, ConfigError, PoolConfig, ServiceConfig, Source, parse_duration};
+use crate::health::Thresholds;
+use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
 use crate::zone::{Zone, label_count, origin_from_file_name};
 
 /// Index of a pool in [`Model::pools`].
@@ -54,37 +56,70 @@ pub struct DnsSettings {
     pub tcp_max_connections: u32,
 }
 
-/// How a member is probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MonitorKind {
-    /// HTTP GET, status checked.
-    Http,
-    /// HTTP GET over TLS.
-    Https,
-    /// TCP connect.
-    Tcp,
-}
-
 /// A validated `[monitors.NAME]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Monitor {
     /// Its name in the config.
     pub name: String,
-    /// Probe type.
-    pub kind: MonitorKind,
-    /// Time between probes.
-    pub interval: Duration,
+    /// Probe protocol and, for HTTP(S), the request and what to expect.
+    pub kind: ProbeKind,
+    /// Port to probe; `None`: the member's port, else 80 (http) or 443 (https).
+    pub port: Option<u16>,
     /// Time a probe may take.
     pub timeout: Duration,
-    /// Consecutive successes to go up.
-    pub rise: u32,
-    /// Consecutive failures to go down.
-    pub fall: u32,
+    /// Hysteresis and probe intervals.
+    pub thresholds: Thresholds,
+}
+
+impl Monitor {
+    /// The address a member is probed at, or `None` when no port is known (validation
+    /// rejects that case, so it never happens in a built model).
+    pub fn target(&self, member: &Member) -> Option<SocketAddr> {
+        let ip = member.check_address.unwrap_or(member.address.0);
+        let port = self.port.or(member.port).or(match self.kind {
+            ProbeKind::Http(_) => Some(80),
+            ProbeKind::Https(_) => Some(443),
+            ProbeKind::Tcp => None,
+        })?;
+        Some(SocketAddr::new(ip, port))
+    }
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[http]` after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// Bearer token for admin calls; `None` disables them.
+    pub admin_token: Option<Secret>,
+}
+
+/// `[health]` after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    /// Where operator overrides are persisted.
+    pub state_file: PathBuf,
+    /// May members without a probe result be handed out?
+    pub unknown_is_up: bool,
+    /// Most probes in flight at once.
+    pub max_concurrent_probes: usize,
 }
 
 /// One server of a pool.
 #[derive(Debug, Clone)]
 pub struct Member {
+    /// Position in the model's flat member list: the index of its health entry.
+    pub index: usize,
     /// Address handed out in answers.
     pub address: BackendAddr,
     /// Relative weight within the pool.
@@ -156,6 +191,8 @@ pub struct Service {
     pub max_answers: usize,
     /// TTL of the computed records.
     pub ttl: u32,
+    /// Lowest TTL while a member is transitioning.
+    pub min_ttl: u32,
     /// Policy when nothing is usable.
     pub when_all_down: WhenAllDown,
 }
@@ -220,6 +257,10 @@ pub struct Model {
     pub config_path: PathBuf,
     /// DNS listeners and limits.
     pub dns: DnsSettings,
+    /// Health checking settings.
+    pub health: HealthSettings,
+    /// The HTTP API, if configured.
+    pub http: Option<HttpSettings>,
     /// Served zones.
     pub zones: Zones,
     /// Monitors.
@@ -252,6 +293,18 @@ impl Model {
     /// Total number of members over all pools.
     pub fn member_count(&self) -> usize {
         self.pools.iter().map(|p| p.members.len()).sum()
+    }
+
+    /// Every member with its pool, in index order.
+    pub fn members(&self) -> impl Iterator<Item = (&Pool, &Member)> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.members.iter().map(move |m| (p, m)))
+    }
+
+    /// The monitor of a pool, if any.
+    pub fn monitor_of(&self, pool: &Pool) -> Option<&Monitor> {
+        pool.monitor.map(|id| &self.monitors[id.0 as usize])
     }
 
     /// One line describing what is served, for `check` and the startup log.
@@ -295,10 +348,15 @@ impl Builder<'_> {
 
         let mut pools = Vec::new();
         let mut pool_ids = HashMap::new();
+        let mut next_member = 0;
         for (name, p) in &config.pools {
             pool_ids.insert(name.clone(), PoolId(pools.len() as u32));
-            pools.push(self.pool(name, p, &monitor_ids)?);
+            let pool = self.pool(name, p, &monitor_ids, &monitors, next_member)?;
+            next_member += pool.members.len();
+            pools.push(pool);
         }
+        let health = self.health(&config)?;
+        let http = self.http(&config)?;
 
         let mut services = Vec::new();
         for (name, s) in &config.services {
@@ -319,6 +377,8 @@ impl Builder<'_> {
         Ok(Model {
             config_path: self.src.path.clone(),
             dns,
+            health,
+            http,
             zones,
             monitors,
             pools,
@@ -442,16 +502,136 @@ impl Builder<'_> {
         Ok(zones)
     }
 
+    fn http(&self, config: &Config) -> Result<Option<HttpSettings>, ConfigError> {
+        let Some(h) = &config.http else {
+            return Ok(None);
+        };
+        let listen = match h.listen.get_ref().parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                return self.err(
+                    h.listen.span(),
+                    format!(
+                        "http.listen: {:?} is not an address:port (\"127.0.0.1:8053\")",
+                        h.listen.get_ref()
+                    ),
+                );
+            }
+        };
+        let admin_token = match &h.admin_token_file {
+            None => None,
+            Some(file) => {
+                let base = self.src.path.parent().unwrap_or(Path::new("."));
+                let path = base.join(file.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(text) if !text.trim().is_empty() => Some(Secret(text.trim().to_string())),
+                    Ok(_) => {
+                        return self.err(
+                            file.span(),
+                            format!("http.admin_token_file: {} is empty", path.display()),
+                        );
+                    }
+                    Err(e) => {
+                        return self.err(
+                            file.span(),
+                            format!("http.admin_token_file: cannot read {}: {e}", path.display()),
+                        );
+                    }
+                }
+            }
+        };
+        Ok(Some(HttpSettings {
+            listen,
+            admin_token,
+        }))
+    }
+
+    fn health(&self, config: &Config) -> Result<HealthSettings, ConfigError> {
+        let h = &config.health;
+        let base = self.src.path.parent().unwrap_or(Path::new("."));
+        let max = match &h.max_concurrent_probes {
+            Some(v) if *v.get_ref() == 0 => {
+                return self.err(v.span(), "health.max_concurrent_probes must be at least 1");
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => 512,
+        };
+        Ok(HealthSettings {
+            state_file: base.join(h.state_file.as_deref().unwrap_or("meridian.state")),
+            unknown_is_up: h.unknown_is_up,
+            max_concurrent_probes: max,
+        })
+    }
+
     fn monitor(
         &self,
         name: &str,
         m: &Spanned<crate::config::MonitorConfig>,
     ) -> Result<Monitor, ConfigError> {
         let cfg = m.get_ref();
+        let http_only = [
+            ("path", cfg.path.is_some()),
+            ("method", cfg.method.is_some()),
+            ("host", cfg.host.is_some()),
+            ("expect_status", cfg.expect_status.is_some()),
+            ("expect_body", cfg.expect_body.is_some()),
+            ("body_limit", cfg.body_limit.is_some()),
+            ("verify_tls", cfg.verify_tls.is_some()),
+        ];
+        if cfg.kind.get_ref() == "tcp"
+            && let Some((key, _)) = http_only.iter().find(|(_, set)| *set)
+        {
+            return self.err(
+                m.span(),
+                format!("monitors.{name}.{key} applies to http and https monitors only"),
+            );
+        }
+        let method = match &cfg.method {
+            None => HttpMethod::Get,
+            Some(v) => match v.get_ref().to_ascii_uppercase().as_str() {
+                "GET" => HttpMethod::Get,
+                "HEAD" => HttpMethod::Head,
+                _ => {
+                    return self.err(
+                        v.span(),
+                        format!(
+                            "monitors.{name}.method = {:?}: expected \"GET\" or \"HEAD\"",
+                            v.get_ref()
+                        ),
+                    );
+                }
+            },
+        };
+        let path = cfg.path.clone().unwrap_or_else(|| "/".to_string());
+        if !path.starts_with('/') {
+            return self.err(
+                m.span(),
+                format!("monitors.{name}.path = {path:?}: must start with /"),
+            );
+        }
+        let expect_status = match &cfg.expect_status {
+            Some(codes) if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) => {
+                return self.err(
+                    m.span(),
+                    format!("monitors.{name}.expect_status: status codes are 100 to 599"),
+                );
+            }
+            Some(codes) => StatusMatch::Codes(codes.clone()),
+            None => StatusMatch::default(),
+        };
+        let check = HttpCheck {
+            method,
+            path,
+            host: cfg.host.clone(),
+            expect_status,
+            expect_body: cfg.expect_body.clone(),
+            body_limit: cfg.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+            verify_tls: cfg.verify_tls.unwrap_or(true),
+        };
         let kind = match cfg.kind.get_ref().as_str() {
-            "http" => MonitorKind::Http,
-            "https" => MonitorKind::Https,
-            "tcp" => MonitorKind::Tcp,
+            "http" => ProbeKind::Http(check),
+            "https" => ProbeKind::Https(check),
+            "tcp" => ProbeKind::Tcp,
             other => {
                 return self.err(
                     cfg.kind.span(),
@@ -469,6 +649,10 @@ impl Builder<'_> {
             Some(v) => self.duration(&format!("monitors.{name}.timeout"), v)?,
             None => Duration::from_secs(1),
         };
+        let fast_interval = match &cfg.fast_interval {
+            Some(v) => self.duration(&format!("monitors.{name}.fast_interval"), v)?,
+            None => (interval / 4).max(Duration::from_millis(100)).min(interval),
+        };
         let rise = cfg.rise.unwrap_or(2);
         let fall = cfg.fall.unwrap_or(3);
         if rise == 0 || fall == 0 {
@@ -480,10 +664,14 @@ impl Builder<'_> {
         Ok(Monitor {
             name: name.to_string(),
             kind,
-            interval,
+            port: cfg.port,
             timeout,
-            rise,
-            fall,
+            thresholds: Thresholds {
+                rise,
+                fall,
+                interval,
+                fast_interval,
+            },
         })
     }
 
@@ -491,12 +679,14 @@ impl Builder<'_> {
         &self,
         name: &str,
         p: &Spanned<PoolConfig>,
-        monitors: &HashMap<String, MonitorId>,
+        monitor_ids: &HashMap<String, MonitorId>,
+        monitors: &[Monitor],
+        first_index: usize,
     ) -> Result<Pool, ConfigError> {
         let cfg = p.get_ref();
         let monitor = match &cfg.monitor {
             None => None,
-            Some(m) => match monitors.get(m.get_ref()) {
+            Some(m) => match monitor_ids.get(m.get_ref()) {
                 Some(&id) => Some(id),
                 None => {
                     return self.err(
@@ -550,13 +740,26 @@ impl Builder<'_> {
                 IpAddr::V4(v4) => RData::A(A(v4)),
                 IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
             };
-            members.push(Member {
+            let member = Member {
+                index: first_index + members.len(),
                 address: BackendAddr(address),
                 weight: Weight(*mc.weight.get_ref()),
                 port: mc.port,
                 check_address,
                 record: Record::from_rdata(Name::root(), 0, rdata),
-            });
+            };
+            if let Some(monitor) = monitor.map(|id| &monitors[id.0 as usize])
+                && monitor.target(&member).is_none()
+            {
+                return self.err(
+                    m.span(),
+                    format!(
+                        "pools.{name}: member {address} needs a port for tcp monitor {:?} (set port on the member or the monitor)",
+                        monitor.name
+                    ),
+                );
+            }
+            members.push(member);
         }
         Ok(Pool {
             name: name.to_string(),
@@ -684,13 +887,25 @@ impl Builder<'_> {
                 );
             }
         };
+        let ttl = *cfg.ttl.get_ref();
+        let min_ttl = match &cfg.min_ttl {
+            Some(v) if *v.get_ref() > ttl => {
+                return self.err(
+                    v.span(),
+                    format!("services.\"{name}\".min_ttl is above ttl ({ttl})"),
+                );
+            }
+            Some(v) => *v.get_ref(),
+            None => ttl.min(5),
+        };
         Ok(Service {
             name: dns_name,
             pools: pool_ids,
             steering,
             selection,
             max_answers,
-            ttl: *cfg.ttl.get_ref(),
+            ttl,
+            min_ttl,
             when_all_down,
         })
     }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use rand::Rng;
 
+use crate::health::HealthTable;
 use crate::model::{Member, Model, PoolId, Selection, Service, Steering, WhenAllDown};
 
 /// The address family a query asks for.
@@ -43,18 +44,26 @@ pub enum Outcome {
     ServFail,
 }
 
-/// True when a member may be handed out. Health and drain plug in here.
-fn usable(member: &Member) -> bool {
-    member.weight.0 > 0
+/// Steering and selection for one query: the outcome and the TTL to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// What to answer.
+    pub outcome: Outcome,
+    /// TTL of the answer: the service's, lowered while a member of the pool is transitioning.
+    pub ttl: u32,
 }
 
-/// Chooses the pool and members that answer `service` for `family`.
+/// Chooses the pool and members that answer `service` for `family`, given `health`.
 pub fn pick<R: Rng + ?Sized>(
     model: &Model,
+    health: &HealthTable,
     service: &Service,
     family: Family,
     rng: &mut R,
-) -> Outcome {
+) -> Pick {
+    let unknown_is_up = model.health.unknown_is_up;
+    // A member may be handed out when it has weight, passes its probes and is not drained.
+    let usable = |m: &Member| m.weight.0 > 0 && health.get(m.index).usable(unknown_is_up);
     let pool_usable = |id: &PoolId| model.pools[id.0 as usize].members.iter().any(usable);
     let steered = match service.steering {
         Steering::Failover => service.pools.iter().copied().find(pool_usable),
@@ -62,10 +71,15 @@ pub fn pick<R: Rng + ?Sized>(
     };
     if let Some(pool) = steered {
         let members = select(model, service, pool, family, rng, usable);
-        return Outcome::Members { pool, members };
+        let ttl = transition_ttl(model, health, service, pool, family);
+        return Pick {
+            outcome: Outcome::Members { pool, members },
+            ttl,
+        };
     }
-    // Nothing usable anywhere: the service's policy decides (fail open by default).
-    match service.when_all_down {
+    // Nothing usable anywhere: the service's policy decides (fail open by default). The answer
+    // is a stopgap, so resolvers should ask again soon.
+    let outcome = match service.when_all_down {
         WhenAllDown::All => {
             let pool = service.pools[0];
             let members = select(model, service, pool, family, rng, |_| true);
@@ -82,6 +96,39 @@ pub fn pick<R: Rng + ?Sized>(
         }
         WhenAllDown::NoData => Outcome::NoData,
         WhenAllDown::ServFail => Outcome::ServFail,
+    };
+    Pick {
+        outcome,
+        ttl: service.min_ttl,
+    }
+}
+
+/// The service TTL, lowered to the time until a member of the pool (of the asked family) could
+/// flip — `fast_interval` × probes left — while one is transitioning; never below `min_ttl`.
+fn transition_ttl(
+    model: &Model,
+    health: &HealthTable,
+    service: &Service,
+    pool: PoolId,
+    family: Family,
+) -> u32 {
+    let pool = &model.pools[pool.0 as usize];
+    let Some(monitor) = model.monitor_of(pool) else {
+        return service.ttl;
+    };
+    let t = &monitor.thresholds;
+    let soonest = pool
+        .members
+        .iter()
+        .filter(|m| family.matches(m))
+        .filter_map(|m| health.get(m.index).probes_until_flip(t))
+        .min();
+    match soonest {
+        None => service.ttl,
+        Some(probes) => {
+            let secs = (t.fast_interval * probes.max(1)).as_secs_f64().ceil() as u32;
+            secs.clamp(service.min_ttl, service.ttl.max(service.min_ttl))
+        }
     }
 }
 
@@ -183,6 +230,7 @@ mod tests {
 
     fn member(addr: &str, weight: u32) -> Member {
         Member {
+            index: 0,
             address: BackendAddr(addr.parse().unwrap()),
             weight: Weight(weight),
             port: None,

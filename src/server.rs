@@ -7,38 +7,55 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::api::{self, ApiState};
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp};
+use crate::health::probe::Probe;
+use crate::health::prober::{self, HealthControl};
 use crate::state::SharedState;
 
 /// How long shutdown waits for open connections before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Sockets bound for DNS: one UDP socket and one TCP listener per configured address.
+/// Bound sockets: one UDP socket and one TCP listener per DNS address, and the HTTP API's.
 #[derive(Debug)]
 pub struct Listeners {
     /// UDP sockets, in config order.
     pub udp: Vec<UdpSocket>,
     /// TCP listeners, in config order.
     pub tcp: Vec<TcpListener>,
+    /// The HTTP API listener, if any.
+    pub http: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds UDP and TCP on every address. For port 0 the TCP listener takes the same port the
-    /// kernel gave the UDP socket, so one `-p PORT` works for both.
-    pub fn bind(addrs: &[SocketAddr]) -> io::Result<Listeners> {
+    /// Binds UDP and TCP on every DNS address, and the HTTP address if given. For port 0 the
+    /// DNS TCP listener takes the same port the kernel gave the UDP socket, so one `-p PORT`
+    /// works for both.
+    pub fn bind(dns: &[SocketAddr], http: Option<SocketAddr>) -> io::Result<Listeners> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
-        for &addr in addrs {
+        for &addr in dns {
             let (u, t) = bind_pair(addr)?;
             udp.push(u);
             tcp.push(t);
         }
-        Ok(Listeners { udp, tcp })
+        let http = http
+            .map(|addr| {
+                TcpListener::bind(addr)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot bind http {addr}: {e}")))
+            })
+            .transpose()?;
+        Ok(Listeners { udp, tcp, http })
+    }
+
+    /// Local address of the HTTP listener.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Local addresses of the UDP sockets.
@@ -82,14 +99,61 @@ fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     ))
 }
 
-/// Serves DNS on `listeners` from `state` until `shutdown` is cancelled, then waits up to
+/// Runs Meridian until `shutdown` is cancelled: starts health probing with `probe`, waits for
+/// the first probe round (bounded by the probes' timeouts) so the first answers are already
+/// health-checked, serves DNS on `listeners` from `state`, then waits up to
 /// [`SHUTDOWN_GRACE`] for open TCP connections to finish.
-pub async fn run(
+pub async fn run<P: Probe>(
     state: Arc<SharedState>,
     listeners: Listeners,
+    probe: Arc<P>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
+    let (probed_tx, mut probed) = watch::channel(false);
+    let (ready_tx, ready) = watch::channel(false);
+    let (control, commands) = HealthControl::new();
+    let (bound, token) = {
+        let model = state.load().model.clone();
+        let token = model.http.as_ref().and_then(|h| h.admin_token.clone());
+        (
+            prober::first_round_bound(&model, &prober::plan(&model)),
+            token,
+        )
+    };
+    tracker.spawn(prober::run(
+        probe,
+        state.clone(),
+        commands,
+        probed_tx,
+        shutdown.clone(),
+    ));
+    if let Some(listener) = listeners.http {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let api = ApiState {
+            state: state.clone(),
+            control,
+            token,
+            ready,
+        };
+        info!("listening for http on {addr}");
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = api::serve(listener, api, shutdown).await {
+                warn!(error = %e, "http server stopped");
+            }
+        });
+    }
+    tokio::select! {
+        _ = probed.wait_for(|r| *r) => {}
+        _ = tokio::time::sleep(bound) => warn!(
+            "health: first probe round not complete after {bound:?}; serving with what is known"
+        ),
+        _ = shutdown.cancelled() => {}
+    }
+
     let settings = state.load().model.dns.clone();
     let limits = TcpLimits {
         connections: Arc::new(Semaphore::new(settings.tcp_max_connections as usize)),
@@ -115,6 +179,7 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    let _ = ready_tx.send(true);
     shutdown.cancelled().await;
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())

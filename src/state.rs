@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::health::HealthTable;
+use crate::health::prober::initial_table;
 use crate::model::Model;
 
 /// Everything the answering core needs, frozen at one moment.
@@ -16,6 +18,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// The validated configuration.
     pub model: Arc<Model>,
+    /// Health of every member of `model`, indexed by member index.
+    pub health: Arc<HealthTable>,
 }
 
 /// The current snapshot, shared by all tasks.
@@ -26,12 +30,49 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    /// Starts at generation 1 with `model`.
+    /// Starts at generation 1 with `model`, monitored members unknown.
     pub fn new(model: Model) -> SharedState {
+        let health = Arc::new(initial_table(&model));
+        SharedState::with_health(model, health)
+    }
+
+    /// Starts at generation 1 with `model`, restoring operator overrides from the model's
+    /// state file. A state file that exists but cannot be read is an error: starting without
+    /// it would hand out drained members.
+    pub fn restore(model: Model) -> Result<SharedState, String> {
+        let mut table = initial_table(&model);
+        let saved = crate::health::overrides::load(&model.health.state_file)?;
+        for gone in crate::health::overrides::restore(&model, &mut table, &saved) {
+            tracing::warn!(
+                "state file: pool {:?} has no member {}; its {} override is dropped",
+                gone.pool,
+                gone.member,
+                gone.value
+            );
+        }
+        let restored = table.members.iter().filter(|m| m.admin.is_some()).count();
+        if restored > 0 {
+            tracing::info!(
+                "restored {restored} operator overrides from {}",
+                model.health.state_file.display()
+            );
+        }
+        Ok(SharedState::with_health(model, Arc::new(table)))
+    }
+
+    /// Starts at generation 1 with `model` and a given health table (e.g. with restored
+    /// overrides). The table must have one entry per member of `model`.
+    pub fn with_health(model: Model, health: Arc<HealthTable>) -> SharedState {
+        assert_eq!(
+            health.members.len(),
+            model.member_count(),
+            "one health entry per member"
+        );
         SharedState {
             current: ArcSwap::from_pointee(Snapshot {
                 generation: 1,
                 model: Arc::new(model),
+                health,
             }),
             next_generation: AtomicU64::new(2),
         }
@@ -47,10 +88,21 @@ impl SharedState {
         self.current.load()
     }
 
-    /// Publishes a new snapshot with `model`, returning its generation.
-    pub fn publish(&self, model: Arc<Model>) -> u64 {
+    /// Publishes a new health table for the current model, returning the new generation.
+    /// Only the prober and admin actions call this, one at a time, so no update is lost.
+    pub fn publish_health(&self, health: Arc<HealthTable>) -> u64 {
+        let model = self.current.load().model.clone();
+        self.publish(model, health)
+    }
+
+    /// Publishes a new model with its health table, returning the new generation.
+    pub fn publish(&self, model: Arc<Model>, health: Arc<HealthTable>) -> u64 {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        self.current.store(Arc::new(Snapshot { generation, model }));
+        self.current.store(Arc::new(Snapshot {
+            generation,
+            model,
+            health,
+        }));
         generation
     }
 }

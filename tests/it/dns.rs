@@ -364,12 +364,13 @@ async fn ipv6_listeners_answer_over_udp_and_tcp() {
     );
     std::fs::write(&path, text).unwrap();
     let model = meridian::Model::load(&path).unwrap();
-    let listeners = meridian::Listeners::bind(&model.dns.listen).unwrap();
+    let listeners = meridian::Listeners::bind(&model.dns.listen, None).unwrap();
     let (udp, tcp) = (listeners.udp_addrs()[0], listeners.tcp_addrs()[0]);
     assert!(udp.is_ipv6() && tcp.is_ipv6());
     let state = std::sync::Arc::new(meridian::SharedState::new(model));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(meridian::run(state, listeners, shutdown.clone()));
+    let probe = std::sync::Arc::new(meridian::health::probe::NetProbe::new().unwrap());
+    let server = tokio::spawn(meridian::run(state, listeners, probe, shutdown.clone()));
 
     let q = QueryBuilder::new("static.example.test.", RecordType::AAAA).build();
     let sock = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
+use meridian::health::probe::NetProbe;
 use meridian::{Listeners, Model, SharedState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -29,6 +30,8 @@ pub struct Meridian {
     pub udp: SocketAddr,
     /// Where it answers TCP.
     pub tcp: SocketAddr,
+    /// Where its HTTP API listens, when the config has `[http]`.
+    pub http: Option<SocketAddr>,
     /// Its shared state (to publish new snapshots in tests).
     pub state: Arc<SharedState>,
     shutdown: CancellationToken,
@@ -53,15 +56,24 @@ impl Meridian {
 
     /// Starts Meridian on an already-loaded model.
     pub async fn serve(model: Model, dir: tempfile::TempDir) -> Meridian {
-        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).expect("bind");
+        let http = model.http.as_ref().map(|_| "127.0.0.1:0".parse().unwrap());
+        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], http).expect("bind");
         let udp = listeners.udp_addrs()[0];
         let tcp = listeners.tcp_addrs()[0];
-        let state = Arc::new(SharedState::new(model));
+        let http = listeners.http_addr();
+        let state = Arc::new(SharedState::restore(model).expect("state file"));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(meridian::run(state.clone(), listeners, shutdown.clone()));
+        let probe = Arc::new(NetProbe::new().expect("probe client"));
+        let task = tokio::spawn(meridian::run(
+            state.clone(),
+            listeners,
+            probe,
+            shutdown.clone(),
+        ));
         Meridian {
             udp,
             tcp,
+            http,
             state,
             shutdown,
             task: Some(task),

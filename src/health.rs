@@ -1,0 +1,306 @@
+//! Health state of every member: the hysteresis that turns probe results into up/down (a member
+//! flips only after `rise` consecutive successes or `fall` consecutive failures), operator
+//! overrides (drain, force-down, force-up), and the table that rides in the snapshot.
+//!
+//! Everything here is pure and synchronous; [`prober`] runs the probes ([`probe`]) and feeds
+//! results in.
+
+pub mod overrides;
+pub mod probe;
+pub mod prober;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What probes say about a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// No probe result yet.
+    Unknown,
+    /// Passing.
+    Up,
+    /// Failing.
+    Down,
+}
+
+impl fmt::Display for HealthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HealthState::Unknown => "unknown",
+            HealthState::Up => "up",
+            HealthState::Down => "down",
+        })
+    }
+}
+
+/// An operator's decision that beats probe results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Override {
+    /// No new answers or director picks; existing connections continue.
+    Drain,
+    /// Treated as down whatever the probes say.
+    ForceDown,
+    /// Treated as up whatever the probes say.
+    ForceUp,
+}
+
+impl fmt::Display for Override {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Override::Drain => "drain",
+            Override::ForceDown => "force-down",
+            Override::ForceUp => "force-up",
+        })
+    }
+}
+
+/// Hysteresis thresholds of one monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Consecutive successes that bring a down member up.
+    pub rise: u32,
+    /// Consecutive failures that take an up member down.
+    pub fall: u32,
+    /// Time between probes of a steady member.
+    pub interval: Duration,
+    /// Time between probes while a member is transitioning.
+    pub fast_interval: Duration,
+}
+
+/// One probe result, as fed to [`MemberHealth::observe`].
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Did the probe pass?
+    pub ok: bool,
+    /// Why it failed (`http 503`, `connect refused`, …); `None` on success.
+    pub reason: Option<Arc<str>>,
+    /// How long the probe took.
+    pub latency: Duration,
+}
+
+/// A state change, for the log and the events ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flip {
+    /// State before.
+    pub from: HealthState,
+    /// State after.
+    pub to: HealthState,
+}
+
+/// Health of one member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberHealth {
+    /// Probe-derived state.
+    pub state: HealthState,
+    /// Current run of consecutive successes.
+    pub successes: u32,
+    /// Current run of consecutive failures.
+    pub failures: u32,
+    /// The last result, if any.
+    pub last_ok: Option<bool>,
+    /// Reason of the last failure (kept after recovery, for the status page).
+    pub last_reason: Option<Arc<str>>,
+    /// Latency of the last probe.
+    pub last_latency: Option<Duration>,
+    /// Operator override, if any.
+    pub admin: Option<Override>,
+    /// True when no monitor probes this member: it is always up.
+    pub unmonitored: bool,
+}
+
+impl MemberHealth {
+    /// A member with a monitor, before its first probe result.
+    pub fn unknown() -> MemberHealth {
+        MemberHealth {
+            state: HealthState::Unknown,
+            successes: 0,
+            failures: 0,
+            last_ok: None,
+            last_reason: None,
+            last_latency: None,
+            admin: None,
+            unmonitored: false,
+        }
+    }
+
+    /// A member without a monitor: up, and stays up.
+    pub fn unmonitored() -> MemberHealth {
+        MemberHealth {
+            state: HealthState::Up,
+            unmonitored: true,
+            ..MemberHealth::unknown()
+        }
+    }
+
+    /// Applies one probe result. The first result decides `unknown` at once; after that the
+    /// state flips only after `rise` consecutive successes or `fall` consecutive failures.
+    pub fn observe(&mut self, obs: &Observation, t: &Thresholds) -> Option<Flip> {
+        self.last_ok = Some(obs.ok);
+        self.last_latency = Some(obs.latency);
+        if obs.ok {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.successes = 0;
+            self.last_reason = obs.reason.clone();
+        }
+        let to = match self.state {
+            HealthState::Unknown if obs.ok => HealthState::Up,
+            HealthState::Unknown => HealthState::Down,
+            HealthState::Up if self.failures >= t.fall => HealthState::Down,
+            HealthState::Down if self.successes >= t.rise => HealthState::Up,
+            s => s,
+        };
+        if to == self.state {
+            return None;
+        }
+        let flip = Flip {
+            from: self.state,
+            to,
+        };
+        self.state = to;
+        // A new state starts its own streak count from here.
+        self.successes = u32::from(obs.ok);
+        self.failures = u32::from(!obs.ok);
+        Some(flip)
+    }
+
+    /// May this member be handed out (in DNS answers and director picks)?
+    pub fn usable(&self, unknown_is_up: bool) -> bool {
+        match self.admin {
+            Some(Override::Drain | Override::ForceDown) => false,
+            Some(Override::ForceUp) => true,
+            None => match self.state {
+                HealthState::Up => true,
+                HealthState::Down => false,
+                HealthState::Unknown => unknown_is_up,
+            },
+        }
+    }
+
+    /// Probes left before this member could flip, when it is on its way: an up member with a
+    /// failure streak, or a down member with a success streak. `None` when steady.
+    pub fn probes_until_flip(&self, t: &Thresholds) -> Option<u32> {
+        if self.admin.is_some() || self.unmonitored {
+            return None;
+        }
+        match self.state {
+            HealthState::Up if self.failures > 0 => Some(t.fall.saturating_sub(self.failures)),
+            HealthState::Down if self.successes > 0 => Some(t.rise.saturating_sub(self.successes)),
+            HealthState::Unknown => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The state shown to operators: overrides first, then the probe state.
+    pub fn display_state(&self) -> String {
+        match self.admin {
+            Some(Override::Drain) => "drained".to_string(),
+            Some(Override::ForceDown) => "forced-down".to_string(),
+            Some(Override::ForceUp) => "forced-up".to_string(),
+            None => self.state.to_string(),
+        }
+    }
+}
+
+/// Health of every member, indexed by [`crate::model::Member::index`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HealthTable {
+    /// One entry per member, in model order.
+    pub members: Vec<MemberHealth>,
+}
+
+impl HealthTable {
+    /// Health of member `index`.
+    pub fn get(&self, index: usize) -> &MemberHealth {
+        &self.members[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds {
+        rise: 2,
+        fall: 3,
+        interval: Duration::from_secs(1),
+        fast_interval: Duration::from_millis(250),
+    };
+
+    fn ok() -> Observation {
+        Observation {
+            ok: true,
+            reason: None,
+            latency: Duration::from_millis(1),
+        }
+    }
+
+    fn fail() -> Observation {
+        Observation {
+            ok: false,
+            reason: Some("http 503".into()),
+            latency: Duration::from_millis(1),
+        }
+    }
+
+    #[test]
+    fn first_result_decides_then_fall_and_rise_are_counted_exactly() {
+        let mut m = MemberHealth::unknown();
+        assert!(!m.usable(false));
+        assert!(m.usable(true));
+        assert_eq!(m.observe(&ok(), &T).map(|f| f.to), Some(HealthState::Up));
+        assert_eq!(m.observe(&fail(), &T), None);
+        assert_eq!(m.probes_until_flip(&T), Some(2));
+        assert_eq!(m.observe(&fail(), &T), None);
+        assert_eq!(
+            m.observe(&ok(), &T),
+            None,
+            "a success breaks the failure streak"
+        );
+        assert_eq!(m.observe(&fail(), &T), None);
+        assert_eq!(m.observe(&fail(), &T), None);
+        let flip = m.observe(&fail(), &T).expect("third consecutive failure");
+        assert_eq!((flip.from, flip.to), (HealthState::Up, HealthState::Down));
+        assert_eq!(m.last_reason.as_deref(), Some("http 503"));
+        assert_eq!(m.observe(&ok(), &T), None);
+        assert_eq!(m.probes_until_flip(&T), Some(1));
+        assert_eq!(m.observe(&ok(), &T).map(|f| f.to), Some(HealthState::Up));
+        assert_eq!(m.probes_until_flip(&T), None);
+    }
+
+    #[test]
+    fn alternating_results_never_flap() {
+        let mut m = MemberHealth::unknown();
+        m.observe(&ok(), &T);
+        for _ in 0..100 {
+            assert_eq!(m.observe(&fail(), &T), None);
+            assert_eq!(m.observe(&ok(), &T), None);
+        }
+        assert_eq!(m.state, HealthState::Up);
+    }
+
+    #[test]
+    fn overrides_beat_probes() {
+        let mut m = MemberHealth::unknown();
+        m.observe(&ok(), &T);
+        m.admin = Some(Override::Drain);
+        assert!(!m.usable(true));
+        m.admin = Some(Override::ForceDown);
+        assert!(!m.usable(true));
+        m.admin = None;
+        for _ in 0..3 {
+            m.observe(&fail(), &T);
+        }
+        assert!(!m.usable(true));
+        m.admin = Some(Override::ForceUp);
+        assert!(m.usable(false));
+        assert_eq!(m.display_state(), "forced-up");
+    }
+}

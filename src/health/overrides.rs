@@ -1,0 +1,252 @@
+//! Operator overrides (drain, force-down, force-up) addressed by pool and member, and the state
+//! file that keeps them across restarts (written atomically: temp file, fsync, rename), so a
+//! drained server is not handed out again after a restart.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{HealthTable, Override};
+use crate::model::Model;
+
+/// What an admin action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Set [`Override::Drain`].
+    Drain,
+    /// Remove a drain (other overrides stay).
+    Undrain,
+    /// Set [`Override::ForceDown`].
+    ForceDown,
+    /// Set [`Override::ForceUp`].
+    ForceUp,
+    /// Remove any override.
+    Clear,
+}
+
+impl Action {
+    /// Parses the name used in URLs and on the command line.
+    pub fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "drain" => Action::Drain,
+            "undrain" => Action::Undrain,
+            "force-down" => Action::ForceDown,
+            "force-up" => Action::ForceUp,
+            "clear" => Action::Clear,
+            _ => return None,
+        })
+    }
+
+    /// The override after applying this action to `current`.
+    pub fn apply(self, current: Option<Override>) -> Option<Override> {
+        match self {
+            Action::Drain => Some(Override::Drain),
+            Action::ForceDown => Some(Override::ForceDown),
+            Action::ForceUp => Some(Override::ForceUp),
+            Action::Undrain if current == Some(Override::Drain) => None,
+            Action::Undrain => current,
+            Action::Clear => None,
+        }
+    }
+}
+
+/// Which members an action applies to: a whole pool, or one member of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    /// Pool name.
+    pub pool: String,
+    /// Member address (`192.0.2.10`, or `192.0.2.10:8080` when a pool lists an address on
+    /// several ports); `None` means every member of the pool.
+    pub member: Option<String>,
+}
+
+/// Why an action could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No pool of that name.
+    #[error("no pool named {0:?}")]
+    NoPool(String),
+    /// No member of that address in the pool.
+    #[error("pool {pool:?} has no member {member:?}")]
+    NoMember {
+        /// The pool.
+        pool: String,
+        /// What was asked for.
+        member: String,
+    },
+    /// The state file could not be written; the change was not made.
+    #[error("cannot save overrides: {0}")]
+    Save(String),
+    /// The health writer is not running (shutting down).
+    #[error("health state is not available (shutting down)")]
+    Unavailable,
+}
+
+/// Member indices a selector names in `model`.
+pub fn resolve(model: &Model, sel: &Selector) -> Result<Vec<usize>, AdminError> {
+    let pool = model
+        .pools
+        .iter()
+        .find(|p| p.name == sel.pool)
+        .ok_or_else(|| AdminError::NoPool(sel.pool.clone()))?;
+    let Some(want) = &sel.member else {
+        return Ok(pool.members.iter().map(|m| m.index).collect());
+    };
+    let found: Vec<usize> = pool
+        .members
+        .iter()
+        .filter(|m| {
+            *want == m.address.to_string()
+                || m.port
+                    .is_some_and(|p| *want == std::net::SocketAddr::new(m.address.0, p).to_string())
+        })
+        .map(|m| m.index)
+        .collect();
+    if found.is_empty() {
+        return Err(AdminError::NoMember {
+            pool: sel.pool.clone(),
+            member: want.clone(),
+        });
+    }
+    Ok(found)
+}
+
+/// One saved override.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedOverride {
+    /// Pool name.
+    pub pool: String,
+    /// Member address.
+    pub member: String,
+    /// Member port, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The override.
+    #[serde(rename = "override")]
+    pub value: Override,
+}
+
+/// The state file's content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    /// Format version, 1.
+    pub version: u32,
+    /// Every member with an override.
+    pub overrides: Vec<SavedOverride>,
+}
+
+/// The overrides in `table`, addressed by pool name and member address so they survive config
+/// changes that renumber members.
+pub fn collect(model: &Model, table: &HealthTable) -> StateFile {
+    let overrides = model
+        .members()
+        .filter_map(|(pool, m)| {
+            table.get(m.index).admin.map(|value| SavedOverride {
+                pool: pool.name.clone(),
+                member: m.address.to_string(),
+                port: m.port,
+                value,
+            })
+        })
+        .collect();
+    StateFile {
+        version: 1,
+        overrides,
+    }
+}
+
+/// Sets the saved overrides on `table`; entries naming members that no longer exist are
+/// skipped and returned, for a warning.
+pub fn restore(model: &Model, table: &mut HealthTable, saved: &StateFile) -> Vec<SavedOverride> {
+    let mut unknown = Vec::new();
+    for o in &saved.overrides {
+        let hit = model.members().find(|(pool, m)| {
+            pool.name == o.pool && m.address.to_string() == o.member && m.port == o.port
+        });
+        match hit {
+            Some((_, m)) => table.members[m.index].admin = Some(o.value),
+            None => unknown.push(o.clone()),
+        }
+    }
+    unknown
+}
+
+/// Reads the state file; a missing file is an empty state.
+pub fn load(path: &Path) -> Result<StateFile, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateFile {
+            version: 1,
+            overrides: Vec::new(),
+        }),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes the state file atomically: a temporary file in the same directory, fsync, rename,
+/// then fsync of the directory, so a crash leaves either the old or the new file.
+pub fn save(path: &Path, state: &StateFile) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp: PathBuf = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("meridian.state")
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_compose() {
+        assert_eq!(Action::Drain.apply(None), Some(Override::Drain));
+        assert_eq!(Action::Undrain.apply(Some(Override::Drain)), None);
+        assert_eq!(
+            Action::Undrain.apply(Some(Override::ForceDown)),
+            Some(Override::ForceDown)
+        );
+        assert_eq!(Action::Clear.apply(Some(Override::ForceUp)), None);
+        assert_eq!(Action::parse("force-down"), Some(Action::ForceDown));
+        assert_eq!(Action::parse("explode"), None);
+    }
+
+    #[test]
+    fn save_then_load_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meridian.state");
+        assert_eq!(load(&path).unwrap().overrides, vec![]);
+        let state = StateFile {
+            version: 1,
+            overrides: vec![SavedOverride {
+                pool: "eu".into(),
+                member: "192.0.2.10".into(),
+                port: None,
+                value: Override::Drain,
+            }],
+        };
+        save(&path, &state).unwrap();
+        assert_eq!(load(&path).unwrap(), state);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["meridian.state"]);
+    }
+}

@@ -1,0 +1,1240 @@
+//! One health probe, run once: connect to a member (TCP, HTTP or HTTPS), judge the answer, and
+//! say why it failed in words an operator can act on (`http 503`, `connect refused`,
+//! `tls: certificate expired`).
+//!
+//! This is the seam between health checking and the network, so it is a trait with a real
+//! implementation ([`NetProbe`]) and a scripted one ([`FakeProbe`]) for tests of the prober and
+//! of the server. Scheduling, hysteresis and publishing live elsewhere; a probe only probes.
+//!
+//! Every probe is bounded as a whole (connect, TLS handshake, request and body read) by
+//! [`ProbeSpec::timeout`] on tokio's clock, and opens a fresh connection: no pooling, no TLS
+//! session resumption, no proxy, no redirects followed. Reusing a connection or a TLS session
+//! would let a dead server or an expired certificate look healthy until the cache ran out.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Bytes of the body searched for [`HttpCheck::expect_body`] unless configured otherwise.
+pub const DEFAULT_BODY_LIMIT: usize = 4096;
+
+/// What to probe and how (built from the validated monitor config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// Which protocol, and for HTTP(S) what to ask and expect.
+    pub kind: ProbeKind,
+    /// Address and port to connect to.
+    pub target: SocketAddr,
+    /// Time the whole probe may take: connect, TLS handshake, request and body read.
+    pub timeout: Duration,
+}
+
+/// The protocol of a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// A TCP connect: up when the connection is accepted.
+    Tcp,
+    /// An HTTP/1.1 request over plain TCP.
+    Http(HttpCheck),
+    /// An HTTP/1.1 request over TLS.
+    Https(HttpCheck),
+}
+
+/// The request an HTTP(S) probe sends and what the answer must look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// Request method.
+    pub method: HttpMethod,
+    /// Request path (and query), starting with `/`.
+    pub path: String,
+    /// Host header, sent verbatim, and for HTTPS also the TLS server name (SNI) and the name the
+    /// certificate must be valid for. A bare host name, without a port. Default (`None`): the
+    /// target address.
+    pub host: Option<String>,
+    /// Status codes that count as up. Default: 200–399 (redirects are not followed).
+    pub expect_status: StatusMatch,
+    /// A substring that must appear within the first `body_limit` bytes of the body. The body
+    /// is only read when this is set.
+    pub expect_body: Option<String>,
+    /// Bytes of the body read when looking for `expect_body`. Default: [`DEFAULT_BODY_LIMIT`].
+    pub body_limit: usize,
+    /// HTTPS only: verify the certificate chain, validity period and name. Default: true.
+    pub verify_tls: bool,
+}
+
+impl Default for HttpCheck {
+    /// `GET /`, any 2xx/3xx, no body check, certificates verified.
+    fn default() -> HttpCheck {
+        HttpCheck {
+            method: HttpMethod::Get,
+            path: "/".to_string(),
+            host: None,
+            expect_status: StatusMatch::default(),
+            expect_body: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            verify_tls: true,
+        }
+    }
+}
+
+/// HTTP method of a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMethod {
+    /// `GET`.
+    #[default]
+    Get,
+    /// `HEAD` (no body, so `expect_body` can never match).
+    Head,
+}
+
+/// Which HTTP status codes count as up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusMatch {
+    /// Any code in this inclusive range.
+    Range(RangeInclusive<u16>),
+    /// Exactly one of these codes.
+    Codes(Vec<u16>),
+}
+
+impl Default for StatusMatch {
+    /// 200–399: success and redirects.
+    fn default() -> StatusMatch {
+        StatusMatch::Range(200..=399)
+    }
+}
+
+impl StatusMatch {
+    /// Does `code` count as up?
+    pub fn matches(&self, code: u16) -> bool {
+        match self {
+            StatusMatch::Range(range) => range.contains(&code),
+            StatusMatch::Codes(codes) => codes.contains(&code),
+        }
+    }
+}
+
+/// The outcome of one probe and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// `Ok` when the member passed, otherwise why not.
+    pub outcome: Result<(), ProbeError>,
+    /// Time from the start of the probe to its verdict (about the timeout when it timed out).
+    pub latency: Duration,
+}
+
+impl ProbeResult {
+    /// Did the member pass?
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+/// Why a probe failed. The `Display` form is what operators read in logs and on the status
+/// page, so it is short and exact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The probe did not finish within its timeout.
+    #[error("timeout after {}", ShortDuration(*.0))]
+    Timeout(Duration),
+    /// Nothing listens on the port (TCP RST in answer to the SYN).
+    #[error("connect refused")]
+    ConnectRefused,
+    /// The peer reset or aborted an established connection.
+    #[error("connection reset")]
+    ConnectionReset,
+    /// The connection could not be made for another reason (unreachable network, …).
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// The TLS handshake failed.
+    #[error("tls: {0}")]
+    Tls(TlsError),
+    /// The server answered with a status code that does not count as up.
+    #[error("http {0}")]
+    Status(u16),
+    /// The body did not contain the expected substring within the body limit.
+    #[error("body did not contain {0:?}")]
+    BodyMismatch(String),
+    /// Any other HTTP-level failure (malformed answer, connection closed mid-answer, …).
+    #[error("http: {0}")]
+    Http(String),
+}
+
+/// Why a TLS handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate's validity period has ended.
+    #[error("certificate expired")]
+    CertificateExpired,
+    /// The certificate's validity period has not started yet.
+    #[error("certificate not valid yet")]
+    CertificateNotValidYet,
+    /// The certificate does not cover the name we asked for (the `host`, else the target IP).
+    #[error("certificate not valid for name {0:?}")]
+    NotValidForName(String),
+    /// The chain does not lead to a trusted root (self-signed, private CA not configured, …).
+    #[error("unknown issuer")]
+    UnknownIssuer,
+    /// The certificate has been revoked.
+    #[error("certificate revoked")]
+    CertificateRevoked,
+    /// Anything else, as rustls words it (alerts, protocol errors, bad signatures).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Why [`NetProbe`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeSetupError {
+    /// An extra root certificate could not be parsed.
+    #[error("root certificate {index} is not usable")]
+    RootCertificate {
+        /// Its position in the list given (0-based).
+        index: usize,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The TLS client configuration could not be built.
+    #[error("cannot set up TLS for probes")]
+    Tls(#[source] rustls::Error),
+    /// The certificate verifier could not be built.
+    #[error("cannot set up certificate verification for probes")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client for probes")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Runs one probe. Implementations must bound the whole probe by [`ProbeSpec::timeout`].
+pub trait Probe: Send + Sync + 'static {
+    /// Probes `spec.target` once and reports the outcome and its latency.
+    fn probe(&self, spec: &ProbeSpec) -> impl Future<Output = ProbeResult> + Send;
+}
+
+/// The real probe: tokio TCP connects, and reqwest (rustls with *ring*) for HTTP and HTTPS.
+///
+/// Build it once at startup (it reads the system's CA certificates) and share it: cloning is
+/// cheap and clones share their clients. Every probe still opens its own connection.
+#[derive(Clone)]
+pub struct NetProbe {
+    /// For plain HTTP and for verified HTTPS whose name is the target address.
+    verifying: reqwest::Client,
+    /// For HTTPS with `verify_tls = false` whose name is the target address.
+    insecure: reqwest::Client,
+    /// TLS settings from which per-probe clients are built when a `host` must be both SNI and
+    /// the name checked while connecting to the target address.
+    verifying_tls: Arc<ClientConfig>,
+    insecure_tls: Arc<ClientConfig>,
+}
+
+impl fmt::Debug for NetProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetProbe").finish_non_exhaustive()
+    }
+}
+
+impl NetProbe {
+    /// A probe trusting the system's CA certificates. Reads them from disk, so call it once.
+    ///
+    /// With no system CA certificates at all, verified HTTPS probes fail as `tls: unknown
+    /// issuer` (and a warning is logged) rather than Meridian refusing to start.
+    pub fn new() -> Result<NetProbe, ProbeSetupError> {
+        NetProbe::with_root_certificates(Vec::new())
+    }
+
+    /// A probe trusting the system's CA certificates plus `roots` (DER), for members whose
+    /// certificates come from a private CA.
+    pub fn with_root_certificates(roots: Vec<Vec<u8>>) -> Result<NetProbe, ProbeSetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut store = RootCertStore::empty();
+        for (index, der) in roots.into_iter().enumerate() {
+            store
+                .add(CertificateDer::from(der))
+                .map_err(|source| ProbeSetupError::RootCertificate { index, source })?;
+        }
+        let native = rustls_native_certs::load_native_certs();
+        for error in &native.errors {
+            tracing::warn!(%error, "reading system CA certificates for https probes");
+        }
+        let (added, ignored) = store.add_parsable_certificates(native.certs);
+        tracing::debug!(added, ignored, "system CA certificates for https probes");
+
+        let algorithms = provider.signature_verification_algorithms;
+        let verifier: Arc<dyn ServerCertVerifier> = if store.is_empty() {
+            tracing::warn!("no CA certificates found; verified https probes will fail");
+            Arc::new(FixedVerdict {
+                accept: false,
+                algorithms,
+            })
+        } else {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                .build()
+                .map_err(ProbeSetupError::Verifier)?
+        };
+        let verifying_tls = Arc::new(tls_config(&provider, verifier)?);
+        let insecure_tls = Arc::new(tls_config(
+            &provider,
+            Arc::new(FixedVerdict {
+                accept: true,
+                algorithms,
+            }),
+        )?);
+        Ok(NetProbe {
+            verifying: client(&verifying_tls, None)?,
+            insecure: client(&insecure_tls, None)?,
+            verifying_tls,
+            insecure_tls,
+        })
+    }
+
+    async fn run(&self, spec: &ProbeSpec) -> Result<(), ProbeError> {
+        match &spec.kind {
+            ProbeKind::Tcp => match TcpStream::connect(spec.target).await {
+                Ok(_stream) => Ok(()),
+                Err(e) => Err(connect_error(&e)),
+            },
+            ProbeKind::Http(check) => self.http(check, spec.target, false).await,
+            ProbeKind::Https(check) => self.http(check, spec.target, true).await,
+        }
+    }
+
+    async fn http(
+        &self,
+        check: &HttpCheck,
+        target: SocketAddr,
+        tls: bool,
+    ) -> Result<(), ProbeError> {
+        let scheme = if tls { "https" } else { "http" };
+        let slash = if check.path.starts_with('/') { "" } else { "/" };
+        let path = &check.path;
+        let verify = !tls || check.verify_tls;
+        // For HTTPS the host must be the URL's host, so that it is the SNI and the name the
+        // certificate is checked against, while the connection still goes to the target: a
+        // client of its own with a resolver override does that. An IP-literal host, or plain
+        // HTTP, just needs the Host header.
+        let named = check
+            .host
+            .as_deref()
+            .filter(|h| tls && h.parse::<IpAddr>().is_err());
+        let (client, url, tls_name) = match named {
+            Some(host) => {
+                let config = if verify {
+                    &self.verifying_tls
+                } else {
+                    &self.insecure_tls
+                };
+                let client = client(config, Some((host, target)))
+                    .map_err(|e| ProbeError::Http(innermost(&e).to_string()))?;
+                let url = format!("{scheme}://{host}:{}{slash}{path}", target.port());
+                (client, url, host.to_string())
+            }
+            None => {
+                let client = if verify {
+                    self.verifying.clone()
+                } else {
+                    self.insecure.clone()
+                };
+                let url = format!("{scheme}://{target}{slash}{path}");
+                (client, url, target.ip().to_string())
+            }
+        };
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| ProbeError::Http(format!("invalid url {url:?}: {e}")))?;
+        let method = match check.method {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Head => reqwest::Method::HEAD,
+        };
+        let mut request = client
+            .request(method, url)
+            .header(reqwest::header::CONNECTION, "close");
+        if let Some(host) = &check.host {
+            request = request.header(reqwest::header::HOST, host.as_str());
+        }
+        let mut response = request.send().await.map_err(|e| classify(&e, &tls_name))?;
+        let status = response.status().as_u16();
+        if !check.expect_status.matches(status) {
+            return Err(ProbeError::Status(status));
+        }
+        let Some(needle) = &check.expect_body else {
+            return Ok(());
+        };
+        let mut body = Vec::new();
+        while body.len() < check.body_limit {
+            match response
+                .chunk()
+                .await
+                .map_err(|e| classify(&e, &tls_name))?
+            {
+                Some(chunk) => body.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        body.truncate(check.body_limit);
+        if contains(&body, needle.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ProbeError::BodyMismatch(needle.clone()))
+        }
+    }
+}
+
+impl Probe for NetProbe {
+    async fn probe(&self, spec: &ProbeSpec) -> ProbeResult {
+        let start = Instant::now();
+        let outcome = match tokio::time::timeout(spec.timeout, self.run(spec)).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(ProbeError::Timeout(spec.timeout)),
+        };
+        ProbeResult {
+            outcome,
+            latency: start.elapsed(),
+        }
+    }
+}
+
+/// A reqwest client for plain-HTTP calls to Meridian's own API (the `meridian admin` command).
+/// It is given a TLS configuration with no trusted roots because the client crate needs one;
+/// HTTPS through it fails.
+pub fn plain_http_client() -> Result<reqwest::Client, ProbeSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ProbeSetupError::Tls)?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(ProbeSetupError::Client)
+}
+
+/// A client TLS configuration for probes: HTTP/1.1 only, and no session resumption, so every
+/// probe does a full handshake and sees the certificate the server has now.
+fn tls_config(
+    provider: &Arc<CryptoProvider>,
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> Result<ClientConfig, ProbeSetupError> {
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(ProbeSetupError::Tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
+/// A reqwest client for probes; `resolve` pins a host name to the target address.
+fn client(
+    tls: &ClientConfig,
+    resolve: Option<(&str, SocketAddr)>,
+) -> Result<reqwest::Client, ProbeSetupError> {
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .user_agent(concat!("meridian-health/", env!("CARGO_PKG_VERSION")))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0);
+    if let Some((host, addr)) = resolve {
+        builder = builder.resolve(host, addr);
+    }
+    builder.build().map_err(ProbeSetupError::Client)
+}
+
+/// Certificate verification with a fixed answer: accept anything (`verify_tls = false`), or
+/// reject everything as an unknown issuer (no CA certificates to trust). Handshake signatures
+/// are still checked, so the server does hold the key of the certificate it shows.
+#[derive(Debug)]
+struct FixedVerdict {
+    accept: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for FixedVerdict {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.accept {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Maps an I/O error of a connect to its reason.
+fn connect_error(e: &io::Error) -> ProbeError {
+    io_reason(e).unwrap_or_else(|| ProbeError::Connect(e.to_string()))
+}
+
+/// The reasons an I/O error kind alone decides.
+fn io_reason(e: &io::Error) -> Option<ProbeError> {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => Some(ProbeError::ConnectRefused),
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Some(ProbeError::ConnectionReset),
+        _ => None,
+    }
+}
+
+/// Maps a reqwest error to its reason by walking the source chain for the error that explains
+/// it: a rustls error (possibly wrapped in an `io::Error`), or an I/O error kind. `tls_name` is
+/// the name the certificate was checked against.
+fn classify(err: &reqwest::Error, tls_name: &str) -> ProbeError {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return ProbeError::Tls(tls_error(tls, tls_name));
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && let Some(reason) = io_reason(io)
+        {
+            return reason;
+        }
+        current = next_source(e);
+    }
+    let reason = innermost(err).to_string();
+    if err.is_connect() {
+        ProbeError::Connect(reason)
+    } else {
+        ProbeError::Http(reason)
+    }
+}
+
+/// The next error in the chain. `io::Error::source` skips the error it wraps (its `Display`
+/// already shows it), so the wrapped error is taken explicitly: that is where rustls errors
+/// hide.
+fn next_source<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(inner) = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+        return Some(inner);
+    }
+    e.source()
+}
+
+/// The last error of the chain: usually the most specific words.
+fn innermost<'a>(err: &'a (dyn StdError + 'static)) -> &'a (dyn StdError + 'static) {
+    let mut last = err;
+    while let Some(next) = next_source(last) {
+        last = next;
+    }
+    last
+}
+
+fn tls_error(e: &rustls::Error, name: &str) -> TlsError {
+    use CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::Expired | C::ExpiredContext { .. } => TlsError::CertificateExpired,
+            C::NotValidYet | C::NotValidYetContext { .. } => TlsError::CertificateNotValidYet,
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                TlsError::NotValidForName(name.to_string())
+            }
+            C::UnknownIssuer => TlsError::UnknownIssuer,
+            C::Revoked => TlsError::CertificateRevoked,
+            _ => TlsError::Other(e.to_string()),
+        },
+        _ => TlsError::Other(e.to_string()),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A duration the way operators write them: `1s`, `500ms`, `1.5s`.
+struct ShortDuration(Duration);
+
+impl fmt::Display for ShortDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_millis(1) && !d.is_zero() {
+            return write!(f, "{}µs", d.as_micros());
+        }
+        let ms = d.as_millis();
+        if ms < 1000 {
+            return write!(f, "{ms}ms");
+        }
+        let (secs, frac) = (ms / 1000, ms % 1000);
+        if frac == 0 {
+            return write!(f, "{secs}s");
+        }
+        let frac = format!("{frac:03}");
+        write!(f, "{secs}.{}s", frac.trim_end_matches('0'))
+    }
+}
+
+/// A probe whose outcomes the test sets, per target, for tests of the prober and the server.
+/// Targets without a set outcome pass. Clones share their state, so a test keeps one and hands
+/// the other to the code under test.
+#[derive(Debug, Clone, Default)]
+pub struct FakeProbe {
+    state: Arc<Mutex<FakeState>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    outcomes: HashMap<SocketAddr, Result<(), ProbeError>>,
+    calls: HashMap<SocketAddr, u64>,
+}
+
+impl FakeProbe {
+    /// A fake under which every target passes.
+    pub fn new() -> FakeProbe {
+        FakeProbe::default()
+    }
+
+    /// From now on, probes of `target` report `outcome`.
+    pub fn set(&self, target: SocketAddr, outcome: Result<(), ProbeError>) {
+        self.lock().outcomes.insert(target, outcome);
+    }
+
+    /// How many times `target` has been probed.
+    pub fn calls(&self, target: SocketAddr) -> u64 {
+        self.lock().calls.get(&target).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        // A panicking test thread cannot leave the maps half-updated; keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Probe for FakeProbe {
+    fn probe(&self, spec: &ProbeSpec) -> impl Future<Output = ProbeResult> + Send {
+        let outcome = {
+            let mut state = self.lock();
+            *state.calls.entry(spec.target).or_default() += 1;
+            state.outcomes.get(&spec.target).cloned().unwrap_or(Ok(()))
+        };
+        std::future::ready(ProbeResult {
+            outcome,
+            latency: Duration::ZERO,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
+    };
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpSocket};
+    use tokio::sync::mpsc;
+    use tokio::task::{JoinHandle, JoinSet};
+
+    /// Timeout of probes expected to finish: generous, so only a real hang trips it.
+    const LONG: Duration = Duration::from_secs(5);
+
+    /// How a [`Backend`] treats a request.
+    #[derive(Clone, Copy)]
+    enum Reply {
+        Canned,
+        /// Reads the request and never answers.
+        Silent,
+        /// Reads the request and resets the connection.
+        Reset,
+    }
+
+    /// A backend on 127.0.0.1:0 answering every request with one canned HTTP/1.1 response.
+    struct Backend {
+        status: u16,
+        body: String,
+        headers: String,
+        reply: Reply,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    }
+
+    impl Backend {
+        fn http() -> Backend {
+            Backend {
+                status: 200,
+                body: "ok\n".to_string(),
+                headers: String::new(),
+                reply: Reply::Canned,
+                tls: None,
+            }
+        }
+
+        fn https(cert: &Leaf) -> Backend {
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.clone()], cert.key.clone_key())
+            .unwrap();
+            Backend {
+                tls: Some(Arc::new(config)),
+                ..Backend::http()
+            }
+        }
+
+        fn status(mut self, status: u16) -> Backend {
+            self.status = status;
+            self
+        }
+
+        fn body(mut self, body: &str) -> Backend {
+            self.body = body.to_string();
+            self
+        }
+
+        fn header(mut self, line: &str) -> Backend {
+            self.headers.push_str(line);
+            self.headers.push_str("\r\n");
+            self
+        }
+
+        fn silent(mut self) -> Backend {
+            self.reply = Reply::Silent;
+            self
+        }
+
+        fn reset(mut self) -> Backend {
+            self.reply = Reply::Reset;
+            self
+        }
+
+        async fn start(self) -> Running {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (seen, requests) = mpsc::unbounded_channel();
+            let this = Arc::new(self);
+            let task = tokio::spawn(async move {
+                // Connection tasks live in the set, so aborting this task ends them too.
+                let mut connections = JoinSet::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let this = this.clone();
+                    let seen = seen.clone();
+                    connections.spawn(async move { this.serve(stream, seen).await });
+                }
+            });
+            Running {
+                addr,
+                requests,
+                task,
+            }
+        }
+
+        async fn serve(&self, stream: TcpStream, seen: mpsc::UnboundedSender<String>) {
+            match (&self.tls, self.reply) {
+                (None, Reply::Reset) => {
+                    let mut stream = stream;
+                    let _ = seen.send(read_head(&mut stream).await);
+                    stream.set_zero_linger().unwrap();
+                }
+                (None, _) => self.answer(stream, seen).await,
+                (Some(config), _) => {
+                    // A handshake the client rejects just ends the connection.
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        self.answer(stream, seen).await;
+                    }
+                }
+            }
+        }
+
+        async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+            &self,
+            mut stream: S,
+            seen: mpsc::UnboundedSender<String>,
+        ) {
+            let head = read_head(&mut stream).await;
+            let head_only = head.starts_with("HEAD ");
+            let _ = seen.send(head);
+            if let Reply::Silent = self.reply {
+                std::future::pending::<()>().await;
+            }
+            let body = if head_only { "" } else { self.body.as_str() };
+            let response = format!(
+                "HTTP/1.1 {} Canned\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{body}",
+                self.status,
+                self.body.len(),
+                self.headers,
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    }
+
+    /// A started [`Backend`]; dropping it stops it.
+    struct Running {
+        addr: SocketAddr,
+        requests: mpsc::UnboundedReceiver<String>,
+        task: JoinHandle<()>,
+    }
+
+    impl Running {
+        /// The head of the next request the backend received.
+        async fn request(&mut self) -> String {
+            tokio::time::timeout(LONG, self.requests.recv())
+                .await
+                .expect("a request within the timeout")
+                .expect("backend running")
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> String {
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    /// A server certificate and its key.
+    struct Leaf {
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    }
+
+    fn key_der(key: &KeyPair) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))
+    }
+
+    fn self_signed(name: &str) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        Leaf {
+            cert: cert.der().clone(),
+            key: key_der(&key),
+        }
+    }
+
+    fn ca() -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Meridian test CA");
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    fn issued(ca: &CertifiedIssuer<'static, KeyPair>, name: &str, expired: bool) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        if expired {
+            params.not_before = date_time_ymd(2020, 1, 1);
+            params.not_after = date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, ca).unwrap();
+        Leaf {
+            cert: cert.der().clone(),
+            key: key_der(&key),
+        }
+    }
+
+    fn spec(kind: ProbeKind, target: SocketAddr) -> ProbeSpec {
+        ProbeSpec {
+            kind,
+            target,
+            timeout: LONG,
+        }
+    }
+
+    /// The outcome of one probe, as operators would read it.
+    async fn outcome(probe: &NetProbe, spec: ProbeSpec) -> Result<(), String> {
+        probe.probe(&spec).await.outcome.map_err(|e| e.to_string())
+    }
+
+    async fn http(probe: &NetProbe, target: SocketAddr, check: HttpCheck) -> Result<(), String> {
+        outcome(probe, spec(ProbeKind::Http(check), target)).await
+    }
+
+    async fn https(probe: &NetProbe, target: SocketAddr, check: HttpCheck) -> Result<(), String> {
+        outcome(probe, spec(ProbeKind::Https(check), target)).await
+    }
+
+    fn host(name: &str, verify_tls: bool) -> HttpCheck {
+        HttpCheck {
+            host: Some(name.to_string()),
+            verify_tls,
+            ..HttpCheck::default()
+        }
+    }
+
+    fn expect_body(text: &str) -> HttpCheck {
+        HttpCheck {
+            expect_body: Some(text.to_string()),
+            ..HttpCheck::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_listening_port_passes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let probe = NetProbe::new().unwrap();
+        let result = probe
+            .probe(&spec(ProbeKind::Tcp, listener.local_addr().unwrap()))
+            .await;
+        assert_eq!(result.outcome, Ok(()));
+        assert!(result.latency < LONG);
+    }
+
+    #[tokio::test]
+    async fn tcp_closed_port_is_refused() {
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let probe = NetProbe::new().unwrap();
+        assert_eq!(
+            outcome(&probe, spec(ProbeKind::Tcp, closed)).await,
+            Err("connect refused".to_string())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tcp_timeout_runs_on_tokio_time() {
+        // A listener with a backlog of 0 whose one queue slot is taken and never accepted:
+        // the kernel drops further SYNs, so the probe's connect hangs.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _queued = TcpStream::connect(addr).await.unwrap();
+        let probe = NetProbe::new().unwrap();
+        let result = probe
+            .probe(&ProbeSpec {
+                kind: ProbeKind::Tcp,
+                target: addr,
+                timeout: Duration::from_secs(1),
+            })
+            .await;
+        assert_eq!(result.outcome.unwrap_err().to_string(), "timeout after 1s");
+        assert_eq!(result.latency, Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn http_status_decides() {
+        let probe = NetProbe::new().unwrap();
+        let up = Backend::http().start().await;
+        assert_eq!(http(&probe, up.addr, HttpCheck::default()).await, Ok(()));
+
+        let down = Backend::http().status(503).start().await;
+        let result = http(&probe, down.addr, HttpCheck::default()).await;
+        assert_eq!(result, Err("http 503".to_string()));
+
+        let only_204 = HttpCheck {
+            expect_status: StatusMatch::Codes(vec![204]),
+            ..HttpCheck::default()
+        };
+        let result = http(&probe, up.addr, only_204).await;
+        assert_eq!(result, Err("http 200".to_string()));
+    }
+
+    #[tokio::test]
+    async fn http_redirects_are_statuses_not_followed() {
+        let probe = NetProbe::new().unwrap();
+        let mut moved = Backend::http()
+            .status(302)
+            .header("Location: /elsewhere")
+            .start()
+            .await;
+        assert_eq!(http(&probe, moved.addr, HttpCheck::default()).await, Ok(()));
+        let only_200 = HttpCheck {
+            expect_status: StatusMatch::Codes(vec![200]),
+            ..HttpCheck::default()
+        };
+        let result = http(&probe, moved.addr, only_200).await;
+        assert_eq!(result, Err("http 302".to_string()));
+        moved.request().await;
+        moved.request().await;
+        assert!(
+            moved.requests.try_recv().is_err(),
+            "the redirect was followed"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_body_must_contain_the_expected_text() {
+        let probe = NetProbe::new().unwrap();
+        let good = Backend::http().body("status: ok\n").start().await;
+        assert_eq!(http(&probe, good.addr, expect_body("ok")).await, Ok(()));
+
+        let other = Backend::http().body("all good").start().await;
+        let result = http(&probe, other.addr, expect_body("ok")).await;
+        assert_eq!(result, Err(r#"body did not contain "ok""#.to_string()));
+
+        let late = format!("{}ok", "x".repeat(DEFAULT_BODY_LIMIT));
+        let too_late = Backend::http().body(&late).start().await;
+        let result = http(&probe, too_late.addr, expect_body("ok")).await;
+        assert_eq!(result, Err(r#"body did not contain "ok""#.to_string()));
+    }
+
+    #[tokio::test]
+    async fn http_silent_server_times_out() {
+        let probe = NetProbe::new().unwrap();
+        let mut silent = Backend::http().silent().start().await;
+        let result = probe
+            .probe(&ProbeSpec {
+                kind: ProbeKind::Http(HttpCheck::default()),
+                target: silent.addr,
+                timeout: Duration::from_millis(200),
+            })
+            .await;
+        assert_eq!(
+            result.outcome.unwrap_err().to_string(),
+            "timeout after 200ms"
+        );
+        assert!(result.latency >= Duration::from_millis(200));
+        silent.request().await;
+    }
+
+    #[tokio::test]
+    async fn http_reset_is_reported() {
+        let probe = NetProbe::new().unwrap();
+        let reset = Backend::http().reset().start().await;
+        let result = http(&probe, reset.addr, HttpCheck::default()).await;
+        assert_eq!(result, Err("connection reset".to_string()));
+    }
+
+    #[tokio::test]
+    async fn http_sends_method_path_host_and_user_agent() {
+        let probe = NetProbe::new().unwrap();
+        let mut backend = Backend::http().start().await;
+        let check = HttpCheck {
+            path: "/healthz?deep=1".to_string(),
+            ..host("probe.example", true)
+        };
+        assert_eq!(http(&probe, backend.addr, check).await, Ok(()));
+        let head = backend.request().await.to_ascii_lowercase();
+        assert!(
+            head.starts_with("get /healthz?deep=1 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nhost: probe.example\r\n"), "{head}");
+        let agent = format!(
+            "\r\nuser-agent: meridian-health/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(head.contains(&agent), "{head}");
+
+        let head_check = HttpCheck {
+            method: HttpMethod::Head,
+            ..HttpCheck::default()
+        };
+        assert_eq!(http(&probe, backend.addr, head_check).await, Ok(()));
+        let head = backend.request().await.to_ascii_lowercase();
+        assert!(head.starts_with("head / http/1.1\r\n"), "{head}");
+        let ip_host = format!("\r\nhost: {}\r\n", backend.addr);
+        assert!(head.contains(&ip_host), "{head}");
+    }
+
+    #[tokio::test]
+    async fn https_self_signed_passes_only_unverified() {
+        let probe = NetProbe::new().unwrap();
+        let backend = Backend::https(&self_signed("localhost")).start().await;
+        let unverified = HttpCheck {
+            verify_tls: false,
+            ..HttpCheck::default()
+        };
+        assert_eq!(https(&probe, backend.addr, unverified).await, Ok(()));
+        let result = https(&probe, backend.addr, host("localhost", false)).await;
+        assert_eq!(result, Ok(()));
+        let result = https(&probe, backend.addr, host("localhost", true)).await;
+        assert_eq!(result, Err("tls: unknown issuer".to_string()));
+    }
+
+    #[tokio::test]
+    async fn https_private_ca_checks_expiry_and_name() {
+        let ca = ca();
+        let probe = NetProbe::with_root_certificates(vec![ca.der().to_vec()]).unwrap();
+
+        let mut good = Backend::https(&issued(&ca, "localhost", false))
+            .start()
+            .await;
+        assert_eq!(
+            https(&probe, good.addr, host("localhost", true)).await,
+            Ok(())
+        );
+        let head = good.request().await.to_ascii_lowercase();
+        assert!(head.contains("\r\nhost: localhost\r\n"), "{head}");
+        let result = https(&probe, good.addr, HttpCheck::default()).await;
+        assert_eq!(
+            result,
+            Err(r#"tls: certificate not valid for name "127.0.0.1""#.to_string())
+        );
+        let system_only = NetProbe::new().unwrap();
+        let result = https(&system_only, good.addr, host("localhost", true)).await;
+        assert_eq!(result, Err("tls: unknown issuer".to_string()));
+
+        let expired = Backend::https(&issued(&ca, "localhost", true))
+            .start()
+            .await;
+        let result = https(&probe, expired.addr, host("localhost", true)).await;
+        assert_eq!(result, Err("tls: certificate expired".to_string()));
+
+        let elsewhere = Backend::https(&issued(&ca, "other.example", false))
+            .start()
+            .await;
+        let result = https(&probe, elsewhere.addr, host("localhost", true)).await;
+        assert_eq!(
+            result,
+            Err(r#"tls: certificate not valid for name "localhost""#.to_string())
+        );
+
+        let failing = Backend::https(&issued(&ca, "localhost", false))
+            .status(503)
+            .start()
+            .await;
+        let result = https(&probe, failing.addr, host("localhost", true)).await;
+        assert_eq!(result, Err("http 503".to_string()));
+    }
+
+    #[test]
+    fn bad_root_certificate_is_refused() {
+        let err =
+            NetProbe::with_root_certificates(vec![b"not a certificate".to_vec()]).unwrap_err();
+        assert!(matches!(
+            err,
+            ProbeSetupError::RootCertificate { index: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn durations_read_like_config() {
+        let cases = [
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(2250), "2.25s"),
+            (Duration::from_millis(1001), "1.001s"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::ZERO, "0ms"),
+            (Duration::from_micros(250), "250µs"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(ShortDuration(d).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn reasons_are_short_and_exact() {
+        let cases = [
+            (ProbeError::Status(503), "http 503"),
+            (ProbeError::ConnectRefused, "connect refused"),
+            (ProbeError::ConnectionReset, "connection reset"),
+            (
+                ProbeError::Timeout(Duration::from_millis(1500)),
+                "timeout after 1.5s",
+            ),
+            (
+                ProbeError::Tls(TlsError::CertificateExpired),
+                "tls: certificate expired",
+            ),
+            (
+                ProbeError::Tls(TlsError::NotValidForName("x".to_string())),
+                r#"tls: certificate not valid for name "x""#,
+            ),
+            (
+                ProbeError::Tls(TlsError::UnknownIssuer),
+                "tls: unknown issuer",
+            ),
+            (
+                ProbeError::BodyMismatch("ok".to_string()),
+                r#"body did not contain "ok""#,
+            ),
+            (
+                ProbeError::Connect("Network is unreachable".to_string()),
+                "connect failed: Network is unreachable",
+            ),
+        ];
+        for (err, text) in cases {
+            assert_eq!(err.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn status_match() {
+        assert!(StatusMatch::default().matches(200));
+        assert!(StatusMatch::default().matches(399));
+        assert!(!StatusMatch::default().matches(400));
+        assert!(!StatusMatch::default().matches(199));
+        assert!(StatusMatch::Codes(vec![204]).matches(204));
+        assert!(!StatusMatch::Codes(vec![204]).matches(200));
+    }
+
+    #[tokio::test]
+    async fn fake_probe_reports_what_the_test_set() {
+        let fake = FakeProbe::new();
+        let a: SocketAddr = "192.0.2.1:80".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:80".parse().unwrap();
+        let handed_out = fake.clone();
+        fake.set(b, Err(ProbeError::Status(503)));
+        assert!(handed_out.probe(&spec(ProbeKind::Tcp, a)).await.is_ok());
+        let result = handed_out.probe(&spec(ProbeKind::Tcp, b)).await;
+        assert_eq!(result.outcome, Err(ProbeError::Status(503)));
+        fake.set(b, Ok(()));
+        assert!(handed_out.probe(&spec(ProbeKind::Tcp, b)).await.is_ok());
+        assert_eq!((fake.calls(a), fake.calls(b)), (1, 2));
+    }
+}
