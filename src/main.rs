@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use meridian::health::probe::NetProbe;
+use meridian::health::prober::HealthControl;
 use meridian::{Listeners, Model, SharedState};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -119,9 +120,27 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         }
         let state = Arc::new(SharedState::restore(model)?);
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        // Handlers are installed before anything is served, so an early signal is not lost
+        // (or, for SIGHUP, fatal).
+        #[cfg(unix)]
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(stop_on_signal(
+            shutdown.clone(),
+            #[cfg(unix)]
+            term,
+        ));
+        let (control, commands) = HealthControl::new();
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(
+            hup,
+            config.clone(),
+            state.clone(),
+            control.clone(),
+        ));
         let probe = Arc::new(NetProbe::new()?);
-        meridian::run(state, listeners, probe, shutdown).await?;
+        meridian::run(state, listeners, probe, (control, commands), shutdown).await?;
         Ok(())
     })
 }
@@ -201,12 +220,50 @@ fn example_name(model: &Model) -> Option<String> {
         .or_else(|| model.zones.iter().next().map(|z| z.origin.to_string()))
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// Reloads config and zones on SIGHUP: everything is parsed and validated first; a bad config
+/// is logged with its file and line and the running one stays in service.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    config: PathBuf,
+    state: Arc<SharedState>,
+    control: HealthControl,
+) {
+    while hup.recv().await.is_some() {
+        info!("SIGHUP received, reloading {}", config.display());
+        let path = config.clone();
+        let loaded = tokio::task::spawn_blocking(move || Model::load(&path)).await;
+        match loaded {
+            Ok(Ok(model)) => {
+                let running = state.load();
+                if model.dns.listen != running.model.dns.listen
+                    || model.http.as_ref().map(|h| h.listen)
+                        != running.model.http.as_ref().map(|h| h.listen)
+                {
+                    tracing::warn!(
+                        "listen addresses changed: they take effect at the next restart"
+                    );
+                }
+                drop(running);
+                let summary = model.summary();
+                match control.reload(model).await {
+                    Ok(generation) => info!(generation, "reloaded: {summary}"),
+                    Err(e) => tracing::error!("reload failed: {e}"),
+                }
+            }
+            Ok(Err(e)) => tracing::error!("reload failed, keeping the running config: {e}"),
+            Err(e) => tracing::error!("reload failed: {e}"),
+        }
+    }
+}
+
+async fn stop_on_signal(
+    shutdown: CancellationToken,
+    #[cfg(unix)] mut term: tokio::signal::unix::Signal,
+) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler cannot fail on unix");
         tokio::select! {
             _ = ctrl_c => info!("SIGINT received, shutting down"),
             _ = term.recv() => info!("SIGTERM received, shutting down"),

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::api::{self, ApiState};
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp};
 use crate::health::probe::Probe;
-use crate::health::prober::{self, HealthControl};
+use crate::health::prober::{self, Command, HealthControl};
 use crate::state::SharedState;
 
 /// How long shutdown waits for open connections before dropping them.
@@ -107,12 +107,12 @@ pub async fn run<P: Probe>(
     state: Arc<SharedState>,
     listeners: Listeners,
     probe: Arc<P>,
+    (control, commands): (HealthControl, mpsc::Receiver<Command>),
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let (probed_tx, mut probed) = watch::channel(false);
     let (ready_tx, ready) = watch::channel(false);
-    let (control, commands) = HealthControl::new();
     let (bound, token) = {
         let model = state.load().model.clone();
         let token = model.http.as_ref().and_then(|h| h.admin_token.clone());

@@ -62,15 +62,26 @@ pub fn plan(model: &Model) -> Vec<Target> {
     targets
 }
 
-/// An operator action on its way to the health writer.
+/// A request to the health writer.
 #[derive(Debug)]
-pub struct AdminCommand {
-    /// Which members.
-    pub selector: Selector,
-    /// What to do.
-    pub action: Action,
-    /// Where the result goes.
-    pub reply: oneshot::Sender<Result<Vec<AdminChange>, AdminError>>,
+pub enum Command {
+    /// An operator action.
+    Admin {
+        /// Which members.
+        selector: Selector,
+        /// What to do.
+        action: Action,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Vec<AdminChange>, AdminError>>,
+    },
+    /// Switch to a new validated model (a config reload): members whose probe did not change
+    /// keep their health and overrides; probing restarts on the new plan.
+    Reload {
+        /// The new model.
+        model: Box<Model>,
+        /// The generation of the snapshot that carries it.
+        reply: oneshot::Sender<u64>,
+    },
 }
 
 /// One member whose shown state an admin action changed (or confirmed).
@@ -86,16 +97,16 @@ pub struct AdminChange {
     pub to: String,
 }
 
-/// A handle for operator actions; cheap to clone. Actions are applied by the one health
-/// writer, in order with probe results, so neither can overwrite the other.
+/// A handle for operator actions and reloads; cheap to clone. Everything is applied by the one
+/// health writer, in order with probe results, so nothing overwrites anything else.
 #[derive(Debug, Clone)]
 pub struct HealthControl {
-    tx: mpsc::Sender<AdminCommand>,
+    tx: mpsc::Sender<Command>,
 }
 
 impl HealthControl {
     /// A handle and the receiver to pass to [`run`].
-    pub fn new() -> (HealthControl, mpsc::Receiver<AdminCommand>) {
+    pub fn new() -> (HealthControl, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(64);
         (HealthControl { tx }, rx)
     }
@@ -109,7 +120,7 @@ impl HealthControl {
     ) -> Result<Vec<AdminChange>, AdminError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(AdminCommand {
+            .send(Command::Admin {
                 selector,
                 action,
                 reply,
@@ -118,6 +129,54 @@ impl HealthControl {
             .map_err(|_| AdminError::Unavailable)?;
         rx.await.map_err(|_| AdminError::Unavailable)?
     }
+
+    /// Switches to `model`, returning the generation of the snapshot that carries it.
+    pub async fn reload(&self, model: Model) -> Result<u64, AdminError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Reload {
+                model: Box::new(model),
+                reply,
+            })
+            .await
+            .map_err(|_| AdminError::Unavailable)?;
+        rx.await.map_err(|_| AdminError::Unavailable)
+    }
+}
+
+/// The health table for `next` after a reload from `prev`: a member keeps its health and
+/// override when its pool, address and port are the same and it is probed the same way (same
+/// monitor settings, same probe address); every other member starts afresh.
+pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> HealthTable {
+    let mut table = initial_table(next);
+    let probe_of = |model: &Model, pool: &crate::model::Pool, m: &crate::model::Member| {
+        model.monitor_of(pool).map(|mon| {
+            (
+                mon.kind.clone(),
+                mon.port,
+                mon.timeout,
+                mon.thresholds,
+                mon.target(m),
+            )
+        })
+    };
+    let old: HashMap<(&str, std::net::IpAddr, Option<u16>), (usize, _)> = prev
+        .members()
+        .map(|(p, m)| {
+            (
+                (p.name.as_str(), m.address.0, m.port),
+                (m.index, probe_of(prev, p, m)),
+            )
+        })
+        .collect();
+    for (pool, m) in next.members() {
+        if let Some((i, probe)) = old.get(&(pool.name.as_str(), m.address.0, m.port))
+            && *probe == probe_of(next, pool, m)
+        {
+            table.members[m.index] = prev_table.members[*i].clone();
+        }
+    }
+    table
 }
 
 /// The health table a model starts with: monitored members unknown, the rest up.
@@ -147,85 +206,121 @@ pub fn first_round_bound(model: &Model, targets: &[Target]) -> Duration {
     longest * rounds as u32 + Duration::from_millis(500)
 }
 
-/// Probes every target of the current snapshot's model until `shutdown`, publishing health
-/// changes into `state`, and applies operator actions from `commands`. `ready` becomes true
-/// once every target has reported once.
-pub async fn run<P: Probe>(
-    probe: Arc<P>,
-    state: Arc<SharedState>,
-    mut commands: mpsc::Receiver<AdminCommand>,
-    ready: watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
-    let snap = state.load();
-    let model = snap.model.clone();
-    let targets = plan(&model);
-    let mut table = (*snap.health).clone();
-    drop(snap);
+/// The probe tasks of one plan. Results carry the plan's epoch so results of a replaced plan
+/// are ignored.
+struct Probing {
+    epoch: u64,
+    targets: Vec<Target>,
+    reported: Vec<bool>,
+    missing: usize,
+    stop: CancellationToken,
+}
+
+fn start_probing<P: Probe>(
+    epoch: u64,
+    model: &Model,
+    probe: &Arc<P>,
+    results: &mpsc::Sender<(u64, usize, Observation)>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Probing {
+    let targets = plan(model);
     info!(
         "health: {} probe targets for {} members",
         targets.len(),
         model.member_count()
     );
-    if targets.is_empty() {
-        let _ = ready.send(true);
-    }
-
-    let (tx, mut rx) = mpsc::channel::<(usize, Observation)>(1024);
+    let stop = shutdown.child_token();
     let permits = Arc::new(Semaphore::new(model.health.max_concurrent_probes));
-    let tracker = TaskTracker::new();
     for (i, target) in targets.iter().enumerate() {
         tracker.spawn(probe_loop(
-            i,
+            (epoch, i),
             target.spec.clone(),
             target.thresholds,
             probe.clone(),
             permits.clone(),
-            tx.clone(),
-            shutdown.clone(),
+            results.clone(),
+            stop.clone(),
         ));
     }
-    drop(tx);
+    Probing {
+        epoch,
+        reported: vec![false; targets.len()],
+        missing: targets.len(),
+        targets,
+        stop,
+    }
+}
 
-    let mut reported = vec![false; targets.len()];
-    let mut missing = targets.len();
-    let mut probing = !targets.is_empty();
+/// Probes every target of the current snapshot's model until `shutdown`, publishing health
+/// changes into `state`, and applies operator actions and reloads from `commands`. `ready`
+/// becomes true once every target of the first plan has reported once.
+pub async fn run<P: Probe>(
+    probe: Arc<P>,
+    state: Arc<SharedState>,
+    mut commands: mpsc::Receiver<Command>,
+    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let snap = state.load();
+    let mut model = snap.model.clone();
+    let mut table = (*snap.health).clone();
+    drop(snap);
+
+    let (tx, mut rx) = mpsc::channel::<(u64, usize, Observation)>(1024);
+    let tracker = TaskTracker::new();
+    let mut probing = start_probing(1, &model, &probe, &tx, &tracker, &shutdown);
+    if probing.targets.is_empty() {
+        let _ = ready.send(true);
+    }
     loop {
         let first = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             Some(cmd) = commands.recv() => {
-                let result = admin(&model, &mut table, &cmd.selector, cmd.action).await;
-                if result.is_ok() {
-                    state.publish_health(Arc::new(table.clone()));
+                match cmd {
+                    Command::Admin { selector, action, reply } => {
+                        let result = admin(&model, &mut table, &selector, action).await;
+                        if result.is_ok() {
+                            state.publish_health(Arc::new(table.clone()));
+                        }
+                        let _ = reply.send(result);
+                    }
+                    Command::Reload { model: next, reply } => {
+                        let next: Arc<Model> = Arc::from(next);
+                        table = carry_over(&model, &table, &next);
+                        model = next;
+                        probing.stop.cancel();
+                        probing = start_probing(
+                            probing.epoch + 1, &model, &probe, &tx, &tracker, &shutdown,
+                        );
+                        let generation = state.publish(model.clone(), Arc::new(table.clone()));
+                        info!(generation, "health: now probing the reloaded config");
+                        let _ = reply.send(generation);
+                    }
                 }
-                let _ = cmd.reply.send(result);
                 continue;
             }
-            r = rx.recv(), if probing => match r {
-                Some(r) => r,
-                None => {
-                    probing = false;
-                    continue;
-                }
-            },
+            Some(r) = rx.recv() => r,
         };
         // Apply everything already waiting, then publish at most once.
         let mut changed = false;
         let mut next = Some(first);
-        while let Some((i, obs)) = next {
-            if !reported[i] {
-                reported[i] = true;
-                missing -= 1;
+        while let Some((epoch, i, obs)) = next {
+            if epoch == probing.epoch {
+                if !probing.reported[i] {
+                    probing.reported[i] = true;
+                    probing.missing -= 1;
+                }
+                changed |= apply(&model, &probing.targets[i], &obs, &mut table);
             }
-            changed |= apply(&model, &targets[i], &obs, &mut table);
             next = rx.try_recv().ok();
         }
         if changed {
             let generation = state.publish_health(Arc::new(table.clone()));
             debug!(generation, "health published");
         }
-        if missing == 0 && !*ready.borrow() {
+        if probing.missing == 0 && !*ready.borrow() {
             info!("health: first probe round complete");
             let _ = ready.send(true);
         }
@@ -315,12 +410,12 @@ fn apply(model: &Model, target: &Target, obs: &Observation, table: &mut HealthTa
 /// Probes one target forever: at once, then every `interval` (every `fast_interval` while
 /// transitioning), the first repeat at a random point of the interval so targets spread out.
 async fn probe_loop<P: Probe>(
-    index: usize,
+    index: (u64, usize),
     spec: ProbeSpec,
     t: Thresholds,
     probe: Arc<P>,
     permits: Arc<Semaphore>,
-    results: mpsc::Sender<(usize, Observation)>,
+    results: mpsc::Sender<(u64, usize, Observation)>,
     shutdown: CancellationToken,
 ) {
     // A private copy of the hysteresis, only to choose the next interval.
@@ -344,7 +439,7 @@ async fn probe_loop<P: Probe>(
             latency: result.latency,
         };
         local.observe(&obs, &t);
-        if results.send((index, obs)).await.is_err() {
+        if results.send((index.0, index.1, obs)).await.is_err() {
             return;
         }
         let mut wait = if local.probes_until_flip(&t).is_some() {
@@ -550,6 +645,79 @@ min_ttl = 2
                 .overrides
                 .is_empty()
         );
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reload_keeps_health_of_members_whose_probe_did_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(SharedState::new(model(dir.path())));
+        let fake = FakeProbe::new();
+        fake.set(addr("192.0.2.1"), Err(ProbeError::ConnectRefused));
+        let (control, commands) = HealthControl::new();
+        let (ready_tx, mut ready) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            Arc::new(fake.clone()),
+            state.clone(),
+            commands,
+            ready_tx,
+            shutdown.clone(),
+        ));
+        ready.wait_for(|r| *r).await.unwrap();
+        control
+            .apply(
+                Selector {
+                    pool: "b".into(),
+                    member: Some("192.0.2.3".into()),
+                },
+                Action::Drain,
+            )
+            .await
+            .unwrap();
+        let down = |s: &SharedState, i: usize| s.load().health.get(i).state;
+        assert_eq!(down(&state, 0), crate::health::HealthState::Down);
+
+        // New config: pool a unchanged but for a new member; pool b probed differently.
+        let text = CONFIG
+            .replace(
+                r#"members = [{ address = "192.0.2.1" }, { address = "192.0.2.2" }]"#,
+                r#"members = [{ address = "192.0.2.1" }, { address = "192.0.2.2" }, { address = "192.0.2.9" }]"#,
+            )
+            .replace(
+                "[pools.b]\nmonitor = \"tcp\"",
+                "[monitors.other]\ntype = \"tcp\"\nport = 10\n\n[pools.b]\nmonitor = \"other\"",
+            );
+        let next = Model::from_text(&dir.path().join("m.toml"), &text).unwrap();
+        let before = state.load();
+        let carried = carry_over(&before.model, &before.health, &next);
+        let h = |i: usize| carried.get(i).clone();
+        assert_eq!(h(0).state, crate::health::HealthState::Down, "kept");
+        assert_eq!(h(1).state, crate::health::HealthState::Up, "kept");
+        assert_eq!(
+            h(2).state,
+            crate::health::HealthState::Unknown,
+            "new member"
+        );
+        assert_eq!(h(4).admin, None, "pool b's probe changed: starts afresh");
+        assert_eq!(
+            before.health.get(3).admin,
+            Some(crate::health::Override::Drain)
+        );
+        drop(before);
+
+        let generation = control.reload(next).await.unwrap();
+        let snap = state.load();
+        assert!(snap.generation >= generation);
+        assert_eq!(snap.model.member_count(), 5);
+        assert_eq!(snap.health.get(0).state, crate::health::HealthState::Down);
+        drop(snap);
+        // The new plan is probed: the new member reports and comes up.
+        let new = addr("192.0.2.9");
+        until_calls(&fake, new, 1).await;
+        assert_eq!(down(&state, 2), crate::health::HealthState::Up);
 
         shutdown.cancel();
         task.await.unwrap();

@@ -370,7 +370,14 @@ async fn ipv6_listeners_answer_over_udp_and_tcp() {
     let state = std::sync::Arc::new(meridian::SharedState::new(model));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let probe = std::sync::Arc::new(meridian::health::probe::NetProbe::new().unwrap());
-    let server = tokio::spawn(meridian::run(state, listeners, probe, shutdown.clone()));
+    let control = meridian::health::prober::HealthControl::new();
+    let server = tokio::spawn(meridian::run(
+        state,
+        listeners,
+        probe,
+        control,
+        shutdown.clone(),
+    ));
 
     let q = QueryBuilder::new("static.example.test.", RecordType::AAAA).build();
     let sock = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();

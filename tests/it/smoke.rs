@@ -106,3 +106,93 @@ fn serve_prints_listening_lines_answers_and_stops_on_sigterm() {
         "{rest:?}"
     );
 }
+
+/// Reads the child's stderr on a thread so the test can wait for a line with a bound.
+struct LogLines(std::sync::mpsc::Receiver<String>);
+
+impl LogLines {
+    fn new(stderr: std::process::ChildStderr) -> LogLines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LogLines(rx)
+    }
+
+    /// The first line containing `needle`, waiting at most 10 s.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line containing {needle:?} within 10 s"),
+            }
+        }
+    }
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_config_keeps_the_old_one_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = LogLines::new(child.stderr.take().unwrap());
+    let line = log.wait_for("listening for dns-udp on ");
+    let udp: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ask = |name: &str| {
+        let q = QueryBuilder::new(name, RecordType::A).build();
+        parse(&rt.block_on(udp_exchange(udp, &q)))
+    };
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+
+    // A broken config is refused with file and line; the running one keeps answering.
+    write_config(
+        dir.path(),
+        "[services.\"www.example.test.\"]\npools = [\"nope\"]\n",
+    );
+    hup();
+    let line = log.wait_for("reload failed");
+    assert!(line.contains(&format!("{}:5:", path.display())), "{line}");
+    assert_eq!(ask("static.example.test.").answers.len(), 1);
+    assert!(ask("www.example.test.").answers.is_empty());
+
+    // A good one takes effect without a restart.
+    write_config(
+        dir.path(),
+        "[pools.p]\nmembers = [{ address = \"192.0.2.44\" }]\n\n[services.\"www.example.test.\"]\npools = [\"p\"]\n",
+    );
+    hup();
+    log.wait_for("reloaded:");
+    let r = ask("www.example.test.");
+    assert_eq!(r.answers.len(), 1);
+    assert_eq!(ask("static.example.test.").answers.len(), 1);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::health::probe::NetProbe;
+use meridian::health::prober::HealthControl;
 use meridian::{Listeners, Model, SharedState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -34,6 +35,8 @@ pub struct Meridian {
     pub http: Option<SocketAddr>,
     /// Its shared state (to publish new snapshots in tests).
     pub state: Arc<SharedState>,
+    /// Admin actions and reloads, as the HTTP API and SIGHUP use them.
+    pub control: HealthControl,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -64,10 +67,12 @@ impl Meridian {
         let state = Arc::new(SharedState::restore(model).expect("state file"));
         let shutdown = CancellationToken::new();
         let probe = Arc::new(NetProbe::new().expect("probe client"));
+        let (control, commands) = HealthControl::new();
         let task = tokio::spawn(meridian::run(
             state.clone(),
             listeners,
             probe,
+            (control.clone(), commands),
             shutdown.clone(),
         ));
         Meridian {
@@ -75,6 +80,7 @@ impl Meridian {
             tcp,
             http,
             state,
+            control,
             shutdown,
             task: Some(task),
             _dir: dir,
@@ -223,5 +229,28 @@ impl QueryBuilder {
     /// The wire bytes.
     pub fn build(&self) -> Vec<u8> {
         self.msg.to_vec().expect("encode query")
+    }
+}
+
+/// The config text [`Meridian::start`] writes: a `[dns]` section on `127.0.0.1:0` serving the
+/// fixture zones, the extra `[dns]` keys, then `config`.
+pub fn config_text(extra_dns: &str, config: &str) -> String {
+    format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = {:?}\n{extra_dns}\n{config}",
+        fixture_zones().display().to_string()
+    )
+}
+
+impl Meridian {
+    /// Like [`Meridian::start`], but with `meridian.toml` written into `dir`, which the caller
+    /// owns: files the config names (an admin token) can be put there first, and what Meridian
+    /// writes there (its state file) outlives this instance, so a restart on the same `dir`
+    /// sees it.
+    pub async fn start_at(dir: &Path, extra_dns: &str, config: &str) -> Meridian {
+        let path = dir.join("meridian.toml");
+        std::fs::write(&path, config_text(extra_dns, config)).expect("write config");
+        let model = Model::load(&path).unwrap_or_else(|e| panic!("config invalid: {e}"));
+        // `serve` keeps a directory alive for the instance's lifetime; this one stays empty.
+        Meridian::serve(model, tempfile::tempdir().expect("tempdir")).await
     }
 }
