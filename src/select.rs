@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use rand::Rng;
 
-use crate::health::HealthTable;
+use crate::health::{HealthTable, Override};
 use crate::model::{Member, Model, PoolId, Selection, Service, Steering, WhenAllDown};
 
 /// The address family a query asks for.
@@ -65,6 +65,14 @@ pub fn pick<R: Rng + ?Sized>(
     // A member may be handed out when it has weight, passes its probes and is not drained.
     let usable = |m: &Member| m.weight.0 > 0 && health.get(m.index).usable(unknown_is_up);
     let pool_usable = |id: &PoolId| model.pools[id.0 as usize].members.iter().any(usable);
+    // Failing open hands out members whatever their probes say, but never ones an operator
+    // took out (drained or forced down).
+    let not_overridden = |m: &Member| {
+        !matches!(
+            health.get(m.index).admin,
+            Some(Override::Drain | Override::ForceDown)
+        )
+    };
     let steered = match service.steering {
         Steering::Failover => service.pools.iter().copied().find(pool_usable),
         Steering::Weighted => weighted_pool(model, service, rng, pool_usable),
@@ -82,7 +90,7 @@ pub fn pick<R: Rng + ?Sized>(
     let outcome = match service.when_all_down {
         WhenAllDown::All => {
             let pool = service.pools[0];
-            let members = select(model, service, pool, family, rng, |_| true);
+            let members = select(model, service, pool, family, rng, not_overridden);
             Outcome::Members { pool, members }
         }
         WhenAllDown::Fallback(pool) => {
@@ -90,7 +98,7 @@ pub fn pick<R: Rng + ?Sized>(
             let members = if any_usable {
                 select(model, service, pool, family, rng, usable)
             } else {
-                select(model, service, pool, family, rng, |_| true)
+                select(model, service, pool, family, rng, not_overridden)
             };
             Outcome::Members { pool, members }
         }

@@ -1,8 +1,10 @@
 //! The one integration test binary: a real Meridian on `127.0.0.1:0`, real DNS over UDP and
 //! TCP. One module per topic.
 
+mod backend;
 mod config;
 mod dns;
+mod health;
 mod knot_diff;
 mod malformed;
 mod services;
