@@ -421,15 +421,21 @@ async fn identical_probes_run_once() {
     );
 }
 
-#[tokio::test]
-async fn drain_via_api_removes_member_and_survives_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_token(dir.path());
+/// `www` over two healthy members A and B, with the admin API and its token in `dir`.
+async fn two_healthy_members_with_admin_api(dir: &Path) -> (Backend, Backend, Meridian, String) {
+    write_token(dir);
     let a = Backend::http().start().await;
     let b = Backend::http().start().await;
     let config = format!("{HTTP_WITH_TOKEN}{}", www(&[member(A, &a), member(B, &b)]));
-    let m = Meridian::start_at(dir.path(), "", &config).await;
+    let m = Meridian::start_at(dir, "", &config).await;
     assert_eq!(answer(&m, WWW).await, ips(&[A, B]));
+    (a, b, m, config)
+}
+
+#[tokio::test]
+async fn drain_via_api_removes_member_and_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_a, _b, m, config) = two_healthy_members_with_admin_api(dir.path()).await;
     assert_eq!(get(&m, "/readyz").await, (200, "ready\n".to_string()));
 
     let (status, body) = admin(&m, "drain", "web", A).await;
@@ -606,12 +612,7 @@ async fn https_monitor_accepts_a_self_signed_backend_only_without_verification()
 #[tokio::test]
 async fn admin_command_drains_through_the_running_api() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_token(dir.path());
-    let a = Backend::http().start().await;
-    let b = Backend::http().start().await;
-    let config = format!("{HTTP_WITH_TOKEN}{}", www(&[member(A, &a), member(B, &b)]));
-    let m = Meridian::start_at(dir.path(), "", &config).await;
-    assert_eq!(answer(&m, WWW).await, ips(&[A, B]));
+    let (_a, _b, m, _) = two_healthy_members_with_admin_api(dir.path()).await;
 
     // The command reads `[http] listen` from its config; the server's says port 0, so the
     // command gets a config naming the port actually bound, and the same token file.
@@ -652,12 +653,7 @@ async fn admin_command_drains_through_the_running_api() {
 #[tokio::test]
 async fn drained_members_are_never_handed_out_even_when_failing_open() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_token(dir.path());
-    let a = Backend::http().start().await;
-    let b = Backend::http().start().await;
-    let config = format!("{HTTP_WITH_TOKEN}{}", www(&[member(A, &a), member(B, &b)]));
-    let m = Meridian::start_at(dir.path(), "", &config).await;
-    assert_eq!(answer(&m, WWW).await, ips(&[A, B]));
+    let (_a, _b, m, _) = two_healthy_members_with_admin_api(dir.path()).await;
 
     // Maintenance of the whole site: the operator drains every member of the pool.
     let (status, body) = post(
