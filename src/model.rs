@@ -269,6 +269,8 @@ pub struct Model {
     pub pools: Vec<Pool>,
     /// Services.
     pub services: Vec<Service>,
+    /// For each member index, its pool and position in the pool.
+    member_slots: Vec<(PoolId, usize)>,
 }
 
 impl Model {
@@ -293,6 +295,13 @@ impl Model {
     /// Total number of members over all pools.
     pub fn member_count(&self) -> usize {
         self.pools.iter().map(|p| p.members.len()).sum()
+    }
+
+    /// Member `index` with its pool.
+    pub fn member(&self, index: usize) -> (&Pool, &Member) {
+        let (pool, pos) = self.member_slots[index];
+        let pool = &self.pools[pool.0 as usize];
+        (pool, &pool.members[pos])
     }
 
     /// Every member with its pool, in index order.
@@ -374,7 +383,13 @@ impl Builder<'_> {
             services.push(service);
         }
 
+        let member_slots = pools
+            .iter()
+            .enumerate()
+            .flat_map(|(p, pool)| (0..pool.members.len()).map(move |i| (PoolId(p as u32), i)))
+            .collect();
         Ok(Model {
+            member_slots,
             config_path: self.src.path.clone(),
             dns,
             health,

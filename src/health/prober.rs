@@ -351,7 +351,7 @@ async fn admin(
         .map_err(AdminError::Save)?;
     let mut changes = Vec::new();
     for &i in &indices {
-        let (pool, member) = model.members().nth(i).expect("resolved index in range");
+        let (pool, member) = model.member(i);
         let change = AdminChange {
             pool: pool.name.clone(),
             member: member.address.to_string(),
@@ -378,7 +378,7 @@ fn apply(model: &Model, target: &Target, obs: &Observation, table: &mut HealthTa
         let entry = &mut table.members[m];
         let before = (entry.state, entry.probes_until_flip(t));
         if let Some(flip) = entry.observe(obs, t) {
-            let (pool, member) = model.members().nth(m).expect("member index in range");
+            let (pool, member) = model.member(m);
             let address = target.spec.target;
             match flip.to {
                 HealthState::Down => warn!(
