@@ -509,6 +509,42 @@ min_ttl = 2
         SocketAddr::new(s.parse().unwrap(), 9)
     }
 
+    /// A running prober over `model(dir)` with `fake` probes, after its first round.
+    struct Running {
+        state: Arc<SharedState>,
+        control: HealthControl,
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        async fn start(dir: &std::path::Path, fake: &FakeProbe) -> Running {
+            let state = Arc::new(SharedState::new(model(dir)));
+            let (control, commands) = HealthControl::new();
+            let (ready_tx, mut ready) = watch::channel(false);
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(run(
+                Arc::new(fake.clone()),
+                state.clone(),
+                commands,
+                ready_tx,
+                shutdown.clone(),
+            ));
+            ready.wait_for(|r| *r).await.unwrap();
+            Running {
+                state,
+                control,
+                shutdown,
+                task,
+            }
+        }
+
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
     /// Lets every runnable task (probe loops, the writer) run; time advances only when all
     /// are waiting on timers, because the clock is paused.
     async fn settle() {
@@ -544,19 +580,9 @@ min_ttl = 2
     #[tokio::test(start_paused = true)]
     async fn flips_after_exactly_fall_failures_and_rise_successes_with_ttl_lowered_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
-        let state = Arc::new(SharedState::new(model(dir.path())));
         let fake = FakeProbe::new();
-        let (_control, commands) = HealthControl::new();
-        let (ready_tx, mut ready) = watch::channel(false);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(
-            Arc::new(fake.clone()),
-            state.clone(),
-            commands,
-            ready_tx,
-            shutdown.clone(),
-        ));
-        ready.wait_for(|r| *r).await.unwrap();
+        let running = Running::start(dir.path(), &fake).await;
+        let state = running.state.clone();
         // One probe per distinct target in the first round, shared ones included.
         assert_eq!(fake.calls(addr("192.0.2.2")), 1);
 
@@ -593,9 +619,7 @@ min_ttl = 2
         until_calls(&fake, a, 6).await;
         assert_eq!(members(&answer()), 2);
         assert_eq!(answer().ttl, 60, "steady again: the full TTL");
-
-        shutdown.cancel();
-        task.await.unwrap();
+        running.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -653,20 +677,10 @@ min_ttl = 2
     #[tokio::test(start_paused = true)]
     async fn reload_keeps_health_of_members_whose_probe_did_not_change() {
         let dir = tempfile::tempdir().unwrap();
-        let state = Arc::new(SharedState::new(model(dir.path())));
         let fake = FakeProbe::new();
         fake.set(addr("192.0.2.1"), Err(ProbeError::ConnectRefused));
-        let (control, commands) = HealthControl::new();
-        let (ready_tx, mut ready) = watch::channel(false);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(
-            Arc::new(fake.clone()),
-            state.clone(),
-            commands,
-            ready_tx,
-            shutdown.clone(),
-        ));
-        ready.wait_for(|r| *r).await.unwrap();
+        let running = Running::start(dir.path(), &fake).await;
+        let (state, control) = (running.state.clone(), running.control.clone());
         control
             .apply(
                 Selector {
@@ -718,8 +732,6 @@ min_ttl = 2
         let new = addr("192.0.2.9");
         until_calls(&fake, new, 1).await;
         assert_eq!(down(&state, 2), crate::health::HealthState::Up);
-
-        shutdown.cancel();
-        task.await.unwrap();
+        running.stop().await;
     }
 }

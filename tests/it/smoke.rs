@@ -22,6 +22,18 @@ fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `meridian serve` on `config`, logging at info to a piped stderr.
+fn serve(config: &Path) -> std::process::Child {
+    Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn check_accepts_a_valid_config_with_a_summary() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,14 +70,7 @@ fn check_refuses_a_bad_config_with_file_line_and_reason() {
 fn serve_prints_listening_lines_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&path);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (mut udp, mut tcp) = (None, None);
     // The startup lines come before anything else can happen; the loop ends at EOF.
@@ -141,14 +146,7 @@ impl LogLines {
 fn sighup_reloads_and_a_bad_config_keeps_the_old_one_serving() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&path);
     let log = LogLines::new(child.stderr.take().unwrap());
     let line = log.wait_for("listening for dns-udp on ");
     let udp: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
