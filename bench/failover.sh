@@ -23,14 +23,9 @@ done
 if [ -z "${SKIP_BUILD:-}" ]; then cargo build --release --quiet; fi
 BIN=${CARGO_TARGET_DIR:-target}/release/meridian
 
-WORK=$(mktemp -d /tmp/meridian-bench-failover.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_workdir failover
 
 mkdir -p "$WORK/zones" "$WORK/www"
 echo ok > "$WORK/www/index.html"
@@ -63,6 +58,8 @@ pools = ["p"]
 select = "all"
 ttl = 30
 min_ttl = 1
+# Only healthy members are ever in the answer, so "served" means "up" (no fail-open).
+when_all_down = "nodata"
 CONF
 
 start_backend() { # ADDR -> prints PID
@@ -83,7 +80,6 @@ wait_until() { # COND ARGS... -> prints seconds waited, or fails after MAX_WAIT
   done
 }
 not_served() { ! served "$1"; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 B1=$(start_backend 127.0.0.21); PIDS+=("$B1")
 B2=$(start_backend 127.0.0.22); PIDS+=("$B2")

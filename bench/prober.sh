@@ -25,14 +25,9 @@ if [ -z "${SKIP_BUILD:-}" ]; then cargo build --release --quiet; fi
 BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/meridian")
 HZ=$(getconf CLK_TCK)
 
-WORK=$(mktemp -d /tmp/meridian-bench-prober.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_workdir prober
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" -lt $((MEMBERS + 200)) ]; then echo "need $((MEMBERS + 200)) open files, have $(ulimit -n)" >&2; exit 1; fi
 
@@ -108,7 +103,6 @@ grep -q ready "$WORK/accept.log" || { echo "accept server did not start" >&2; ca
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 start_meridian() { # CONFIG -> sets SRV
   TOKIO_WORKER_THREADS=1 taskset -c 1 "$BIN" serve --config "$1" 2>"$WORK/meridian.log" &

@@ -207,17 +207,14 @@ pub struct Zones {
 impl Zones {
     /// The zone `qname` belongs to (the one with the longest matching origin), if any.
     pub fn find(&self, qname: &Name) -> Option<&Zone> {
-        let mut labels = label_count(qname);
-        loop {
-            let candidate = qname.trim_to(labels as usize);
-            if let Some(&i) = self.by_origin.get(&candidate) {
-                return Some(&self.list[i]);
-            }
-            if labels == 0 {
-                return None;
-            }
-            labels -= 1;
-        }
+        self.position(qname).map(|i| &self.list[i])
+    }
+
+    /// Index of the zone with the longest origin that `qname` is at or below.
+    fn position(&self, qname: &Name) -> Option<usize> {
+        (0..=label_count(qname))
+            .rev()
+            .find_map(|labels| self.by_origin.get(&qname.trim_to(labels as usize)).copied())
     }
 
     /// Every zone.
@@ -236,17 +233,7 @@ impl Zones {
     }
 
     fn find_mut(&mut self, qname: &Name) -> Option<&mut Zone> {
-        let mut labels = label_count(qname);
-        loop {
-            let candidate = qname.trim_to(labels as usize);
-            if let Some(&i) = self.by_origin.get(&candidate) {
-                return Some(&mut self.list[i]);
-            }
-            if labels == 0 {
-                return None;
-            }
-            labels -= 1;
-        }
+        self.position(qname).map(|i| &mut self.list[i])
     }
 }
 

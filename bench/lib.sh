@@ -1,0 +1,20 @@
+# Shared helpers for the bench/ scripts (sourced, not run).
+
+# Creates $WORK (a temp dir named after the benchmark) and $PIDS; on exit, signals only the
+# PIDs the script recorded in PIDS and removes $WORK unless KEEP is set.
+bench_workdir() {
+  WORK=$(mktemp -d "/tmp/meridian-bench-$1.XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+
+# Median of the numbers on stdin, one per line.
+median() {
+  sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
