@@ -2,6 +2,7 @@
 //! fixed port by itself: callers bind [`Listeners`] (tests on `127.0.0.1:0`) and pass them to
 //! [`run`] with a cancellation token.
 
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
@@ -99,6 +100,26 @@ fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     ))
 }
 
+/// Runs the prober on its own thread with its own single-threaded runtime, so probe I/O
+/// (connects, TLS handshakes, timers for thousands of targets) never queues behind DNS work on
+/// the serving runtime's workers, and the operating system can schedule it on another core.
+/// The returned receiver completes when the thread has finished.
+fn spawn_health_thread(
+    prober: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("meridian-health".into())
+        .spawn(move || {
+            runtime.block_on(prober);
+            let _ = done.send(());
+        })?;
+    Ok(finished)
+}
+
 /// Runs Meridian until `shutdown` is cancelled: starts health probing with `probe`, waits for
 /// the first probe round (bounded by the probes' timeouts) so the first answers are already
 /// health-checked, serves DNS on `listeners` from `state`, then waits up to
@@ -121,13 +142,17 @@ pub async fn run<P: Probe>(
             token,
         )
     };
-    tracker.spawn(prober::run(
+    let health = spawn_health_thread(prober::run(
         probe,
         state.clone(),
         commands,
         probed_tx,
         shutdown.clone(),
-    ));
+    ))?;
+    tracker.spawn(async move {
+        // The sender is dropped when the thread ends, whether the prober returned or panicked.
+        let _ = health.await;
+    });
     if let Some(listener) = listeners.http {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
