@@ -44,6 +44,12 @@ pub struct Request<'a> {
     pub transport: Transport,
 }
 
+/// Who asked: what steering decides by, and the randomness it draws from.
+struct Asker<'a, R: ?Sized> {
+    client: &'a select::Client,
+    rng: &'a mut R,
+}
+
 /// Longest CNAME chain followed inside a zone before the answer stops (loops end here too).
 const MAX_CNAME_HOPS: usize = 8;
 
@@ -117,7 +123,12 @@ pub fn answer<R: Rng + ?Sized>(snap: &Snapshot, req: &Request<'_>, rng: &mut R) 
     }
 
     let mut referral = false;
-    resolve(snap, query, &mut resp, &mut referral, rng);
+    let client = select::Client::from_addr(&snap.model, req.client.0.ip());
+    let mut asker = Asker {
+        client: &client,
+        rng,
+    };
+    resolve(snap, query, &mut resp, &mut referral, &mut asker);
     encode_within(resp, limit, referral)
 }
 
@@ -147,7 +158,7 @@ fn resolve<R: Rng + ?Sized>(
     query: &Query,
     resp: &mut Message,
     referral: &mut bool,
-    rng: &mut R,
+    asker: &mut Asker<'_, R>,
 ) {
     let qtype = query.query_type();
     if query.query_class() != DNSClass::IN {
@@ -221,7 +232,7 @@ fn resolve<R: Rng + ?Sized>(
             name = target;
             continue;
         }
-        answer_node(snap, zone, node, &owner, qtype, resp, rng);
+        answer_node(snap, zone, node, &owner, qtype, resp, asker);
         return;
     }
 }
@@ -234,7 +245,7 @@ fn answer_node<R: Rng + ?Sized>(
     owner: &Name,
     qtype: RecordType,
     resp: &mut Message,
-    rng: &mut R,
+    asker: &mut Asker<'_, R>,
 ) {
     let family = match qtype {
         RecordType::A => Some(Family::V4),
@@ -244,7 +255,7 @@ fn answer_node<R: Rng + ?Sized>(
     let model = &snap.model;
     if let (Some(id), Some(family)) = (node.service, family) {
         let service = &model.services[id];
-        answer_service(snap, zone, service, owner, family, resp, rng);
+        answer_service(snap, zone, service, owner, family, resp, asker);
         return;
     }
     if qtype == RecordType::ANY {
@@ -257,7 +268,7 @@ fn answer_node<R: Rng + ?Sized>(
                 owner,
                 Family::V4,
                 resp,
-                rng,
+                asker,
             );
             if !resp.answers.is_empty() {
                 return;
@@ -288,10 +299,17 @@ fn answer_service<R: Rng + ?Sized>(
     owner: &Name,
     family: Family,
     resp: &mut Message,
-    rng: &mut R,
+    asker: &mut Asker<'_, R>,
 ) {
     let model = &snap.model;
-    let pick = select::pick(model, &snap.health, service, family, rng);
+    let pick = select::pick(
+        model,
+        &snap.health,
+        service,
+        family,
+        asker.client,
+        asker.rng,
+    );
     match pick.outcome {
         Outcome::Members { pool, members } if !members.is_empty() => {
             let pool = &model.pools[pool.0 as usize];

@@ -27,6 +27,49 @@ impl Family {
     }
 }
 
+/// Who is asking: the address steering decides by. For DNS it is the resolver's source
+/// address (or, once supported, the EDNS Client Subnet address); for the director, the
+/// connecting client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The client's (or its network's) address.
+    pub addr: IpAddr,
+}
+
+impl Client {
+    /// The client at `addr`, located with the model's data.
+    pub fn from_addr(_model: &Model, addr: IpAddr) -> Client {
+        Client { addr }
+    }
+}
+
+/// Whether `member` may be handed out now: it has weight, passes its probes (or is unknown
+/// while `unknown_is_up`) and no operator took it out.
+pub fn usable(model: &Model, health: &HealthTable, member: &Member) -> bool {
+    member.weight.0 > 0 && health.get(member.index).usable(model.health.unknown_is_up)
+}
+
+/// Steering alone: the pool `service` sends `client` to, or `None` when no pool has a usable
+/// member. The director uses this and then schedules among the pool's usable members.
+pub fn steer_pool<R: Rng + ?Sized>(
+    model: &Model,
+    health: &HealthTable,
+    service: &Service,
+    _client: &Client,
+    rng: &mut R,
+) -> Option<PoolId> {
+    let pool_usable = |id: &PoolId| {
+        model.pools[id.0 as usize]
+            .members
+            .iter()
+            .any(|m| usable(model, health, m))
+    };
+    match service.steering {
+        Steering::Failover => service.pools.iter().copied().find(pool_usable),
+        Steering::Weighted => weighted_pool(model, service, rng, pool_usable),
+    }
+}
+
 /// The result of steering and selection for one query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -59,12 +102,10 @@ pub fn pick<R: Rng + ?Sized>(
     health: &HealthTable,
     service: &Service,
     family: Family,
+    client: &Client,
     rng: &mut R,
 ) -> Pick {
-    let unknown_is_up = model.health.unknown_is_up;
-    // A member may be handed out when it has weight, passes its probes and is not drained.
-    let usable = |m: &Member| m.weight.0 > 0 && health.get(m.index).usable(unknown_is_up);
-    let pool_usable = |id: &PoolId| model.pools[id.0 as usize].members.iter().any(usable);
+    let usable = |m: &Member| usable(model, health, m);
     // Failing open hands out members whatever their probes say, but never ones an operator
     // took out (drained or forced down).
     let not_overridden = |m: &Member| {
@@ -73,11 +114,7 @@ pub fn pick<R: Rng + ?Sized>(
             Some(Override::Drain | Override::ForceDown)
         )
     };
-    let steered = match service.steering {
-        Steering::Failover => service.pools.iter().copied().find(pool_usable),
-        Steering::Weighted => weighted_pool(model, service, rng, pool_usable),
-    };
-    if let Some(pool) = steered {
+    if let Some(pool) = steer_pool(model, health, service, client, rng) {
         let members = select(model, service, pool, family, rng, usable);
         let ttl = transition_ttl(model, health, service, pool, family);
         return Pick {

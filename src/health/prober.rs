@@ -591,7 +591,15 @@ min_ttl = 2
             let snap = state.load();
             let service = &snap.model.services[0];
             let mut rng = SmallRng::seed_from_u64(1);
-            select::pick(&snap.model, &snap.health, service, Family::V4, &mut rng)
+            let client = select::Client::from_addr(&snap.model, "192.0.2.200".parse().unwrap());
+            select::pick(
+                &snap.model,
+                &snap.health,
+                service,
+                Family::V4,
+                &client,
+                &mut rng,
+            )
         };
         let members = |p: &select::Pick| match &p.outcome {
             Outcome::Members { members, .. } => members.len(),
