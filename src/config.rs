@@ -60,6 +60,17 @@ pub struct Config {
     pub health: HealthConfig,
     /// The HTTP side: admin API (and, later, status page and metrics).
     pub http: Option<HttpConfig>,
+    /// Where client locations come from, for `geo` and `proximity` steering.
+    pub geo: Option<GeoConfig>,
+}
+
+/// `[geo]`: the GeoIP database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoConfig {
+    /// A MaxMind-format database (GeoIP2/GeoLite2 Country or City, DB-IP Lite, ip-location-db),
+    /// relative to the config file. Re-read on every reload.
+    pub database: Spanned<String>,
 }
 
 /// `[http]`: where the HTTP API listens and who may change things through it.
@@ -170,13 +181,14 @@ pub struct PoolConfig {
     /// Weight of this pool under `steering = "weighted"`. Default: 100.
     #[serde(default = "default_weight")]
     pub weight: Spanned<u32>,
-    /// Continent code (`"EU"`), for geographic steering.
-    pub continent: Option<String>,
-    /// ISO 3166 country codes served by this pool, for geographic steering.
+    /// Continent code (`"EU"`; AF, AN, AS, EU, NA, OC or SA) whose clients `geo` steering sends
+    /// here first.
+    pub continent: Option<Spanned<String>>,
+    /// ISO 3166-1 alpha-2 country codes whose clients `geo` steering sends here first.
     #[serde(default)]
-    pub countries: Vec<String>,
-    /// `[latitude, longitude]` of the site, for proximity steering.
-    pub location: Option<[f64; 2]>,
+    pub countries: Vec<Spanned<String>>,
+    /// `[latitude, longitude]` of the site in degrees, for `proximity` steering.
+    pub location: Option<Spanned<[f64; 2]>>,
     /// The servers of this site.
     pub members: Vec<Spanned<MemberConfig>>,
 }
@@ -206,12 +218,22 @@ fn default_weight() -> Spanned<u32> {
 pub struct ServiceConfig {
     /// Pools this service balances over, in order.
     pub pools: Vec<Spanned<String>>,
-    /// How a pool is chosen: `"failover"` (first pool with a usable member) or `"weighted"`.
+    /// How a pool is chosen: `"failover"` (pools in order), `"weighted"` (by pool weight),
+    /// `"geo"` (by the client's country/continent/network, see `map`), `"proximity"` (nearest
+    /// pool `location` first) or `"hash"` (the client's network sticks to a pool).
     /// Default: `"failover"`.
     #[serde(default = "default_steering")]
     pub steering: Spanned<String>,
-    /// How members are chosen inside the pool: `"all"` or `"weighted"` (a weight-proportional
-    /// random subset). Default: `"all"`.
+    /// How many usable members a pool needs before steering picks it: a count (`2`) or a share
+    /// of its members (`"50%"`). A pool below it is skipped while another pool meets it.
+    /// Default: 1.
+    pub min_healthy: Option<Spanned<MinHealthyConfig>>,
+    /// Explicit `geo` steering entries; without it the map comes from the pools' `countries`
+    /// and `continent`.
+    pub map: Option<Spanned<GeoMapConfig>>,
+    /// How members are chosen inside the pool: `"all"`, `"weighted"` (a weight-proportional
+    /// random subset) or `"hash"` (the client's network gets the same members each time).
+    /// Default: `"all"`.
     #[serde(default = "default_select")]
     pub select: Spanned<String>,
     /// Most addresses in one answer. Default: no limit for `all`, 1 for `weighted`.
@@ -228,6 +250,35 @@ pub struct ServiceConfig {
     pub when_all_down: Spanned<String>,
     /// The pool used when `when_all_down = "fallback"`.
     pub fallback: Option<Spanned<String>>,
+}
+
+/// `min_healthy = 2` or `min_healthy = "50%"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum MinHealthyConfig {
+    /// A number of members.
+    Count(u32),
+    /// A percentage of the pool's members, `"NN%"`.
+    Share(String),
+}
+
+/// `[services."NAME".map]`: which pools, in order, clients from where go to. Each value is an
+/// ordered pool list; the service's other pools follow it as a last resort.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GeoMapConfig {
+    /// By ISO 3166 country code: `{ JP = ["ap", "us-west"] }`.
+    #[serde(default)]
+    pub countries: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// By continent code: `{ EU = ["eu-west", "us-east"] }`.
+    #[serde(default)]
+    pub continents: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// By client network (CIDR), checked before the database (longest prefix wins):
+    /// `{ "10.0.0.0/8" = ["eu-west"] }`.
+    #[serde(default)]
+    pub nets: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// Order for clients nothing else matches. Default: the service's `pools` order.
+    pub default: Option<Vec<Spanned<String>>>,
 }
 
 fn default_steering() -> Spanned<String> {

@@ -8,11 +8,12 @@
 
 pub mod transport;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use ipnet::IpNet;
 use rand::Rng;
 
 use crate::model::{Model, Service};
@@ -44,10 +45,12 @@ pub struct Request<'a> {
     pub transport: Transport,
 }
 
-/// Who asked: what steering decides by, and the randomness it draws from.
+/// Who asked: what steering decides by and the randomness it draws from; and, filled in on
+/// the way, how many bits of the client's address the answer depended on (the ECS scope).
 struct Asker<'a, R: ?Sized> {
     client: &'a select::Client,
     rng: &'a mut R,
+    scope: u8,
 }
 
 /// Longest CNAME chain followed inside a zone before the answer stops (loops end here too).
@@ -122,14 +125,60 @@ pub fn answer<R: Rng + ?Sized>(snap: &Snapshot, req: &Request<'_>, rng: &mut R) 
         }
     }
 
+    // RFC 7871 §7.1.1: decide by the client subnet when the resolver sent one; a /0 means
+    // "do not use my clients' addresses", so the resolver's own address counts then.
+    let subnet = match msg.edns.as_ref().map(request_subnet) {
+        Some(Err(())) => return formerr(id, rd),
+        Some(Ok(subnet)) => subnet,
+        None => None,
+    };
+    let client = match subnet {
+        Some(s) if s.source_prefix() > 0 => {
+            select::Client::from_subnet(s.addr(), s.source_prefix())
+        }
+        _ => select::Client::from_addr(&snap.model, req.client.0.ip()),
+    };
     let mut referral = false;
-    let client = select::Client::from_addr(&snap.model, req.client.0.ip());
     let mut asker = Asker {
         client: &client,
         rng,
+        scope: 0,
     };
     resolve(snap, query, &mut resp, &mut referral, &mut asker);
+    if let (Some(s), Some(edns)) = (subnet, resp.edns.as_mut()) {
+        // RFC 7871 §7.2.1: echo family, source prefix and address, with the scope the answer
+        // holds for (0 when it did not depend on the client), never wider than the source.
+        let scope = asker.scope.min(s.source_prefix());
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                s.addr(),
+                s.source_prefix(),
+                scope,
+            )));
+    }
     encode_within(resp, limit, referral)
+}
+
+/// The query's EDNS Client Subnet option, if any. `Err` for one that RFC 7871 §6 says to
+/// reject with FORMERR: a source prefix longer than the address, or address bits set beyond
+/// it.
+fn request_subnet(edns: &Edns) -> Result<Option<ClientSubnet>, ()> {
+    let Some(EdnsOption::Subnet(subnet)) = edns.options().get(EdnsCode::Subnet) else {
+        return Ok(None);
+    };
+    let prefix = subnet.source_prefix();
+    let max = match subnet.addr() {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    if prefix > max {
+        return Err(());
+    }
+    let net = IpNet::new(subnet.addr(), prefix).map_err(|_| ())?;
+    if net.network() != subnet.addr() {
+        return Err(());
+    }
+    Ok(Some(*subnet))
 }
 
 /// The OPT record of a reply: our payload size, version 0, DO copied (RFC 3225 §3), no options.
@@ -310,6 +359,7 @@ fn answer_service<R: Rng + ?Sized>(
         asker.client,
         asker.rng,
     );
+    asker.scope = asker.scope.max(pick.scope);
     match pick.outcome {
         Outcome::Members { pool, members } if !members.is_empty() => {
             let pool = &model.pools[pool.0 as usize];

@@ -12,6 +12,8 @@
 pub mod api;
 pub mod config;
 pub mod dns;
+pub mod explain;
+pub mod geo;
 pub mod health;
 pub mod model;
 pub mod select;

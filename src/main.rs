@@ -2,6 +2,7 @@
 //! over to the library. Errors are printed as `error: …` with their cause chain (exit 1).
 
 use std::io::IsTerminal;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,6 +47,25 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Show the answer a client would get for a service name, and why.
+    Explain {
+        /// Path to meridian.toml.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The service name (`www.example.test.`).
+        name: String,
+        /// A or AAAA.
+        qtype: String,
+        /// The resolver's (or connecting client's) address.
+        #[arg(long)]
+        client: IpAddr,
+        /// An EDNS Client Subnet the resolver sends (`192.0.2.0/24`); decisions use it.
+        #[arg(long)]
+        ecs: Option<ipnet::IpNet>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Change a running Meridian's overrides through its HTTP admin API.
     Admin {
         /// Path to meridian.toml (for `[http] listen` and `admin_token_file`).
@@ -66,6 +86,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(config),
         Command::Serve { config } => serve(config),
+        Command::Explain {
+            config,
+            name,
+            qtype,
+            client,
+            ecs,
+            json,
+        } => explain(config, &name, &qtype, client, ecs, json),
         Command::Admin {
             config,
             action,
@@ -143,6 +171,45 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         meridian::run(state, listeners, probe, (control, commands), shutdown).await?;
         Ok(())
     })
+}
+
+fn explain(
+    config: PathBuf,
+    name: &str,
+    qtype: &str,
+    client: IpAddr,
+    ecs: Option<ipnet::IpNet>,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let name = hickory_proto::rr::Name::from_ascii(name)
+        .map_err(|e| format!("{name:?} is not a DNS name: {e}"))?;
+    let qtype: hickory_proto::rr::RecordType = qtype
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| format!("{qtype:?} is not a record type"))?;
+    let model = Model::load(&config)?;
+    let who = match ecs {
+        Some(net) if net.prefix_len() > 0 => {
+            meridian::select::Client::from_subnet(net.trunc().addr(), net.prefix_len())
+        }
+        _ => meridian::select::Client::from_addr(&model, client),
+    };
+    let snap = meridian::explain::offline_snapshot(model)?;
+    let mut rng = rand::rng();
+    let explained = meridian::explain::explain(
+        &snap,
+        &name,
+        qtype,
+        &who,
+        meridian::explain::OFFLINE_HEALTH,
+        &mut rng,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&explained)?);
+    } else {
+        println!("{explained}");
+    }
+    Ok(())
 }
 
 fn admin(

@@ -6,16 +6,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record};
 use toml::Spanned;
 
-use crate::config::{Config, ConfigError, PoolConfig, ServiceConfig, Source, parse_duration};
+use crate::config::{Config, ConfigError, PoolConfig, Source, parse_duration};
+use crate::geo::{Continent, Coords, Country, GeoDb};
 use crate::health::Thresholds;
 use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
 use crate::zone::{Zone, label_count, origin_from_file_name};
+
+mod service;
+
+pub use service::{GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown};
 
 /// Index of a pool in [`Model::pools`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,6 +136,9 @@ pub struct Member {
     pub check_address: Option<IpAddr>,
     /// The A or AAAA record for this member, built once; the answering core only renames it.
     pub record: Record,
+    /// Stable hash of its address and port, for hash selection (the same on every instance
+    /// and across restarts).
+    pub key: u64,
 }
 
 /// One site.
@@ -143,58 +152,14 @@ pub struct Pool {
     pub monitor: Option<MonitorId>,
     /// The members, in config order.
     pub members: Vec<Member>,
-}
-
-/// How a service chooses among its pools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Steering {
-    /// The first pool (in config order) with a usable member.
-    Failover,
-    /// A pool chosen at random in proportion to pool weights.
-    Weighted,
-}
-
-/// How a service chooses members inside the chosen pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
-    /// Every usable member (up to `max_answers`).
-    All,
-    /// A weight-proportional random subset of `max_answers` members, without repetition.
-    Weighted,
-}
-
-/// What to answer when no member is usable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhenAllDown {
-    /// Hand out every member of the steered pool (fail open).
-    All,
-    /// Answer from this pool.
-    Fallback(PoolId),
-    /// NOERROR with no records.
-    NoData,
-    /// SERVFAIL.
-    ServFail,
-}
-
-/// A DNS name whose A/AAAA answers are computed per query.
-#[derive(Debug, Clone)]
-pub struct Service {
-    /// The fully-qualified name, lower-cased.
-    pub name: Name,
-    /// Pools in config order.
-    pub pools: Vec<PoolId>,
-    /// Pool choice.
-    pub steering: Steering,
-    /// Member choice.
-    pub selection: Selection,
-    /// Most addresses per answer.
-    pub max_answers: usize,
-    /// TTL of the computed records.
-    pub ttl: u32,
-    /// Lowest TTL while a member is transitioning.
-    pub min_ttl: u32,
-    /// Policy when nothing is usable.
-    pub when_all_down: WhenAllDown,
+    /// Continent whose clients `geo` steering sends here first.
+    pub continent: Option<Continent>,
+    /// Countries whose clients `geo` steering sends here first.
+    pub countries: Vec<Country>,
+    /// Where the site is, for `proximity` steering.
+    pub location: Option<Coords>,
+    /// Stable hash of its name, for hash steering.
+    pub key: u64,
 }
 
 /// The served zones, found by longest-suffix match.
@@ -256,6 +221,8 @@ pub struct Model {
     pub pools: Vec<Pool>,
     /// Services.
     pub services: Vec<Service>,
+    /// The GeoIP database, if configured.
+    pub geo: Option<Arc<GeoDb>>,
     /// For each member index, its pool and position in the pool.
     member_slots: Vec<(PoolId, usize)>,
 }
@@ -318,6 +285,24 @@ impl Model {
     }
 }
 
+/// A hash that is the same on every platform, instance and release (64-bit FNV-1a, then the
+/// SplitMix64 finaliser to spread the bits), so hash steering and selection agree across the
+/// name servers of one zone and survive restarts. Not for untrusted-key hash tables.
+pub fn stable_hash(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix(h)
+}
+
+/// The SplitMix64 finaliser: a bijection that spreads every input bit over the output.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 struct Builder<'s> {
     src: &'s Source,
 }
@@ -353,11 +338,12 @@ impl Builder<'_> {
         }
         let health = self.health(&config)?;
         let http = self.http(&config)?;
+        let geo = self.geo(&config)?;
 
         let mut services = Vec::new();
         for (name, s) in &config.services {
             let id = services.len();
-            let service = self.service(name, s, &pool_ids)?;
+            let service = self.service(name, s, &pool_ids, &pools, geo.is_some())?;
             let Some(zone) = zones.find_mut(&service.name) else {
                 return self.err(
                     s.span(),
@@ -385,7 +371,19 @@ impl Builder<'_> {
             monitors,
             pools,
             services,
+            geo,
         })
+    }
+
+    fn geo(&self, config: &Config) -> Result<Option<Arc<GeoDb>>, ConfigError> {
+        let Some(g) = &config.geo else {
+            return Ok(None);
+        };
+        let base = self.src.path.parent().unwrap_or(Path::new("."));
+        match GeoDb::open(&base.join(g.database.get_ref())) {
+            Ok(db) => Ok(Some(Arc::new(db))),
+            Err(e) => self.err(g.database.span(), format!("geo.database: {e}")),
+        }
     }
 
     fn dns(&self, config: &Config) -> Result<DnsSettings, ConfigError> {
@@ -749,6 +747,7 @@ impl Builder<'_> {
                 port: mc.port,
                 check_address,
                 record: Record::from_rdata(Name::root(), 0, rdata),
+                key: stable_hash(format!("{address} {}", mc.port.unwrap_or(0)).as_bytes()),
             };
             if let Some(monitor) = monitor.map(|id| &monitors[id.0 as usize])
                 && monitor.target(&member).is_none()
@@ -763,152 +762,60 @@ impl Builder<'_> {
             }
             members.push(member);
         }
-        Ok(Pool {
-            name: name.to_string(),
-            weight: Weight(*cfg.weight.get_ref()),
-            monitor,
-            members,
-        })
-    }
-
-    fn service(
-        &self,
-        name: &str,
-        s: &Spanned<ServiceConfig>,
-        pools: &HashMap<String, PoolId>,
-    ) -> Result<Service, ConfigError> {
-        let cfg = s.get_ref();
-        let dns_name = match Name::from_ascii(name) {
-            Ok(n) if n.is_fqdn() => n.to_lowercase(),
-            Ok(_) => {
-                return self.err(
-                    s.span(),
-                    format!(
-                        "services.\"{name}\": the name must be fully qualified (end with a dot)"
-                    ),
-                );
-            }
-            Err(e) => {
-                return self.err(
-                    s.span(),
-                    format!("services.\"{name}\": not a DNS name: {e}"),
-                );
-            }
-        };
-        let mut pool_ids = Vec::new();
-        for p in &cfg.pools {
-            match pools.get(p.get_ref()) {
-                Some(&id) if pool_ids.contains(&id) => {
-                    return self.err(
-                        p.span(),
-                        format!(
-                            "services.\"{name}\".pools: pool {:?} is listed twice",
-                            p.get_ref()
-                        ),
-                    );
-                }
-                Some(&id) => pool_ids.push(id),
-                None => {
-                    return self.err(
-                        p.span(),
-                        format!("services.\"{name}\".pools: no pool named {:?}", p.get_ref()),
-                    );
-                }
-            }
-        }
-        if pool_ids.is_empty() {
-            return self.err(s.span(), format!("services.\"{name}\" has no pools"));
-        }
-        let steering = match cfg.steering.get_ref().as_str() {
-            "failover" => Steering::Failover,
-            "weighted" => Steering::Weighted,
-            other => {
-                return self.err(
-                    cfg.steering.span(),
-                    format!(
-                        "services.\"{name}\".steering = {other:?}: expected \"failover\" or \"weighted\""
-                    ),
-                );
-            }
-        };
-        let selection = match cfg.select.get_ref().as_str() {
-            "all" => Selection::All,
-            "weighted" => Selection::Weighted,
-            other => {
-                return self.err(
-                    cfg.select.span(),
-                    format!(
-                        "services.\"{name}\".select = {other:?}: expected \"all\" or \"weighted\""
-                    ),
-                );
-            }
-        };
-        let max_answers = match &cfg.max_answers {
-            Some(m) if *m.get_ref() == 0 => {
-                return self.err(
-                    m.span(),
-                    format!("services.\"{name}\".max_answers must be at least 1"),
-                );
-            }
-            Some(m) => *m.get_ref() as usize,
-            None if selection == Selection::Weighted => 1,
-            None => usize::MAX,
-        };
-        let fallback = match &cfg.fallback {
+        let continent = match &cfg.continent {
             None => None,
-            Some(f) => match pools.get(f.get_ref()) {
-                Some(&id) => Some(id),
-                None => {
+            Some(c) => match c.get_ref().parse::<Continent>() {
+                Ok(c) => Some(c),
+                Err(_) => {
                     return self.err(
-                        f.span(),
+                        c.span(),
                         format!(
-                            "services.\"{name}\".fallback: no pool named {:?}",
-                            f.get_ref()
+                            "pools.{name}.continent: {:?} is not a continent code (AF, AN, AS, EU, NA, OC, SA)",
+                            c.get_ref()
                         ),
                     );
                 }
             },
         };
-        let when_all_down = match (cfg.when_all_down.get_ref().as_str(), fallback) {
-            ("all", _) => WhenAllDown::All,
-            ("nodata", _) => WhenAllDown::NoData,
-            ("servfail", _) => WhenAllDown::ServFail,
-            ("fallback", Some(id)) => WhenAllDown::Fallback(id),
-            ("fallback", None) => {
-                return self.err(
-                    cfg.when_all_down.span(),
-                    format!("services.\"{name}\": when_all_down = \"fallback\" needs `fallback = \"POOL\"`"),
-                );
+        let mut countries = Vec::new();
+        for c in &cfg.countries {
+            match c.get_ref().parse::<Country>() {
+                Ok(code) => countries.push(code),
+                Err(_) => {
+                    return self.err(
+                        c.span(),
+                        format!(
+                            "pools.{name}.countries: {:?} is not an ISO 3166 country code",
+                            c.get_ref()
+                        ),
+                    );
+                }
             }
-            (other, _) => {
-                return self.err(
-                    cfg.when_all_down.span(),
-                    format!(
-                        "services.\"{name}\".when_all_down = {other:?}: expected \"all\", \"fallback\", \"nodata\" or \"servfail\""
-                    ),
-                );
+        }
+        let location = match &cfg.location {
+            None => None,
+            Some(l) => {
+                let [lat, lon] = *l.get_ref();
+                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                    return self.err(
+                        l.span(),
+                        format!(
+                            "pools.{name}.location: [{lat}, {lon}] is not [latitude (-90..90), longitude (-180..180)]"
+                        ),
+                    );
+                }
+                Some(Coords { lat, lon })
             }
         };
-        let ttl = *cfg.ttl.get_ref();
-        let min_ttl = match &cfg.min_ttl {
-            Some(v) if *v.get_ref() > ttl => {
-                return self.err(
-                    v.span(),
-                    format!("services.\"{name}\".min_ttl is above ttl ({ttl})"),
-                );
-            }
-            Some(v) => *v.get_ref(),
-            None => ttl.min(5),
-        };
-        Ok(Service {
-            name: dns_name,
-            pools: pool_ids,
-            steering,
-            selection,
-            max_answers,
-            ttl,
-            min_ttl,
-            when_all_down,
+        Ok(Pool {
+            name: name.to_string(),
+            weight: Weight(*cfg.weight.get_ref()),
+            monitor,
+            members,
+            continent,
+            countries,
+            location,
+            key: stable_hash(name.as_bytes()),
         })
     }
 }

@@ -1,13 +1,26 @@
 //! Steering and selection: which pool a service answers from and which of its members go in the
-//! answer. Pure functions over the model and a random source, so the DNS path and (later) the
-//! director make the same choice and tests can fix the randomness.
+//! answer. Pure functions over the model, the health table, the client and a random source, so
+//! the DNS path, the director and `explain` make the same choice and tests can fix the
+//! randomness.
+//!
+//! Steering first ranks the service's pools for the client ([`order`]), then takes the first
+//! pool in that order with enough usable members (`min_healthy`; `weighted` draws by pool
+//! weight instead). Selection then picks members inside that pool. Both report how much of the
+//! client's address the decision depended on, which becomes the EDNS Client Subnet scope
+//! (RFC 7871 §7.2.1).
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use rand::Rng;
 
+use crate::geo::{Location, distance_km};
 use crate::health::{HealthTable, Override};
-use crate::model::{Member, Model, PoolId, Selection, Service, Steering, WhenAllDown};
+use crate::model::{
+    Member, Model, PoolId, Selection, Service, Steering, WhenAllDown, mix, stable_hash,
+};
 
 /// The address family a query asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,19 +40,194 @@ impl Family {
     }
 }
 
-/// Who is asking: the address steering decides by. For DNS it is the resolver's source
-/// address (or, once supported, the EDNS Client Subnet address); for the director, the
-/// connecting client's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is asking: the address steering decides by. For DNS it is the EDNS Client Subnet
+/// address when the query carries one, else the resolver's source address; for the director,
+/// the connecting client's address. Its location is looked up at most once, and only when a
+/// decision needs it.
+#[derive(Debug, Clone)]
 pub struct Client {
-    /// The client's (or its network's) address.
-    pub addr: IpAddr,
+    addr: IpAddr,
+    source_prefix: Option<u8>,
+    location: OnceCell<Option<Location>>,
 }
 
+/// The network that `hash` steering and selection key on when the client gave no narrower
+/// ECS prefix: a /24 for IPv4 and a /56 for IPv6, the usual size of one customer's network.
+const HASH_PREFIX_V4: u8 = 24;
+const HASH_PREFIX_V6: u8 = 56;
+
 impl Client {
-    /// The client at `addr`, located with the model's data.
+    /// The client at `addr` (a resolver or a connecting client), all of whose address counts.
     pub fn from_addr(_model: &Model, addr: IpAddr) -> Client {
-        Client { addr }
+        Client {
+            addr,
+            source_prefix: None,
+            location: OnceCell::new(),
+        }
+    }
+
+    /// A client known by an EDNS Client Subnet option: `addr` with `source_prefix`
+    /// significant bits (RFC 7871 §6).
+    pub fn from_subnet(addr: IpAddr, source_prefix: u8) -> Client {
+        Client {
+            addr,
+            source_prefix: Some(source_prefix),
+            location: OnceCell::new(),
+        }
+    }
+
+    /// The address decisions are based on.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The ECS source prefix, when the client came from an ECS option.
+    pub fn source_prefix(&self) -> Option<u8> {
+        self.source_prefix
+    }
+
+    /// How many leading bits of [`Client::addr`] are meaningful: the ECS source prefix, or the
+    /// whole address.
+    pub fn significant_bits(&self) -> u8 {
+        self.source_prefix.unwrap_or(match self.addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        })
+    }
+
+    /// The client's location in the model's GeoIP database, if it has one and knows the
+    /// address. Looked up on first use.
+    pub fn location(&self, model: &Model) -> Option<&Location> {
+        self.location
+            .get_or_init(|| model.geo.as_ref().and_then(|db| db.lookup(self.addr)))
+            .as_ref()
+    }
+
+    /// The network hashing keys on: the address cut to a /24 (IPv4) or /56 (IPv6), or to the
+    /// ECS source prefix when that is narrower.
+    pub fn hash_network(&self) -> IpNet {
+        let cap = match self.addr {
+            IpAddr::V4(_) => HASH_PREFIX_V4,
+            IpAddr::V6(_) => HASH_PREFIX_V6,
+        };
+        let prefix = self.significant_bits().min(cap);
+        IpNet::new(self.addr, prefix)
+            .expect("prefix within the family's length")
+            .trunc()
+    }
+}
+
+/// Why steering ranked the pools the way it did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Basis {
+    /// The service's configured order (`failover`, `weighted`): the client did not matter.
+    Config,
+    /// A `map.nets` entry matched the client.
+    Net(IpNet),
+    /// The client's country has an entry.
+    Country(crate::geo::Country),
+    /// The client's continent has an entry.
+    Continent(crate::geo::Continent),
+    /// The client is located but nothing in the map matches: the `default` order.
+    Unmapped,
+    /// The client's location is unknown (or has no coordinates): the default order.
+    Unknown,
+    /// Nearest pool first.
+    Distance,
+    /// Ranked by a hash of this network.
+    Hash(IpNet),
+}
+
+/// The pools of a service ranked for one client.
+#[derive(Debug, Clone)]
+pub struct Order<'m> {
+    /// Most preferred first.
+    pub pools: Cow<'m, [PoolId]>,
+    /// Why.
+    pub basis: Basis,
+    /// How many leading bits of the client's address the ranking depended on (0 = none).
+    pub scope: u8,
+}
+
+/// Ranks `service`'s pools for `client`. Pure, no health involved.
+pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Order<'m> {
+    let listed = |pools: &'m [PoolId], basis, scope| Order {
+        pools: Cow::Borrowed(pools),
+        basis,
+        scope,
+    };
+    match &service.steering {
+        Steering::Failover | Steering::Weighted => listed(&service.pools, Basis::Config, 0),
+        Steering::Geo(map) => {
+            let addr = client.addr();
+            if let Some((net, pools)) = map.nets.iter().find(|(net, _)| net.contains(&addr)) {
+                return listed(pools, Basis::Net(*net), net.prefix_len());
+            }
+            let Some(loc) = client.location(model) else {
+                return listed(&map.default, Basis::Unknown, client.significant_bits());
+            };
+            // The answer holds for the whole database network, except where a longer `nets`
+            // entry sits inside it: then it holds for that entry's length.
+            let mut scope = loc.network.prefix_len();
+            for (net, _) in &map.nets {
+                if net.prefix_len() > scope && loc.network.contains(net) {
+                    scope = net.prefix_len();
+                }
+            }
+            if let Some(pools) = loc.country.and_then(|c| map.countries.get(&c)) {
+                let country = loc.country.expect("matched on it");
+                return listed(pools, Basis::Country(country), scope);
+            }
+            if let Some(pools) = loc.continent.and_then(|c| map.continents.get(&c)) {
+                let continent = loc.continent.expect("matched on it");
+                return listed(pools, Basis::Continent(continent), scope);
+            }
+            listed(&map.default, Basis::Unmapped, scope)
+        }
+        Steering::Proximity => {
+            let Some(loc) = client.location(model) else {
+                return listed(&service.pools, Basis::Unknown, client.significant_bits());
+            };
+            let scope = loc.network.prefix_len();
+            let Some(here) = loc.coords else {
+                return listed(&service.pools, Basis::Unknown, scope);
+            };
+            let mut ranked: Vec<(f64, PoolId)> = service
+                .pools
+                .iter()
+                .map(|&id| {
+                    let d = model.pools[id.0 as usize]
+                        .location
+                        .map_or(f64::INFINITY, |there| distance_km(here, there));
+                    (d, id)
+                })
+                .collect();
+            // Stable: equally distant pools keep config order.
+            ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Order {
+                pools: Cow::Owned(ranked.into_iter().map(|(_, id)| id).collect()),
+                basis: Basis::Distance,
+                scope,
+            }
+        }
+        Steering::Hash => {
+            let net = client.hash_network();
+            let key = network_hash(net);
+            let mut ranked: Vec<(f64, PoolId)> = service
+                .pools
+                .iter()
+                .map(|&id| {
+                    let pool = &model.pools[id.0 as usize];
+                    (rendezvous(key, pool.key, pool.weight.0), id)
+                })
+                .collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            Order {
+                pools: Cow::Owned(ranked.into_iter().map(|(_, id)| id).collect()),
+                basis: Basis::Hash(net),
+                scope: net.prefix_len(),
+            }
+        }
     }
 }
 
@@ -49,25 +237,62 @@ pub fn usable(model: &Model, health: &HealthTable, member: &Member) -> bool {
     member.weight.0 > 0 && health.get(member.index).usable(model.health.unknown_is_up)
 }
 
+/// How many members of `pool` are usable now.
+pub fn usable_count(model: &Model, health: &HealthTable, pool: PoolId) -> usize {
+    model.pools[pool.0 as usize]
+        .members
+        .iter()
+        .filter(|m| usable(model, health, m))
+        .count()
+}
+
 /// Steering alone: the pool `service` sends `client` to, or `None` when no pool has a usable
 /// member. The director uses this and then schedules among the pool's usable members.
 pub fn steer_pool<R: Rng + ?Sized>(
     model: &Model,
     health: &HealthTable,
     service: &Service,
-    _client: &Client,
+    client: &Client,
     rng: &mut R,
 ) -> Option<PoolId> {
-    let pool_usable = |id: &PoolId| {
+    choose(
+        model,
+        health,
+        service,
+        &order(model, service, client).pools,
+        rng,
+    )
+}
+
+/// The first pool in `ranked` with at least `min_healthy` usable members (for `weighted`, a
+/// draw by pool weight among those); if none has that many, the same over pools with any
+/// usable member, so a client is never turned away while something is up.
+fn choose<R: Rng + ?Sized>(
+    model: &Model,
+    health: &HealthTable,
+    service: &Service,
+    ranked: &[PoolId],
+    rng: &mut R,
+) -> Option<PoolId> {
+    let healthy_enough = |id: &PoolId| {
+        let pool = &model.pools[id.0 as usize];
+        usable_count(model, health, *id) >= service.min_healthy.needed(pool)
+    };
+    let any_usable = |id: &PoolId| {
         model.pools[id.0 as usize]
             .members
             .iter()
             .any(|m| usable(model, health, m))
     };
-    match service.steering {
-        Steering::Failover => service.pools.iter().copied().find(pool_usable),
-        Steering::Weighted => weighted_pool(model, service, rng, pool_usable),
+    if service.steering == Steering::Weighted {
+        return weighted_pool(model, ranked, rng, healthy_enough)
+            .or_else(|| weighted_pool(model, ranked, rng, any_usable));
     }
+    ranked
+        .iter()
+        .copied()
+        .find(healthy_enough)
+        .or_else(|| ranked.iter().copied().find(any_usable))
 }
 
 /// The result of steering and selection for one query.
@@ -87,16 +312,21 @@ pub enum Outcome {
     ServFail,
 }
 
-/// Steering and selection for one query: the outcome and the TTL to answer with.
+/// Steering and selection for one query: the outcome, the TTL to answer with, and the ECS
+/// scope the answer holds for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pick {
     /// What to answer.
     pub outcome: Outcome,
     /// TTL of the answer: the service's, lowered while a member of the pool is transitioning.
     pub ttl: u32,
+    /// How many leading bits of the client's address the answer depended on, capped at the
+    /// client's significant bits: the ECS SCOPE PREFIX-LENGTH to reply with.
+    pub scope: u8,
 }
 
-/// Chooses the pool and members that answer `service` for `family`, given `health`.
+/// Chooses the pool and members that answer `service` for `family` and `client`, given
+/// `health`.
 pub fn pick<R: Rng + ?Sized>(
     model: &Model,
     health: &HealthTable,
@@ -106,6 +336,25 @@ pub fn pick<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Pick {
     let usable = |m: &Member| usable(model, health, m);
+    let ranked = order(model, service, client);
+    let selection_scope = if service.selection == Selection::Hash {
+        client.hash_network().prefix_len()
+    } else {
+        0
+    };
+    let scope = ranked
+        .scope
+        .max(selection_scope)
+        .min(client.significant_bits());
+    if let Some(pool) = choose(model, health, service, &ranked.pools, rng) {
+        let members = select(model, service, pool, family, client, rng, usable);
+        let ttl = transition_ttl(model, health, service, pool, family);
+        return Pick {
+            outcome: Outcome::Members { pool, members },
+            ttl,
+            scope,
+        };
+    }
     // Failing open hands out members whatever their probes say, but never ones an operator
     // took out (drained or forced down).
     let not_overridden = |m: &Member| {
@@ -114,37 +363,34 @@ pub fn pick<R: Rng + ?Sized>(
             Some(Override::Drain | Override::ForceDown)
         )
     };
-    if let Some(pool) = steer_pool(model, health, service, client, rng) {
-        let members = select(model, service, pool, family, rng, usable);
-        let ttl = transition_ttl(model, health, service, pool, family);
-        return Pick {
-            outcome: Outcome::Members { pool, members },
-            ttl,
-        };
-    }
     // Nothing usable anywhere: the service's policy decides (fail open by default). The answer
     // is a stopgap, so resolvers should ask again soon.
     let outcome = match service.when_all_down {
         WhenAllDown::All => {
-            let pool = service.pools[0];
-            let members = select(model, service, pool, family, rng, not_overridden);
+            let pool = ranked.pools[0];
+            let members = select(model, service, pool, family, client, rng, not_overridden);
             Outcome::Members { pool, members }
         }
         WhenAllDown::Fallback(pool) => {
             let any_usable = model.pools[pool.0 as usize].members.iter().any(usable);
             let members = if any_usable {
-                select(model, service, pool, family, rng, usable)
+                select(model, service, pool, family, client, rng, usable)
             } else {
-                select(model, service, pool, family, rng, not_overridden)
+                select(model, service, pool, family, client, rng, not_overridden)
             };
             Outcome::Members { pool, members }
         }
         WhenAllDown::NoData => Outcome::NoData,
         WhenAllDown::ServFail => Outcome::ServFail,
     };
+    let scope = match service.when_all_down {
+        WhenAllDown::All => scope,
+        _ => selection_scope.min(client.significant_bits()),
+    };
     Pick {
         outcome,
         ttl: service.min_ttl,
+        scope,
     }
 }
 
@@ -179,23 +425,18 @@ fn transition_ttl(
 
 fn weighted_pool<R: Rng + ?Sized>(
     model: &Model,
-    service: &Service,
+    pools: &[PoolId],
     rng: &mut R,
-    pool_usable: impl Fn(&PoolId) -> bool,
+    eligible: impl Fn(&PoolId) -> bool,
 ) -> Option<PoolId> {
     let weight = |id: &PoolId| u64::from(model.pools[id.0 as usize].weight.0);
-    let total: u64 = service
-        .pools
-        .iter()
-        .filter(|id| pool_usable(id))
-        .map(weight)
-        .sum();
+    let total: u64 = pools.iter().filter(|id| eligible(id)).map(weight).sum();
     if total == 0 {
-        // Usable pools that all weigh 0: fall back to order, like failover.
-        return service.pools.iter().copied().find(|id| pool_usable(id));
+        // Eligible pools that all weigh 0: fall back to order, like failover.
+        return pools.iter().copied().find(|id| eligible(id));
     }
     let mut ticket = rng.random_range(0..total);
-    for id in service.pools.iter().filter(|id| pool_usable(id)) {
+    for id in pools.iter().filter(|id| eligible(id)) {
         let w = weight(id);
         if ticket < w {
             return Some(*id);
@@ -210,6 +451,7 @@ fn select<R: Rng + ?Sized>(
     service: &Service,
     pool: PoolId,
     family: Family,
+    client: &Client,
     rng: &mut R,
     allowed: impl Fn(&Member) -> bool,
 ) -> Vec<usize> {
@@ -231,7 +473,38 @@ fn select<R: Rng + ?Sized>(
                 .collect()
         }
         Selection::Weighted => weighted_sample(members, candidates, k, rng),
+        Selection::Hash => {
+            let key = network_hash(client.hash_network());
+            let mut ranked: Vec<(f64, usize)> = candidates
+                .into_iter()
+                .map(|i| (rendezvous(key, members[i].key, members[i].weight.0), i))
+                .collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            ranked.into_iter().take(k).map(|(_, i)| i).collect()
+        }
     }
+}
+
+/// A stable hash of a network (address bits and prefix length).
+fn network_hash(net: IpNet) -> u64 {
+    let mut bytes = [0u8; 17];
+    match net.network() {
+        IpAddr::V4(a) => bytes[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => bytes[..16].copy_from_slice(&a.octets()),
+    }
+    bytes[16] = net.prefix_len();
+    stable_hash(&bytes)
+}
+
+/// Weighted rendezvous (highest random weight) score of an item for a key: the highest score
+/// wins. `-w / ln(u)` with `u` uniform in (0, 1) from the pair's hash makes each item win in
+/// proportion to its weight, and removing an item only moves the keys it won.
+fn rendezvous(key: u64, item: u64, weight: u32) -> f64 {
+    let h = mix(key ^ item.rotate_left(17));
+    // 53 random bits, shifted into (0, 1].
+    let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    let w = f64::from(weight.max(1));
+    -w / u.ln().min(-f64::MIN_POSITIVE)
 }
 
 /// Draws `k` members without repetition, each draw proportional to weight among those left.
@@ -285,6 +558,7 @@ mod tests {
                 0,
                 RData::Update0(hickory_proto::rr::RecordType::A),
             ),
+            key: crate::model::stable_hash(addr.as_bytes()),
         }
     }
 

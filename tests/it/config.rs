@@ -106,11 +106,63 @@ fn semantic_errors_name_file_line_and_reason() {
                 "pools = [\"eu\"]",
                 "pools = [\"eu\"]\nsteering = \"nearest\"",
             ),
-            "DIR/meridian.toml:16: services.\"www.example.test.\".steering = \"nearest\": expected \"failover\" or \"weighted\"",
+            "DIR/meridian.toml:16: services.\"www.example.test.\".steering = \"nearest\": expected \"failover\", \"weighted\", \"geo\", \"proximity\" or \"hash\"",
         ),
         (
             VALID.replace("zones = \"zones\"", "zones = \"nowhere\""),
             "DIR/meridian.toml:3: dns.zones: cannot read directory DIR/nowhere: No such file or directory (os error 2)",
+        ),
+    ];
+    for (config, want) in cases {
+        assert_eq!(error_of(&config, ZONE), want);
+    }
+}
+
+#[test]
+fn steering_errors_name_file_line_and_reason() {
+    let service =
+        |extra: &str| VALID.replace("pools = [\"eu\"]", &format!("pools = [\"eu\"]\n{extra}"));
+    let cases = [
+        (
+            service("steering = \"geo\""),
+            "DIR/meridian.toml:16: services.\"www.example.test.\".steering = \"geo\" needs a GeoIP database: add [geo] database = \"...\"",
+        ),
+        (
+            service("min_healthy = \"150%\""),
+            "DIR/meridian.toml:16: services.\"www.example.test.\".min_healthy = \"150%\": expected a count (2) or a percentage from 1% to 100% (\"50%\")",
+        ),
+        (
+            service("min_healthy = 0"),
+            "DIR/meridian.toml:16: services.\"www.example.test.\".min_healthy must be at least 1",
+        ),
+        (
+            service("select = \"random\""),
+            "DIR/meridian.toml:16: services.\"www.example.test.\".select = \"random\": expected \"all\", \"weighted\" or \"hash\"",
+        ),
+        (
+            service("[services.\"www.example.test.\".map]\ndefault = [\"eu\"]"),
+            "DIR/meridian.toml:16: services.\"www.example.test.\": `map` is only used with steering = \"geo\"",
+        ),
+        (
+            VALID.replace(
+                "monitor = \"web\"",
+                "monitor = \"web\"\ncontinent = \"EUR\"",
+            ),
+            "DIR/meridian.toml:10: pools.eu.continent: \"EUR\" is not a continent code (AF, AN, AS, EU, NA, OC, SA)",
+        ),
+        (
+            VALID.replace(
+                "monitor = \"web\"",
+                "monitor = \"web\"\ncountries = [\"GB\", \"U5\"]",
+            ),
+            "DIR/meridian.toml:10: pools.eu.countries: \"U5\" is not an ISO 3166 country code",
+        ),
+        (
+            VALID.replace(
+                "monitor = \"web\"",
+                "monitor = \"web\"\nlocation = [151.5, 0.1]",
+            ),
+            "DIR/meridian.toml:10: pools.eu.location: [151.5, 0.1] is not [latitude (-90..90), longitude (-180..180)]",
         ),
     ];
     for (config, want) in cases {

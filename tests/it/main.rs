@@ -9,5 +9,6 @@ mod knot_diff;
 mod malformed;
 mod services;
 mod smoke;
+mod steering;
 mod support;
 mod tcp;

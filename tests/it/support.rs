@@ -3,12 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
@@ -145,6 +146,54 @@ pub async fn udp_exchange(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// Like [`udp_exchange`], but sent from the loopback address `from` (any 127.0.0.0/8 address
+/// works on Linux), so the server sees that resolver address.
+pub async fn udp_exchange_from(from: IpAddr, server: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    let sock = UdpSocket::bind(SocketAddr::new(from, 0))
+        .await
+        .expect("bind client");
+    sock.send_to(packet, server).await.expect("send");
+    let mut buf = vec![0u8; 65_535];
+    let (n, _) = tokio::time::timeout(REPLY_TIMEOUT, sock.recv_from(&mut buf))
+        .await
+        .expect("no UDP reply in time")
+        .expect("recv");
+    buf.truncate(n);
+    buf
+}
+
+/// Sends every packet over one UDP socket, at most `window` outstanding, and returns the
+/// parsed replies in packet order (matched by message ID, so each packet needs its own ID).
+pub async fn udp_bulk(server: SocketAddr, packets: &[Vec<u8>], window: usize) -> Vec<Message> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
+    let mut replies: Vec<Option<Message>> = vec![None; packets.len()];
+    let index: std::collections::HashMap<u16, usize> = packets
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (u16::from_be_bytes([p[0], p[1]]), i))
+        .collect();
+    assert_eq!(index.len(), packets.len(), "every packet needs its own ID");
+    let mut buf = vec![0u8; 65_535];
+    for chunk in packets.chunks(window) {
+        for p in chunk {
+            sock.send_to(p, server).await.expect("send");
+        }
+        for _ in 0..chunk.len() {
+            let (n, _) = tokio::time::timeout(REPLY_TIMEOUT, sock.recv_from(&mut buf))
+                .await
+                .expect("no UDP reply in time")
+                .expect("recv");
+            let msg = parse(&buf[..n]);
+            let i = index[&msg.metadata.id];
+            replies[i] = Some(msg);
+        }
+    }
+    replies
+        .into_iter()
+        .map(|r| r.expect("one reply per query"))
+        .collect()
+}
+
 /// Writes a length-prefixed DNS message (RFC 1035 §4.2.2).
 pub async fn write_frame(s: &mut TcpStream, packet: &[u8]) {
     let mut out = (packet.len() as u16).to_be_bytes().to_vec();
@@ -217,6 +266,23 @@ impl QueryBuilder {
             .as_mut()
             .expect("edns first")
             .set_dnssec_ok(true);
+        self
+    }
+
+    /// Adds an EDNS Client Subnet option (RFC 7871 §6) for `addr` with `source_prefix` bits
+    /// (adds EDNS if absent). The address is sent as given, so host bits beyond the prefix can
+    /// be set on purpose.
+    pub fn ecs(mut self, addr: &str, source_prefix: u8) -> Self {
+        if self.msg.edns.is_none() {
+            self = self.edns(1232);
+        }
+        let subnet = ClientSubnet::new(addr.parse().expect("ecs address"), source_prefix, 0);
+        self.msg
+            .edns
+            .as_mut()
+            .expect("edns")
+            .options_mut()
+            .insert(EdnsOption::Subnet(subnet));
         self
     }
 

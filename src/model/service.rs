@@ -1,0 +1,464 @@
+//! Services after validation: how each one steers across its pools (with the `geo` map built
+//! once here, so a query only looks it up), how it selects members, and what it answers when
+//! nothing is usable.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::{Builder, Pool, PoolId};
+use crate::config::{ConfigError, GeoMapConfig, MinHealthyConfig, ServiceConfig};
+use crate::geo::{Continent, Country, continent_of};
+
+/// How a service chooses among its pools.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Steering {
+    /// Pools in config order: the first that is healthy enough.
+    Failover,
+    /// A pool chosen at random in proportion to pool weights.
+    Weighted,
+    /// An ordered pool list per client network, country or continent.
+    Geo(Box<GeoMap>),
+    /// Pools ordered by great-circle distance from the client.
+    Proximity,
+    /// Pools ranked by a hash of the client's network (weighted rendezvous hashing), so a
+    /// network sticks to its pool and only a failed pool's clients move.
+    Hash,
+}
+
+impl Steering {
+    /// The config word for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Steering::Failover => "failover",
+            Steering::Weighted => "weighted",
+            Steering::Geo(_) => "geo",
+            Steering::Proximity => "proximity",
+            Steering::Hash => "hash",
+        }
+    }
+}
+
+/// The `geo` steering table of one service: ordered pool lists, each already followed by the
+/// service's remaining pools (in `default` order) as a last resort.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GeoMap {
+    /// By client network, longest prefix first.
+    pub nets: Vec<(IpNet, Vec<PoolId>)>,
+    /// By country.
+    pub countries: HashMap<Country, Vec<PoolId>>,
+    /// By continent.
+    pub continents: HashMap<Continent, Vec<PoolId>>,
+    /// For clients nothing else matches (or whose location is unknown).
+    pub default: Vec<PoolId>,
+}
+
+/// How many usable members a pool needs before steering picks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinHealthy {
+    /// At least this many.
+    Count(u32),
+    /// At least this percentage of the pool's members (rounded up, at least one).
+    Percent(u32),
+}
+
+impl MinHealthy {
+    /// The number of usable members `pool` needs.
+    pub fn needed(self, pool: &Pool) -> usize {
+        match self {
+            MinHealthy::Count(n) => (n as usize).max(1),
+            MinHealthy::Percent(p) => (pool.members.len() * p as usize).div_ceil(100).max(1),
+        }
+    }
+}
+
+/// How a service chooses members inside the chosen pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Every usable member (up to `max_answers`).
+    All,
+    /// A weight-proportional random subset of `max_answers` members, without repetition.
+    Weighted,
+    /// The `max_answers` members that rank highest for the client's network (weighted
+    /// rendezvous hashing): the same network gets the same members, and a member leaving moves
+    /// only the networks it served.
+    Hash,
+}
+
+impl Selection {
+    /// The config word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Selection::All => "all",
+            Selection::Weighted => "weighted",
+            Selection::Hash => "hash",
+        }
+    }
+}
+
+/// What to answer when no member is usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Hand out every member of the client's first pool (fail open).
+    All,
+    /// Answer from this pool.
+    Fallback(PoolId),
+    /// NOERROR with no records.
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+}
+
+/// A DNS name whose A/AAAA answers are computed per query.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The fully-qualified name, lower-cased.
+    pub name: Name,
+    /// Pools in config order.
+    pub pools: Vec<PoolId>,
+    /// Pool choice.
+    pub steering: Steering,
+    /// Usable members a pool needs to be chosen.
+    pub min_healthy: MinHealthy,
+    /// Member choice.
+    pub selection: Selection,
+    /// Most addresses per answer.
+    pub max_answers: usize,
+    /// TTL of the computed records.
+    pub ttl: u32,
+    /// Lowest TTL while a member is transitioning.
+    pub min_ttl: u32,
+    /// Policy when nothing is usable.
+    pub when_all_down: WhenAllDown,
+}
+
+impl Builder<'_> {
+    pub(super) fn service(
+        &self,
+        name: &str,
+        s: &Spanned<ServiceConfig>,
+        pool_ids: &HashMap<String, PoolId>,
+        pools: &[Pool],
+        has_geo_db: bool,
+    ) -> Result<Service, ConfigError> {
+        let cfg = s.get_ref();
+        let key = format!("services.\"{name}\"");
+        let dns_name = match Name::from_ascii(name) {
+            Ok(n) if n.is_fqdn() => n.to_lowercase(),
+            Ok(_) => {
+                return self.err(
+                    s.span(),
+                    format!("{key}: the name must be fully qualified (end with a dot)"),
+                );
+            }
+            Err(e) => return self.err(s.span(), format!("{key}: not a DNS name: {e}")),
+        };
+        let service_pools = self.pool_list(&format!("{key}.pools"), &cfg.pools, pool_ids, None)?;
+        if service_pools.is_empty() {
+            return self.err(s.span(), format!("{key} has no pools"));
+        }
+        let steering_word = cfg.steering.get_ref().as_str();
+        if let Some(map) = cfg.map.as_ref().filter(|_| steering_word != "geo") {
+            return self.err(
+                map.span(),
+                format!("{key}: `map` is only used with steering = \"geo\""),
+            );
+        }
+        let steering = match steering_word {
+            "failover" => Steering::Failover,
+            "weighted" => Steering::Weighted,
+            "hash" => Steering::Hash,
+            "geo" | "proximity" if !has_geo_db => {
+                return self.err(
+                    cfg.steering.span(),
+                    format!(
+                        "{key}.steering = {steering_word:?} needs a GeoIP database: add [geo] database = \"...\""
+                    ),
+                );
+            }
+            "geo" => {
+                let map = cfg.map.as_ref().map(Spanned::get_ref);
+                let map = self.geo_map(&key, map, &service_pools, pool_ids, pools)?;
+                Steering::Geo(Box::new(map))
+            }
+            "proximity" => {
+                if let Some(&id) = service_pools
+                    .iter()
+                    .find(|id| pools[id.0 as usize].location.is_none())
+                {
+                    return self.err(
+                        cfg.steering.span(),
+                        format!(
+                            "{key}: steering = \"proximity\" needs a location on every pool; pool {:?} has none",
+                            pools[id.0 as usize].name
+                        ),
+                    );
+                }
+                Steering::Proximity
+            }
+            other => {
+                return self.err(
+                    cfg.steering.span(),
+                    format!(
+                        "{key}.steering = {other:?}: expected \"failover\", \"weighted\", \"geo\", \"proximity\" or \"hash\""
+                    ),
+                );
+            }
+        };
+        let min_healthy = match &cfg.min_healthy {
+            None => MinHealthy::Count(1),
+            Some(m) => match m.get_ref() {
+                MinHealthyConfig::Count(0) => {
+                    return self.err(m.span(), format!("{key}.min_healthy must be at least 1"));
+                }
+                MinHealthyConfig::Count(n) => MinHealthy::Count(*n),
+                MinHealthyConfig::Share(text) => match text
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+                {
+                    Some(p) if (1..=100).contains(&p) => MinHealthy::Percent(p),
+                    _ => {
+                        return self.err(
+                            m.span(),
+                            format!(
+                                "{key}.min_healthy = {text:?}: expected a count (2) or a percentage from 1% to 100% (\"50%\")"
+                            ),
+                        );
+                    }
+                },
+            },
+        };
+        let selection = match cfg.select.get_ref().as_str() {
+            "all" => Selection::All,
+            "weighted" => Selection::Weighted,
+            "hash" => Selection::Hash,
+            other => {
+                return self.err(
+                    cfg.select.span(),
+                    format!("{key}.select = {other:?}: expected \"all\", \"weighted\" or \"hash\""),
+                );
+            }
+        };
+        let max_answers = match &cfg.max_answers {
+            Some(m) if *m.get_ref() == 0 => {
+                return self.err(m.span(), format!("{key}.max_answers must be at least 1"));
+            }
+            Some(m) => *m.get_ref() as usize,
+            None if selection == Selection::All => usize::MAX,
+            None => 1,
+        };
+        let fallback = match &cfg.fallback {
+            None => None,
+            Some(f) => match pool_ids.get(f.get_ref()) {
+                Some(&id) => Some(id),
+                None => {
+                    return self.err(
+                        f.span(),
+                        format!("{key}.fallback: no pool named {:?}", f.get_ref()),
+                    );
+                }
+            },
+        };
+        let when_all_down = match (cfg.when_all_down.get_ref().as_str(), fallback) {
+            ("all", _) => WhenAllDown::All,
+            ("nodata", _) => WhenAllDown::NoData,
+            ("servfail", _) => WhenAllDown::ServFail,
+            ("fallback", Some(id)) => WhenAllDown::Fallback(id),
+            ("fallback", None) => {
+                return self.err(
+                    cfg.when_all_down.span(),
+                    format!("{key}: when_all_down = \"fallback\" needs `fallback = \"POOL\"`"),
+                );
+            }
+            (other, _) => {
+                return self.err(
+                    cfg.when_all_down.span(),
+                    format!(
+                        "{key}.when_all_down = {other:?}: expected \"all\", \"fallback\", \"nodata\" or \"servfail\""
+                    ),
+                );
+            }
+        };
+        let ttl = *cfg.ttl.get_ref();
+        let min_ttl = match &cfg.min_ttl {
+            Some(v) if *v.get_ref() > ttl => {
+                return self.err(v.span(), format!("{key}.min_ttl is above ttl ({ttl})"));
+            }
+            Some(v) => *v.get_ref(),
+            None => ttl.min(5),
+        };
+        Ok(Service {
+            name: dns_name,
+            pools: service_pools,
+            steering,
+            min_healthy,
+            selection,
+            max_answers,
+            ttl,
+            min_ttl,
+            when_all_down,
+        })
+    }
+
+    /// Resolves pool names; with `within`, each must be one of the service's pools.
+    fn pool_list(
+        &self,
+        key: &str,
+        names: &[Spanned<String>],
+        pool_ids: &HashMap<String, PoolId>,
+        within: Option<&[PoolId]>,
+    ) -> Result<Vec<PoolId>, ConfigError> {
+        let mut out = Vec::new();
+        for p in names {
+            match pool_ids.get(p.get_ref()) {
+                Some(&id) if out.contains(&id) => {
+                    return self.err(
+                        p.span(),
+                        format!("{key}: pool {:?} is listed twice", p.get_ref()),
+                    );
+                }
+                Some(&id) if within.is_some_and(|w| !w.contains(&id)) => {
+                    return self.err(
+                        p.span(),
+                        format!(
+                            "{key}: pool {:?} is not one of the service's pools",
+                            p.get_ref()
+                        ),
+                    );
+                }
+                Some(&id) => out.push(id),
+                None => {
+                    return self.err(p.span(), format!("{key}: no pool named {:?}", p.get_ref()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the `geo` table: entries derived from the pools' `countries` and `continent`,
+    /// then the explicit `map` entries (which replace derived ones for the same key). Every
+    /// list is followed by the rest of the service's pools in `default` order.
+    fn geo_map(
+        &self,
+        key: &str,
+        map: Option<&GeoMapConfig>,
+        service_pools: &[PoolId],
+        pool_ids: &HashMap<String, PoolId>,
+        pools: &[Pool],
+    ) -> Result<GeoMap, ConfigError> {
+        let empty = GeoMapConfig::default();
+        let map = map.unwrap_or(&empty);
+        let default = match &map.default {
+            None => service_pools.to_vec(),
+            Some(list) => self.pool_list(
+                &format!("{key}.map.default"),
+                list,
+                pool_ids,
+                Some(service_pools),
+            )?,
+        };
+        let complete = |mut list: Vec<PoolId>| {
+            for id in default.iter().chain(service_pools) {
+                if !list.contains(id) {
+                    list.push(*id);
+                }
+            }
+            list
+        };
+        let of = |id: &PoolId| &pools[id.0 as usize];
+
+        let mut out = GeoMap::default();
+        // Derived: a country's own pools, then pools on its continent; a continent's pools.
+        for id in service_pools {
+            for &country in &of(id).countries {
+                out.countries.entry(country).or_insert_with(|| {
+                    let continent = continent_of(country);
+                    let mut list: Vec<PoolId> = service_pools
+                        .iter()
+                        .copied()
+                        .filter(|p| of(p).countries.contains(&country))
+                        .collect();
+                    let neighbours: Vec<PoolId> = service_pools
+                        .iter()
+                        .copied()
+                        .filter(|p| continent.is_some() && of(p).continent == continent)
+                        .filter(|p| !list.contains(p))
+                        .collect();
+                    list.extend(neighbours);
+                    complete(list)
+                });
+            }
+            if let Some(continent) = of(id).continent {
+                out.continents.entry(continent).or_insert_with(|| {
+                    complete(
+                        service_pools
+                            .iter()
+                            .copied()
+                            .filter(|p| of(p).continent == Some(continent))
+                            .collect(),
+                    )
+                });
+            }
+        }
+        for (code, list) in &map.countries {
+            let Ok(country) = code.get_ref().parse::<Country>() else {
+                return self.err(
+                    code.span(),
+                    format!(
+                        "{key}.map.countries: {:?} is not an ISO 3166 country code",
+                        code.get_ref()
+                    ),
+                );
+            };
+            let k = format!("{key}.map.countries.{country}");
+            let list = self.pool_list(&k, list, pool_ids, Some(service_pools))?;
+            out.countries.insert(country, complete(list));
+        }
+        for (code, list) in &map.continents {
+            let Ok(continent) = code.get_ref().parse::<Continent>() else {
+                return self.err(
+                    code.span(),
+                    format!(
+                        "{key}.map.continents: {:?} is not a continent code (AF, AN, AS, EU, NA, OC, SA)",
+                        code.get_ref()
+                    ),
+                );
+            };
+            let k = format!("{key}.map.continents.{continent}");
+            let list = self.pool_list(&k, list, pool_ids, Some(service_pools))?;
+            out.continents.insert(continent, complete(list));
+        }
+        for (cidr, list) in &map.nets {
+            let net = match cidr.get_ref().parse::<IpNet>() {
+                Ok(n) if n.trunc() == n => n,
+                Ok(n) => {
+                    return self.err(
+                        cidr.span(),
+                        format!(
+                            "{key}.map.nets: {n} has host bits set (did you mean {}?)",
+                            n.trunc()
+                        ),
+                    );
+                }
+                Err(_) => {
+                    return self.err(
+                        cidr.span(),
+                        format!(
+                            "{key}.map.nets: {:?} is not a network (\"10.0.0.0/8\")",
+                            cidr.get_ref()
+                        ),
+                    );
+                }
+            };
+            let k = format!("{key}.map.nets.\"{net}\"");
+            let list = self.pool_list(&k, list, pool_ids, Some(service_pools))?;
+            out.nets.push((net, complete(list)));
+        }
+        out.nets
+            .sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
+        out.default = complete(default.clone());
+        Ok(out)
+    }
+}
