@@ -338,3 +338,318 @@ async fn malformed_ecs_gets_formerr() {
     assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
     assert_eq!(r.metadata.id, 0x4242);
 }
+
+// ---- Geography, with the bundled sample database (geo-data/sample.csv says where each
+// loopback /24 is: 127.0.0 London, .1 Frankfurt, .2 New York, .4 Tokyo, .5 Singapore,
+// .6 Sydney, .7 São Paulo, .8 Johannesburg, .10 Paris without a continent column; 127.1/16
+// is absent).
+
+fn sample_db() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("geo-data/sample.mmdb")
+        .display()
+        .to_string()
+}
+
+fn geo_config() -> String {
+    format!(
+        r#"
+[geo]
+database = "{}"
+
+[pools.eu]
+continent = "EU"
+countries = ["GB"]
+location = [51.5074, -0.1278]
+members = [{{ address = "192.0.2.1" }}, {{ address = "2001:db8::1" }}]
+
+[pools.us]
+continent = "NA"
+location = [40.7128, -74.0060]
+members = [{{ address = "198.51.100.1" }}]
+
+[pools.ap]
+continent = "AS"
+countries = ["JP"]
+location = [35.6762, 139.6503]
+members = [{{ address = "203.0.113.1" }}]
+
+[pools.au]
+continent = "OC"
+location = [-33.8688, 151.2093]
+members = [{{ address = "203.0.113.2" }}]
+
+[services."geo.example.test."]
+pools = ["eu", "us", "ap"]
+steering = "geo"
+
+[services."geo.example.test.".map]
+continents = {{ OC = ["ap", "us"] }}
+nets = {{ "127.0.8.0/25" = ["ap"] }}
+default = ["us", "eu", "ap"]
+
+[services."near.example.test."]
+pools = ["eu", "us", "ap", "au"]
+steering = "proximity"
+"#,
+        sample_db()
+    )
+}
+
+async fn a_from(m: &Meridian, from: &str, name: &str) -> Vec<IpAddr> {
+    let q = QueryBuilder::new(name, RecordType::A).build();
+    addrs(&parse(
+        &crate::support::udp_exchange_from(from.parse().unwrap(), m.udp, &q).await,
+    ))
+}
+
+async fn a_for_subnet(m: &Meridian, net: &str, prefix: u8, name: &str) -> (Vec<IpAddr>, u8) {
+    let q = QueryBuilder::new(name, RecordType::A)
+        .ecs(net, prefix)
+        .build();
+    let r = parse(&m.udp_raw(&q).await);
+    let scope = reply_subnet(&r).expect("ECS echoed").scope_prefix();
+    (addrs(&r), scope)
+}
+
+fn ips(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|a| a.parse().unwrap()).collect()
+}
+
+const EU: &str = "192.0.2.1";
+const US: &str = "198.51.100.1";
+const AP: &str = "203.0.113.1";
+const AU: &str = "203.0.113.2";
+
+#[tokio::test]
+async fn geo_sends_each_continent_to_its_pool_by_source_address_and_by_ecs() {
+    let m = Meridian::start("", &geo_config()).await;
+    let cases = [
+        ("127.0.0.1", EU, "GB is listed by pool eu"),
+        ("127.0.1.1", EU, "DE: continent EU"),
+        ("127.0.10.1", EU, "FR: continent from the built-in table"),
+        ("127.0.2.1", US, "US: continent NA"),
+        ("127.0.4.1", AP, "JP is listed by pool ap"),
+        ("127.0.5.1", AP, "SG: continent AS"),
+        ("127.0.6.1", AP, "AU: map.continents.OC"),
+        ("127.0.7.1", US, "BR: no entry, default order"),
+        ("127.0.8.1", AP, "inside map.nets 127.0.8.0/25"),
+        (
+            "127.0.8.200",
+            US,
+            "ZA outside the nets entry: default order",
+        ),
+        ("127.1.0.1", US, "not in the database: default order"),
+    ];
+    for (from, want, why) in cases {
+        assert_eq!(
+            a_from(&m, from, "geo.example.test.").await,
+            ips(&[want]),
+            "{from}: {why}"
+        );
+        // The same client as an ECS address, asked from 127.0.0.1 (London).
+        let (got, _) = a_for_subnet(&m, from, 32, "geo.example.test.").await;
+        assert_eq!(got, ips(&[want]), "ECS {from}/32: {why}");
+    }
+    // AAAA comes from the same pool: eu has an IPv6 member, us has none (NODATA).
+    let q = QueryBuilder::new("geo.example.test.", RecordType::AAAA).build();
+    let r =
+        parse(&crate::support::udp_exchange_from("127.0.0.1".parse().unwrap(), m.udp, &q).await);
+    assert_eq!(addrs(&r), ips(&["2001:db8::1"]));
+    let r =
+        parse(&crate::support::udp_exchange_from("127.0.2.1".parse().unwrap(), m.udp, &q).await);
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert!(r.answers.is_empty(), "us has no IPv6 member");
+}
+
+#[tokio::test]
+async fn geo_falls_through_the_clients_list_when_its_pool_is_down() {
+    let m = Meridian::start("", &geo_config()).await;
+    set(&m, "ap", None, Action::ForceDown).await;
+    // JP: ap, then other AS pools (none), then the default order: us.
+    assert_eq!(
+        a_from(&m, "127.0.4.1", "geo.example.test.").await,
+        ips(&[US])
+    );
+    set(&m, "us", None, Action::ForceDown).await;
+    assert_eq!(
+        a_from(&m, "127.0.4.1", "geo.example.test.").await,
+        ips(&[EU])
+    );
+    // GB: eu, then the rest of the default order.
+    set(&m, "ap", None, Action::Clear).await;
+    set(&m, "us", None, Action::Clear).await;
+    set(&m, "eu", None, Action::ForceDown).await;
+    assert_eq!(
+        a_from(&m, "127.0.0.1", "geo.example.test.").await,
+        ips(&[US])
+    );
+}
+
+#[tokio::test]
+async fn geo_and_proximity_scopes_follow_the_matched_network() {
+    let m = Meridian::start("", &geo_config()).await;
+    let cases = [
+        // (ECS network, prefix, service, answer, scope)
+        ("127.0.4.0", 24, "geo.example.test.", AP, 24),
+        ("127.0.2.77", 32, "geo.example.test.", US, 24),
+        // A shorter source than the database network: capped at the source.
+        ("127.0.0.0", 16, "geo.example.test.", EU, 16),
+        // A nets entry: its own prefix.
+        ("127.0.8.0", 25, "geo.example.test.", AP, 25),
+        // Outside the nets entry but inside the database /24 that contains it: the answer
+        // holds only for the /25.
+        ("127.0.8.128", 25, "geo.example.test.", US, 25),
+        // Unknown to the database: the whole source prefix.
+        ("127.1.0.0", 24, "geo.example.test.", US, 24),
+        ("127.0.5.0", 24, "near.example.test.", AP, 24),
+    ];
+    for (net, prefix, name, want, scope) in cases {
+        assert_eq!(
+            a_for_subnet(&m, net, prefix, name).await,
+            (ips(&[want]), scope),
+            "{name} for {net}/{prefix}"
+        );
+    }
+}
+
+/// Great-circle distance, computed here independently of Meridian's code.
+fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1, la2, lo2) = (
+        a.0.to_radians(),
+        a.1.to_radians(),
+        b.0.to_radians(),
+        b.1.to_radians(),
+    );
+    let cos = la1.sin() * la2.sin() + la1.cos() * la2.cos() * (lo2 - lo1).cos();
+    6371.0088 * cos.clamp(-1.0, 1.0).acos()
+}
+
+#[tokio::test]
+async fn proximity_orders_pools_by_distance_and_skips_a_down_pool() {
+    let m = Meridian::start("", &geo_config()).await;
+    let sites = [
+        ("eu", (51.5074, -0.1278)),
+        ("us", (40.7128, -74.0060)),
+        ("ap", (35.6762, 139.6503)),
+        ("au", (-33.8688, 151.2093)),
+    ];
+    // Singapore and São Paulo, as in geo-data/sample.csv.
+    for (from, here, first) in [
+        ("127.0.5.1", (1.3521, 103.8198), AP),
+        ("127.0.7.1", (-23.5505, -46.6333), US),
+    ] {
+        let mut by_distance: Vec<(f64, &str)> = sites
+            .iter()
+            .map(|(name, at)| (km(here, *at), *name))
+            .collect();
+        by_distance.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let explained = explain_json(&m, &["near.example.test.", "A", "--client", from]).await;
+        let pools = explained["pools"].as_array().unwrap();
+        let order: Vec<&str> = pools.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let want: Vec<&str> = by_distance.iter().map(|(_, n)| *n).collect();
+        assert_eq!(order, want, "from {from}");
+        for (p, (d, _)) in pools.iter().zip(&by_distance) {
+            let got = p["distance_km"].as_f64().unwrap();
+            assert!(
+                (got - d).abs() < 1.0,
+                "{}: {got} km vs {d:.1} km",
+                p["name"]
+            );
+        }
+        assert_eq!(a_from(&m, from, "near.example.test.").await, ips(&[first]));
+    }
+    // Singapore's nearest pool down: the next nearest (Sydney).
+    set(&m, "ap", None, Action::ForceDown).await;
+    assert_eq!(
+        a_from(&m, "127.0.5.1", "near.example.test.").await,
+        ips(&[AU])
+    );
+}
+
+/// Runs `meridian explain --json` on the running test instance's config.
+async fn explain_json(m: &Meridian, args: &[&str]) -> serde_json::Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .arg("explain")
+        .arg("--config")
+        .arg(&m.config_path)
+        .args(args)
+        .arg("--json")
+        .output()
+        .await
+        .expect("run meridian explain");
+    assert!(
+        out.status.success(),
+        "explain failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("explain prints JSON")
+}
+
+#[tokio::test]
+async fn explain_reports_location_pools_members_ttl_and_scope() {
+    let m = Meridian::start("", &geo_config()).await;
+    let got = explain_json(
+        &m,
+        &[
+            "geo.example.test.",
+            "A",
+            "--client",
+            "127.0.0.1",
+            "--ecs",
+            "127.0.4.0/24",
+        ],
+    )
+    .await;
+    let want = serde_json::json!({
+        "name": "geo.example.test.",
+        "qtype": "A",
+        "client": {
+            "address": "127.0.4.0",
+            "ecs": "127.0.4.0/24",
+            "location": {
+                "network": "127.0.4.0/24",
+                "country": "JP",
+                "continent": "AS",
+                "latitude": 35.6762,
+                "longitude": 139.6503,
+            },
+        },
+        "steering": "geo",
+        "basis": "country JP",
+        "min_healthy": "1",
+        "pools": [
+            { "rank": 1, "name": "ap", "weight": 100, "usable": 1, "members": 1, "needed": 1, "distance_km": null, "chosen": true },
+            { "rank": 2, "name": "us", "weight": 100, "usable": 1, "members": 1, "needed": 1, "distance_km": null, "chosen": false },
+            { "rank": 3, "name": "eu", "weight": 100, "usable": 2, "members": 2, "needed": 1, "distance_km": null, "chosen": false },
+        ],
+        "answer": {
+            "outcome": "members",
+            "pool": "ap",
+            "when_all_down": null,
+            "selection": "all",
+            "members": [{ "address": "203.0.113.1", "weight": 100, "state": "up" }],
+            "ttl": 30,
+            "ecs_scope": 24,
+        },
+        "health": "offline: no probes run, monitored members assumed up; saved overrides applied",
+    });
+    for key in want.as_object().unwrap().keys() {
+        assert_eq!(got[key], want[key], "field {key}");
+    }
+    assert_eq!(got, want);
+
+    // Not a service: a clear error, exit 1.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["explain", "--config"])
+        .arg(&m.config_path)
+        .args(["static.example.test.", "A", "--client", "127.0.0.1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: static.example.test. is not a service name: its answers are static (ask it with dig)"
+    );
+}

@@ -38,6 +38,8 @@ pub struct Meridian {
     pub state: Arc<SharedState>,
     /// Admin actions and reloads, as the HTTP API and SIGHUP use them.
     pub control: HealthControl,
+    /// The config file it was started from.
+    pub config_path: PathBuf,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -60,6 +62,7 @@ impl Meridian {
 
     /// Starts Meridian on an already-loaded model.
     pub async fn serve(model: Model, dir: tempfile::TempDir) -> Meridian {
+        let config_path = model.config_path.clone();
         let http = model.http.as_ref().map(|_| "127.0.0.1:0".parse().unwrap());
         let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], http).expect("bind");
         let udp = listeners.udp_addrs()[0];
@@ -82,6 +85,7 @@ impl Meridian {
             http,
             state,
             control,
+            config_path,
             shutdown,
             task: Some(task),
             _dir: dir,

@@ -1,0 +1,111 @@
+//! The steering core per query, without sockets: `select::pick` for a static-like `failover`
+//! service, a `weighted` one, `geo` + `weighted`, `proximity` and `hash`, with the bundled
+//! sample GeoIP database. Run with `cargo bench --bench steering`.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use meridian::SharedState;
+use meridian::select::{self, Client, Family};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+const CONFIG: &str = r#"
+[dns]
+listen = ["127.0.0.1:0"]
+zones = "zones"
+
+[geo]
+database = "GEO"
+
+[pools.eu]
+continent = "EU"
+countries = ["GB", "DE"]
+location = [51.51, -0.13]
+members = [{ address = "192.0.2.1" }, { address = "192.0.2.2", weight = 300 }, { address = "192.0.2.3" }]
+[pools.us]
+continent = "NA"
+location = [40.71, -74.01]
+members = [{ address = "198.51.100.1" }, { address = "198.51.100.2" }]
+[pools.ap]
+continent = "AS"
+countries = ["JP"]
+location = [35.68, 139.69]
+members = [{ address = "203.0.113.1" }, { address = "203.0.113.2" }]
+
+[services."failover.bench.test."]
+pools = ["eu", "us", "ap"]
+[services."weighted.bench.test."]
+pools = ["eu", "us", "ap"]
+steering = "weighted"
+select = "weighted"
+max_answers = 1
+[services."geo.bench.test."]
+pools = ["eu", "us", "ap"]
+steering = "geo"
+select = "weighted"
+max_answers = 1
+[services."near.bench.test."]
+pools = ["eu", "us", "ap"]
+steering = "proximity"
+select = "weighted"
+max_answers = 1
+[services."hash.bench.test."]
+pools = ["eu", "us", "ap"]
+steering = "hash"
+select = "hash"
+max_answers = 1
+"#;
+
+fn steering(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(
+        dir.path().join("zones/bench.test.zone"),
+        "@ 300 SOA ns1 hostmaster 1 3600 600 86400 60\n@ 300 NS ns1\nns1 300 A 127.0.0.1\n",
+    )
+    .unwrap();
+    let geo = Path::new(env!("CARGO_MANIFEST_DIR")).join("geo-data/sample.mmdb");
+    let path = dir.path().join("meridian.toml");
+    std::fs::write(&path, CONFIG.replace("GEO", &geo.display().to_string())).unwrap();
+    let model = meridian::Model::load(&path).unwrap();
+    let state = SharedState::new(model);
+    let snap = state.load();
+    let mut rng = SmallRng::seed_from_u64(1);
+    // A client in the sample database's US network.
+    let addr: IpAddr = "127.0.2.1".parse().unwrap();
+    for (label, name) in [
+        ("failover_all", "failover.bench.test."),
+        ("weighted_weighted", "weighted.bench.test."),
+        ("geo_weighted", "geo.bench.test."),
+        ("proximity_weighted", "near.bench.test."),
+        ("hash_hash", "hash.bench.test."),
+    ] {
+        let service = snap
+            .model
+            .services
+            .iter()
+            .find(|s| s.name.to_string() == name)
+            .unwrap();
+        c.bench_function(label, |b| {
+            b.iter(|| {
+                // A fresh client per query, as the DNS path makes one: the location lookup is
+                // part of the cost.
+                let client = Client::from_addr(&snap.model, black_box(addr));
+                black_box(select::pick(
+                    &snap.model,
+                    &snap.health,
+                    service,
+                    Family::V4,
+                    &client,
+                    &mut rng,
+                ))
+            })
+        });
+    }
+}
+
+criterion_group!(benches, steering);
+criterion_main!(benches);
