@@ -5,13 +5,15 @@
 //! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
 //! transport). [`health`] probes members and feeds the snapshot; [`api`] is the HTTP side
 //! (admin actions). [`state`] holds the one immutable snapshot every query reads. [`server`]
-//! binds listeners and runs the tasks until shutdown.
+//! binds listeners and runs the tasks until shutdown. [`geo`] locates clients (GeoIP database,
+//! country → continent table, distances) for geographic steering.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;
 pub mod dns;
+pub mod geo;
 pub mod health;
 pub mod model;
 pub mod select;
