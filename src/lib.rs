@@ -5,7 +5,9 @@
 //! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
 //! transport). [`health`] probes members and feeds the snapshot; [`api`] is the HTTP side
 //! (admin actions). [`state`] holds the one immutable snapshot every query reads. [`server`]
-//! binds listeners and runs the tasks until shutdown.
+//! binds listeners and runs the tasks until shutdown. [`geo`] locates clients (GeoIP database,
+//! country → continent table, distances) for geographic steering; [`explain`] says why a client
+//! gets the answer it gets.
 
 #![forbid(unsafe_code)]
 

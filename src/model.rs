@@ -273,7 +273,7 @@ impl Model {
     /// One line describing what is served, for `check` and the startup log.
     pub fn summary(&self) -> String {
         let records: usize = self.zones.iter().map(Zone::len).sum();
-        format!(
+        let mut line = format!(
             "{} zones ({} names), {} services, {} pools, {} members, {} monitors",
             self.zones.len(),
             records,
@@ -281,7 +281,11 @@ impl Model {
             self.pools.len(),
             self.member_count(),
             self.monitors.len()
-        )
+        );
+        if let Some(db) = &self.geo {
+            line.push_str(&format!(", GeoIP {}", db.describe()));
+        }
+        line
     }
 }
 

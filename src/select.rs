@@ -60,7 +60,8 @@ impl Client {
     /// The client at `addr` (a resolver or a connecting client), all of whose address counts.
     pub fn from_addr(_model: &Model, addr: IpAddr) -> Client {
         Client {
-            addr,
+            // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; they are IPv4 clients.
+            addr: addr.to_canonical(),
             source_prefix: None,
             location: OnceCell::new(),
         }

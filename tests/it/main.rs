@@ -4,6 +4,7 @@
 mod backend;
 mod config;
 mod dns;
+mod geodb;
 mod health;
 mod knot_diff;
 mod malformed;
