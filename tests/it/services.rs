@@ -4,10 +4,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 
 use crate::support::Meridian;
+use crate::support::answer_addrs as addrs;
 
 const SERVICES: &str = r#"
 [pools.eu]
@@ -47,17 +48,6 @@ pools = ["eu"]
 select = "all"
 max_answers = 1
 "#;
-
-fn addrs(msg: &Message) -> Vec<IpAddr> {
-    msg.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

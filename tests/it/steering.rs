@@ -6,22 +6,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{RData, RecordType};
 use meridian::health::overrides::{Action, Selector};
 
+use crate::support::answer_addrs as addrs;
 use crate::support::{Meridian, QueryBuilder, parse, udp_bulk};
-
-fn addrs(msg: &Message) -> Vec<IpAddr> {
-    msg.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The ECS option of a reply, if any.
 fn reply_subnet(msg: &Message) -> Option<ClientSubnet> {

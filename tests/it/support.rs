@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
 use meridian::{Listeners, Model, SharedState};
@@ -139,15 +139,7 @@ impl Drop for Meridian {
 
 /// One UDP exchange with a timeout.
 pub async fn udp_exchange(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
-    sock.send_to(packet, server).await.expect("send");
-    let mut buf = vec![0u8; 65_535];
-    let (n, _) = tokio::time::timeout(REPLY_TIMEOUT, sock.recv_from(&mut buf))
-        .await
-        .expect("no UDP reply in time")
-        .expect("recv");
-    buf.truncate(n);
-    buf
+    udp_exchange_from(IpAddr::from([127, 0, 0, 1]), server, packet).await
 }
 
 /// Like [`udp_exchange`], but sent from the loopback address `from` (any 127.0.0.0/8 address
@@ -216,6 +208,18 @@ pub async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     tokio::time::timeout(REPLY_TIMEOUT, fut)
         .await
         .expect("no TCP reply or close in time")
+}
+
+/// The A and AAAA addresses in a reply's answer section, in order.
+pub fn answer_addrs(msg: &Message) -> Vec<IpAddr> {
+    msg.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Parses a reply, failing the test on garbage.
