@@ -15,7 +15,7 @@ use serde_json::json;
 mod sample;
 
 /// A database under construction: `Db::v6("GeoIP2-City").net("192.0.2.0/24", json!(…)).open()`.
-struct Db {
+pub(crate) struct Db {
     writer: Writer,
 }
 
@@ -30,7 +30,7 @@ impl Db {
     }
 
     /// An IPv6 tree with IPv4 at ::/96 (and ::ffff:0:0/96 aliased to it), as GeoIP2 ships.
-    fn v6(database_type: &str) -> Db {
+    pub(crate) fn v6(database_type: &str) -> Db {
         Db::new(database_type, IpVersion::V6, Ipv4Aliasing::Enabled)
     }
 
@@ -39,7 +39,7 @@ impl Db {
     }
 
     /// Later inserts overwrite what they cover, so wider networks go first.
-    fn net(self, network: &str, record: serde_json::Value) -> Db {
+    pub(crate) fn net(self, network: &str, record: serde_json::Value) -> Db {
         self.value(network, mmdb(record))
     }
 
@@ -47,6 +47,11 @@ impl Db {
         let network: IpNet = network.parse().unwrap();
         self.writer.insert_value(network, record).unwrap();
         self
+    }
+
+    /// The database file's bytes.
+    pub(crate) fn bytes(self) -> Vec<u8> {
+        self.writer.to_bytes().unwrap()
     }
 
     /// Writes the file, opens it and deletes it again: `GeoDb` keeps its own copy.

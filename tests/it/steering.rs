@@ -643,3 +643,56 @@ async fn explain_reports_location_pools_members_ttl_and_scope() {
         "error: static.example.test. is not a service name: its answers are static (ask it with dig)"
     );
 }
+
+#[tokio::test]
+async fn a_replaced_database_is_used_after_a_reload_and_a_broken_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("geo.mmdb");
+    std::fs::copy(sample_db(), &db).unwrap();
+    let config = geo_config().replace(&sample_db(), "geo.mmdb");
+    let m = Meridian::start_at(dir.path(), "", &config).await;
+    // 127.1.0.0/16 is not in the sample: the default order.
+    assert_eq!(
+        a_from(&m, "127.1.0.1", "geo.example.test.").await,
+        ips(&[US])
+    );
+
+    // A new file on disk puts it in Japan; a reload picks it up.
+    let japan = crate::geodb::Db::v6("Test-City")
+        .net(
+            "127.1.0.0/16",
+            serde_json::json!({ "country": { "iso_code": "JP" }, "continent": { "code": "AS" } }),
+        )
+        .bytes();
+    std::fs::write(&db, japan).unwrap();
+    let model = meridian::Model::load(&m.config_path).expect("new database loads");
+    m.control.reload(model).await.expect("reload");
+    assert_eq!(
+        a_from(&m, "127.1.0.1", "geo.example.test.").await,
+        ips(&[AP])
+    );
+
+    // A broken file is refused with the config line and the reason; the running one stays.
+    std::fs::write(&db, b"not a database").unwrap();
+    let err = meridian::Model::load(&m.config_path)
+        .unwrap_err()
+        .to_string();
+    let written = std::fs::read_to_string(&m.config_path).unwrap();
+    let line = written
+        .lines()
+        .position(|l| l.starts_with("database"))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        err,
+        format!(
+            "{}:{line}: geo.database: {}: not a MaxMind DB file (metadata marker not found)",
+            m.config_path.display(),
+            dir.path().join("geo.mmdb").display()
+        )
+    );
+    assert_eq!(
+        a_from(&m, "127.1.0.1", "geo.example.test.").await,
+        ips(&[AP])
+    );
+}
