@@ -4,8 +4,9 @@
 //! [`config`] (TOML schema) → [`model`] (validated runtime model, with [`zone`] data) →
 //! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
 //! transport). [`health`] probes members and feeds the snapshot; [`api`] is the HTTP side
-//! (admin actions). [`state`] holds the one immutable snapshot every query reads. [`server`]
-//! binds listeners and runs the tasks until shutdown.
+//! (status page, JSON API, metrics, admin actions) and [`metrics`] what `/metrics` exports.
+//! [`state`] holds the one immutable snapshot every query reads; [`reload`] swaps in a new
+//! config. [`server`] binds listeners and runs the tasks until shutdown.
 
 #![forbid(unsafe_code)]
 
@@ -13,12 +14,15 @@ pub mod api;
 pub mod config;
 pub mod dns;
 pub mod health;
+pub mod metrics;
 pub mod model;
+pub mod reload;
 pub mod select;
 pub mod server;
 pub mod state;
 pub mod zone;
 
+pub use metrics::Telemetry;
 pub use model::Model;
 pub use server::{Listeners, run};
 pub use state::{SharedState, Snapshot};

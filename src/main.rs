@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
-use meridian::{Listeners, Model, SharedState};
+use meridian::{Listeners, Model, SharedState, Telemetry};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -46,15 +46,15 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Change a running Meridian's overrides through its HTTP admin API.
+    /// Change a running Meridian's overrides, or reload its config, through its HTTP admin API.
     Admin {
         /// Path to meridian.toml (for `[http] listen` and `admin_token_file`).
         #[arg(short, long)]
         config: PathBuf,
-        /// drain, undrain, force-down, force-up or clear.
+        /// drain, undrain, force-down, force-up, clear (for a pool or member), or reload.
         action: String,
-        /// The pool.
-        pool: String,
+        /// The pool (not for reload).
+        pool: Option<String>,
         /// One member's address (`192.0.2.10`, or `192.0.2.10:8080`); all members when absent.
         member: Option<String>,
     },
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             action,
             pool,
             member,
-        } => admin(config, &action, &pool, member.as_deref()),
+        } => admin(config, &action, pool.as_deref(), member.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,15 +132,24 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             term,
         ));
         let (control, commands) = HealthControl::new();
+        let telemetry = Telemetry::new(&state);
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(
             hup,
-            config.clone(),
             state.clone(),
             control.clone(),
+            telemetry.clone(),
         ));
         let probe = Arc::new(NetProbe::new()?);
-        meridian::run(state, listeners, probe, (control, commands), shutdown).await?;
+        meridian::run(
+            state,
+            listeners,
+            probe,
+            (control, commands),
+            telemetry,
+            shutdown,
+        )
+        .await?;
         Ok(())
     })
 }
@@ -148,7 +157,7 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
 fn admin(
     config: PathBuf,
     action: &str,
-    pool: &str,
+    pool: Option<&str>,
     member: Option<&str>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&config)?;
@@ -165,15 +174,20 @@ fn admin(
         )
     })?;
     let seg = |s: &str| s.replace('%', "%25").replace('/', "%2F");
-    let url = match member {
-        Some(m) => format!(
+    let url = match (action, pool, member) {
+        ("reload", None, None) => format!("http://{}/api/v1/reload", http.listen),
+        ("reload", _, _) => return Err("reload takes no pool or member".into()),
+        (_, None, _) => {
+            return Err(format!("{action} needs a pool (and optionally a member)").into());
+        }
+        (_, Some(pool), Some(m)) => format!(
             "http://{}/api/v1/pools/{}/members/{}/{}",
             http.listen,
             seg(pool),
             seg(m),
             seg(action)
         ),
-        None => format!(
+        (_, Some(pool), None) => format!(
             "http://{}/api/v1/pools/{}/{}",
             http.listen,
             seg(pool),
@@ -199,6 +213,17 @@ fn admin(
         let msg = body["error"].as_str().unwrap_or("no details");
         return Err(format!("{action} failed (HTTP {status}): {msg}").into());
     }
+    if action == "reload" {
+        println!(
+            "reloaded (generation {}): {}",
+            body["generation"],
+            body["summary"].as_str().unwrap_or("?")
+        );
+        for w in body["warnings"].as_array().into_iter().flatten() {
+            println!("warning: {}", w.as_str().unwrap_or("?"));
+        }
+        return Ok(());
+    }
     for c in body["changed"].as_array().into_iter().flatten() {
         println!(
             "member {} of pool {}: {} -> {}",
@@ -220,40 +245,19 @@ fn example_name(model: &Model) -> Option<String> {
         .or_else(|| model.zones.iter().next().map(|z| z.origin.to_string()))
 }
 
-/// Reloads config and zones on SIGHUP: everything is parsed and validated first; a bad config
-/// is logged with its file and line and the running one stays in service.
+/// Reloads config and zones on SIGHUP, as `POST /api/v1/reload` does ([`meridian::reload`]):
+/// a bad config is logged with its file and line and the running one stays in service.
 #[cfg(unix)]
 async fn reload_on_sighup(
     mut hup: tokio::signal::unix::Signal,
-    config: PathBuf,
     state: Arc<SharedState>,
     control: HealthControl,
+    telemetry: Telemetry,
 ) {
     while hup.recv().await.is_some() {
-        info!("SIGHUP received, reloading {}", config.display());
-        let path = config.clone();
-        let loaded = tokio::task::spawn_blocking(move || Model::load(&path)).await;
-        match loaded {
-            Ok(Ok(model)) => {
-                let running = state.load();
-                if model.dns.listen != running.model.dns.listen
-                    || model.http.as_ref().map(|h| h.listen)
-                        != running.model.http.as_ref().map(|h| h.listen)
-                {
-                    tracing::warn!(
-                        "listen addresses changed: they take effect at the next restart"
-                    );
-                }
-                drop(running);
-                let summary = model.summary();
-                match control.reload(model).await {
-                    Ok(generation) => info!(generation, "reloaded: {summary}"),
-                    Err(e) => tracing::error!("reload failed: {e}"),
-                }
-            }
-            Ok(Err(e)) => tracing::error!("reload failed, keeping the running config: {e}"),
-            Err(e) => tracing::error!("reload failed: {e}"),
-        }
+        info!("SIGHUP received");
+        // The outcome is logged and counted by `reload` itself.
+        let _ = meridian::reload::reload(&state, &control, &telemetry).await;
     }
 }
 

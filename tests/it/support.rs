@@ -12,7 +12,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
-use meridian::{Listeners, Model, SharedState};
+use meridian::{Listeners, Model, SharedState, Telemetry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,8 @@ pub struct Meridian {
     pub state: Arc<SharedState>,
     /// Admin actions and reloads, as the HTTP API and SIGHUP use them.
     pub control: HealthControl,
+    /// Its metrics and transitions ring.
+    pub telemetry: Telemetry,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -68,11 +70,13 @@ impl Meridian {
         let shutdown = CancellationToken::new();
         let probe = Arc::new(NetProbe::new().expect("probe client"));
         let (control, commands) = HealthControl::new();
+        let telemetry = Telemetry::new(&state);
         let task = tokio::spawn(meridian::run(
             state.clone(),
             listeners,
             probe,
             (control.clone(), commands),
+            telemetry.clone(),
             shutdown.clone(),
         ));
         Meridian {
@@ -81,6 +85,7 @@ impl Meridian {
             http,
             state,
             control,
+            telemetry,
             shutdown,
             task: Some(task),
             _dir: dir,
