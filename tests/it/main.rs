@@ -2,11 +2,13 @@
 //! TCP. One module per topic.
 
 mod backend;
+mod browser;
 mod config;
 mod dns;
 mod health;
 mod knot_diff;
 mod malformed;
+mod observe;
 mod services;
 mod smoke;
 mod support;
