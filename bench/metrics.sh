@@ -33,21 +33,15 @@ for port in "$DNS_PORT" "$HTTP_PORT"; do
     echo "port $port is in use" >&2; exit 1
   fi
 done
-if [ -z "${SKIP_BUILD:-}" ]; then cargo build --release --quiet; fi
-BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/meridian")
 HZ=$(getconf CLK_TCK)
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+bench_binary
 bench_workdir metrics
 
 mkdir -p "$WORK/zones"
-cat > "$WORK/zones/bench.test.zone" <<ZONE
-\$TTL 300
-@ SOA ns1 hostmaster 1 3600 600 86400 60
-@ NS ns1
-ns1 A 127.0.0.1
-ZONE
+bench_zone "$WORK/zones"
 cat > "$WORK/meridian.toml" <<TOML
 [dns]
 listen = ["127.0.0.1:$DNS_PORT"]

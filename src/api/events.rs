@@ -47,16 +47,17 @@ pub struct TransitionDto {
 
 impl From<&Transition> for TransitionDto {
     fn from(t: &Transition) -> TransitionDto {
+        let c = &t.change;
         TransitionDto {
             seq: t.seq,
             time: rfc3339(t.time),
-            pool: t.pool.clone(),
-            member: t.member.clone(),
-            from: t.from.clone(),
-            to: t.to.clone(),
-            reason: t.reason.as_deref().map(str::to_string),
-            streak: t.streak,
-            cause: t.cause.as_str(),
+            pool: c.pool.clone(),
+            member: c.member.clone(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            reason: c.reason.as_deref().map(str::to_string),
+            streak: c.streak,
+            cause: c.cause.as_str(),
         }
     }
 }

@@ -35,13 +35,9 @@ impl Cause {
     }
 }
 
-/// One change of a member's shown state.
+/// One change of a member's state, as the health writer describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    /// Position in the stream: increases by one per transition, from 1.
-    pub seq: u64,
-    /// When the writer recorded it (wall clock, for display).
-    pub time: SystemTime,
+pub struct Change {
     /// Pool name.
     pub pool: String,
     /// Member, as admin calls name it (`192.0.2.10`, or with `:port`).
@@ -60,23 +56,15 @@ pub struct Transition {
     pub cause: Cause,
 }
 
-/// A transition before the ring numbers and timestamps it.
-#[derive(Debug, Clone)]
-pub struct Draft {
-    /// Pool name.
-    pub pool: String,
-    /// Member id.
-    pub member: String,
-    /// Shown state before.
-    pub from: String,
-    /// Shown state after.
-    pub to: String,
-    /// Why.
-    pub reason: Option<Arc<str>>,
-    /// Consecutive results behind a probe flip.
-    pub streak: u32,
-    /// What caused it.
-    pub cause: Cause,
+/// A [`Change`] as recorded: numbered and timestamped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// Position in the stream: increases by one per transition, from 1.
+    pub seq: u64,
+    /// When the writer recorded it (wall clock, for display).
+    pub time: SystemTime,
+    /// What changed.
+    pub change: Change,
 }
 
 #[derive(Debug)]
@@ -112,19 +100,13 @@ impl Events {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Numbers, timestamps and records a transition, and sends it to live subscribers.
-    pub fn push(&self, draft: Draft) -> Transition {
+    /// Numbers, timestamps and records a change, and sends it to live subscribers.
+    pub fn push(&self, change: Change) -> Transition {
         let mut ring = self.ring();
         let t = Transition {
             seq: ring.next_seq,
             time: SystemTime::now(),
-            pool: draft.pool,
-            member: draft.member,
-            from: draft.from,
-            to: draft.to,
-            reason: draft.reason,
-            streak: draft.streak,
-            cause: draft.cause,
+            change,
         };
         ring.next_seq += 1;
         if ring.recent.len() == self.capacity {
@@ -169,8 +151,8 @@ impl Events {
 mod tests {
     use super::*;
 
-    fn draft(to: &str) -> Draft {
-        Draft {
+    fn draft(to: &str) -> Change {
+        Change {
             pool: "p".into(),
             member: "192.0.2.1".into(),
             from: "up".into(),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::events::{Cause, Draft};
+use super::events::{Cause, Change};
 use super::overrides::{self, Action, AdminError, Selector};
 use super::probe::{Probe, ProbeSpec};
 use super::{HealthState, HealthTable, MemberHealth, Observation, Thresholds};
@@ -214,15 +214,16 @@ fn member_key<'a>(pool: &'a crate::model::Pool, m: &crate::model::Member) -> Mem
 }
 
 /// The shown-state changes a reload from (`prev`, `prev_table`) to (`next`, `next_table`)
-/// makes: members added (`absent` → …), removed (… → `absent`) or started afresh.
+/// makes: members added (`absent` → …), removed (… → `absent`) or started afresh, each with
+/// the member's index in `next` (`None` for a removed one).
 fn reload_transitions(
     prev: &Model,
     prev_table: &HealthTable,
     next: &Model,
     next_table: &HealthTable,
-) -> Vec<Draft> {
+) -> Vec<(Option<usize>, Change)> {
     let shown = |table: &HealthTable, i: usize| table.get(i).display_state();
-    let draft = |pool: &str, m: &crate::model::Member, from: String, to: String| Draft {
+    let event = |pool: &str, m: &crate::model::Member, from: String, to: String| Change {
         pool: pool.to_string(),
         member: member_id(m),
         from,
@@ -243,21 +244,20 @@ fn reload_transitions(
     for (pool, m) in next.members() {
         let to = shown(next_table, m.index);
         match old.get(&member_key(pool, m)) {
-            None => out.push(draft(&pool.name, m, "absent".into(), to)),
+            None => out.push((Some(m.index), event(&pool.name, m, "absent".into(), to))),
             Some(&i) if shown(prev_table, i) != to => {
-                out.push(draft(&pool.name, m, shown(prev_table, i), to));
+                out.push((
+                    Some(m.index),
+                    event(&pool.name, m, shown(prev_table, i), to),
+                ));
             }
             Some(_) => {}
         }
     }
     for (pool, m) in prev.members() {
         if !new.contains_key(&member_key(pool, m)) {
-            out.push(draft(
-                &pool.name,
-                m,
-                shown(prev_table, m.index),
-                "absent".into(),
-            ));
+            let from = shown(prev_table, m.index);
+            out.push((None, event(&pool.name, m, from, "absent".into())));
         }
     }
     out
@@ -370,7 +370,7 @@ pub async fn run<P: Probe>(
                         let result = admin(&model, &mut table, &selector, action).await;
                         if let Ok(changes) = &result {
                             for change in changes.iter().filter(|c| c.from != c.to) {
-                                let draft = Draft {
+                                let event = Change {
                                     pool: change.pool.clone(),
                                     member: member_id(model.member(change.index).1),
                                     from: change.from.clone(),
@@ -379,7 +379,7 @@ pub async fn run<P: Probe>(
                                     streak: 0,
                                     cause: Cause::Admin,
                                 };
-                                record(&telemetry, &mut table, change.index, draft);
+                                record(&telemetry, &mut table, change.index, event);
                             }
                             state.publish_health(Arc::new(table.clone()));
                         }
@@ -401,15 +401,12 @@ pub async fn run<P: Probe>(
                         probing = start_probing(
                             probing.epoch + 1, &model, &probe, (&tx, metrics), &tracker, &shutdown,
                         );
-                        for draft in changes {
-                            let index = model
-                                .members()
-                                .find(|(p, m)| p.name == draft.pool && member_id(m) == draft.member)
-                                .map(|(_, m)| m.index);
+                        for (index, event) in changes {
                             match index {
-                                Some(i) => record(&telemetry, &mut table, i, draft),
+                                Some(i) => record(&telemetry, &mut table, i, event),
                                 None => {
-                                    telemetry.events.push(draft);
+                                    telemetry.metrics.transition(&event.to);
+                                    telemetry.events.push(event);
                                 }
                             }
                         }
@@ -530,7 +527,7 @@ fn apply(
                     flip.from
                 ),
             }
-            let draft = Draft {
+            let event = Change {
                 pool: pool.name.clone(),
                 member: member_id(member),
                 from: flip.from.to_string(),
@@ -539,7 +536,7 @@ fn apply(
                 streak,
                 cause: Cause::Probe,
             };
-            record(telemetry, table, m, draft);
+            record(telemetry, table, m, event);
         }
         let entry = &table.members[m];
         changed |= before != (entry.state, entry.probes_until_flip(t));
@@ -549,10 +546,10 @@ fn apply(
 
 /// Records a change of member `index`: in the events ring, the transitions counter, and the
 /// member's `since`.
-fn record(telemetry: &Telemetry, table: &mut HealthTable, index: usize, draft: Draft) {
-    telemetry.metrics.transition(&draft.to);
+fn record(telemetry: &Telemetry, table: &mut HealthTable, index: usize, event: Change) {
+    telemetry.metrics.transition(&event.to);
     table.members[index].since = Some(tokio::time::Instant::now());
-    telemetry.events.push(draft);
+    telemetry.events.push(event);
 }
 
 /// Probes one target forever: at once, then every `interval` (every `fast_interval` while
