@@ -40,8 +40,14 @@ pub struct Telemetry {
 impl Telemetry {
     /// Metrics reading the snapshot in `state`, and an empty transitions ring.
     pub fn new(state: &Arc<SharedState>) -> Telemetry {
+        Telemetry::with_metrics(MetricsBuilder::new(state).build())
+    }
+
+    /// `metrics` built elsewhere (e.g. with the director's collector added through
+    /// [`MetricsBuilder::register_collector`]), and an empty transitions ring.
+    pub fn with_metrics(metrics: Metrics) -> Telemetry {
         Telemetry {
-            metrics: Arc::new(MetricsBuilder::new(state).build()),
+            metrics: Arc::new(metrics),
             events: Arc::new(Events::new(crate::health::events::CAPACITY)),
         }
     }
