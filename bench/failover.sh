@@ -20,21 +20,15 @@ MAX_WAIT=15
 for tool in dig python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y bind9-dnsutils python3" >&2; exit 1; }
 done
-if [ -z "${SKIP_BUILD:-}" ]; then cargo build --release --quiet; fi
-BIN=${CARGO_TARGET_DIR:-target}/release/meridian
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+bench_binary
 bench_workdir failover
 
 mkdir -p "$WORK/zones" "$WORK/www"
 echo ok > "$WORK/www/index.html"
-cat > "$WORK/zones/bench.test.zone" <<ZONE
-\$TTL 300
-@ SOA ns1 hostmaster 1 3600 600 86400 60
-@ NS ns1
-ns1 A 127.0.0.1
-ZONE
+bench_zone "$WORK/zones"
 cat > "$WORK/meridian.toml" <<CONF
 [dns]
 listen = ["127.0.0.1:$DNS_PORT"]

@@ -18,3 +18,19 @@ bench_cleanup() {
 median() {
   sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'
 }
+
+# Builds Meridian (unless SKIP_BUILD is set) and sets BIN to the release binary.
+bench_binary() {
+  if [ -z "${SKIP_BUILD:-}" ]; then cargo build --release --quiet; fi
+  BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/meridian")
+}
+
+# Writes DIR/bench.test.zone: SOA, NS and ns1, the names every benchmark config builds on.
+bench_zone() {
+  cat > "$1/bench.test.zone" <<ZONE
+\$TTL 300
+@ SOA ns1 hostmaster 1 3600 600 86400 60
+@ NS ns1
+ns1 A 127.0.0.1
+ZONE
+}

@@ -24,23 +24,17 @@ FIRST_PORT=20000
 for tool in dnsperf python3 taskset; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y dnsperf python3 util-linux" >&2; exit 1; }
 done
-if [ -z "${SKIP_BUILD:-}" ]; then cargo build --release --quiet; fi
-BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/meridian")
 HZ=$(getconf CLK_TCK)
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+bench_binary
 bench_workdir prober
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" -lt $((MEMBERS + 200)) ]; then echo "need $((MEMBERS + 200)) open files, have $(ulimit -n)" >&2; exit 1; fi
 
 mkdir -p "$WORK/zones"
-cat > "$WORK/zones/bench.test.zone" <<ZONE
-\$TTL 300
-@ SOA ns1 hostmaster 1 3600 600 86400 60
-@ NS ns1
-ns1 A 127.0.0.1
-ZONE
+bench_zone "$WORK/zones"
 echo "dyn.bench.test A" > "$WORK/q.txt"
 
 write_config() { # FILE WITH_PROBES

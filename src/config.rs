@@ -82,6 +82,9 @@ pub struct HttpConfig {
     /// File holding the bearer token that admin calls must present, relative to the config
     /// file. Without it the admin endpoints answer 403.
     pub admin_token_file: Option<Spanned<String>>,
+    /// Most HTTP connections open at once (status page, API, `/metrics`, event streams);
+    /// further ones are closed at once. Default: 128.
+    pub max_connections: Option<Spanned<u32>>,
 }
 
 /// `[health]`: settings shared by all monitors.

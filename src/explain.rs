@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{MinHealthy, Model, WhenAllDown};
 use crate::select::{self, Basis, Client, Family, Outcome};
@@ -26,7 +26,7 @@ pub enum ExplainError {
 }
 
 /// The client as steering saw it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientView {
     /// The address decisions were based on.
     pub address: IpAddr,
@@ -37,7 +37,7 @@ pub struct ClientView {
 }
 
 /// A GeoIP database match.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LocationView {
     /// The database network that matched.
     pub network: String,
@@ -52,7 +52,7 @@ pub struct LocationView {
 }
 
 /// One pool in the order steering considered it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PoolView {
     /// 1 = most preferred.
     pub rank: usize,
@@ -73,7 +73,7 @@ pub struct PoolView {
 }
 
 /// One member in the answer.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MemberView {
     /// Address handed out.
     pub address: IpAddr,
@@ -84,7 +84,7 @@ pub struct MemberView {
 }
 
 /// The answer itself.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AnswerView {
     /// `members`, `nodata` or `servfail`.
     pub outcome: String,
@@ -105,7 +105,7 @@ pub struct AnswerView {
 }
 
 /// Everything `explain` reports.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Explanation {
     /// The service name asked.
     pub name: String,
@@ -142,6 +142,7 @@ pub fn offline_snapshot(model: Model) -> Result<Snapshot, String> {
     }
     Ok(Snapshot {
         generation: snap.generation,
+        published: snap.published,
         model: snap.model.clone(),
         health: std::sync::Arc::new(health),
     })

@@ -5,6 +5,7 @@
 //! Everything here is pure and synchronous; [`prober`] runs the probes ([`probe`]) and feeds
 //! results in.
 
+pub mod events;
 pub mod overrides;
 pub mod probe;
 pub mod prober;
@@ -111,6 +112,9 @@ pub struct MemberHealth {
     pub admin: Option<Override>,
     /// True when no monitor probes this member: it is always up.
     pub unmonitored: bool,
+    /// When its state (probe-derived or shown) last changed; `None`: not since Meridian
+    /// started. Set by the health writer, for the status page.
+    pub since: Option<tokio::time::Instant>,
 }
 
 impl MemberHealth {
@@ -125,6 +129,7 @@ impl MemberHealth {
             last_latency: None,
             admin: None,
             unmonitored: false,
+            since: None,
         }
     }
 

@@ -4,10 +4,11 @@
 //! [`config`] (TOML schema) → [`model`] (validated runtime model, with [`zone`] data) →
 //! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
 //! transport). [`health`] probes members and feeds the snapshot; [`api`] is the HTTP side
-//! (admin actions). [`state`] holds the one immutable snapshot every query reads. [`server`]
-//! binds listeners and runs the tasks until shutdown. [`geo`] locates clients (GeoIP database,
-//! country → continent table, distances) for geographic steering; [`explain`] says why a client
-//! gets the answer it gets.
+//! (status page, JSON API, metrics, admin actions) and [`metrics`] what `/metrics` exports.
+//! [`state`] holds the one immutable snapshot every query reads; [`reload`] swaps in a new
+//! config. [`server`] binds listeners and runs the tasks until shutdown. [`geo`] locates clients
+//! (GeoIP database, country → continent table, distances) for geographic steering; [`explain`]
+//! says why a client gets the answer it gets.
 
 #![forbid(unsafe_code)]
 
@@ -17,12 +18,15 @@ pub mod dns;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod metrics;
 pub mod model;
+pub mod reload;
 pub mod select;
 pub mod server;
 pub mod state;
 pub mod zone;
 
+pub use metrics::Telemetry;
 pub use model::Model;
 pub use server::{Listeners, run};
 pub use state::{SharedState, Snapshot};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
-use meridian::{Listeners, Model, SharedState};
+use meridian::{Listeners, Model, SharedState, Telemetry};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -66,15 +66,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Change a running Meridian's overrides through its HTTP admin API.
+    /// Change a running Meridian's overrides, or reload its config, through its HTTP admin API.
     Admin {
         /// Path to meridian.toml (for `[http] listen` and `admin_token_file`).
         #[arg(short, long)]
         config: PathBuf,
-        /// drain, undrain, force-down, force-up or clear.
+        /// drain, undrain, force-down, force-up, clear (for a pool or member), or reload.
         action: String,
-        /// The pool.
-        pool: String,
+        /// The pool (not for reload).
+        pool: Option<String>,
         /// One member's address (`192.0.2.10`, or `192.0.2.10:8080`); all members when absent.
         member: Option<String>,
     },
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
             action,
             pool,
             member,
-        } => admin(config, &action, &pool, member.as_deref()),
+        } => admin(config, &action, pool.as_deref(), member.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,15 +160,24 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             term,
         ));
         let (control, commands) = HealthControl::new();
+        let telemetry = Telemetry::new(&state);
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(
             hup,
-            config.clone(),
             state.clone(),
             control.clone(),
+            telemetry.clone(),
         ));
         let probe = Arc::new(NetProbe::new()?);
-        meridian::run(state, listeners, probe, (control, commands), shutdown).await?;
+        meridian::run(
+            state,
+            listeners,
+            probe,
+            (control, commands),
+            telemetry,
+            shutdown,
+        )
+        .await?;
         Ok(())
     })
 }
@@ -188,22 +197,26 @@ fn explain(
         .parse()
         .map_err(|_| format!("{qtype:?} is not a record type"))?;
     let model = Model::load(&config)?;
-    let who = match ecs {
-        Some(net) if net.prefix_len() > 0 => {
-            meridian::select::Client::from_subnet(net.trunc().addr(), net.prefix_len())
+    let explained = match live_explain(&model, &name, qtype, client, ecs) {
+        Some(explained) => explained?,
+        None => {
+            let who = match ecs {
+                Some(net) if net.prefix_len() > 0 => {
+                    meridian::select::Client::from_subnet(net.trunc().addr(), net.prefix_len())
+                }
+                _ => meridian::select::Client::from_addr(&model, client),
+            };
+            let snap = meridian::explain::offline_snapshot(model)?;
+            meridian::explain::explain(
+                &snap,
+                &name,
+                qtype,
+                &who,
+                meridian::explain::OFFLINE_HEALTH,
+                &mut rand::rng(),
+            )?
         }
-        _ => meridian::select::Client::from_addr(&model, client),
     };
-    let snap = meridian::explain::offline_snapshot(model)?;
-    let mut rng = rand::rng();
-    let explained = meridian::explain::explain(
-        &snap,
-        &name,
-        qtype,
-        &who,
-        meridian::explain::OFFLINE_HEALTH,
-        &mut rng,
-    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&explained)?);
     } else {
@@ -212,10 +225,53 @@ fn explain(
     Ok(())
 }
 
+/// Asks the running server (`[http] listen`) for the explanation, so it reflects live health.
+/// `None` when no server answers there (then `explain` works offline).
+fn live_explain(
+    model: &Model,
+    name: &hickory_proto::rr::Name,
+    qtype: hickory_proto::rr::RecordType,
+    client: IpAddr,
+    ecs: Option<ipnet::IpNet>,
+) -> Option<Result<meridian::explain::Explanation, Box<dyn std::error::Error>>> {
+    let http = model.http.as_ref()?;
+    let mut url = format!(
+        "http://{}/api/v1/explain?name={}&type={qtype}&client={client}",
+        http.listen,
+        name.to_ascii()
+    );
+    if let Some(net) = ecs {
+        url.push_str(&format!("&ecs={}", net.to_string().replace('/', "%2F")));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let http = meridian::health::probe::plain_http_client().ok()?;
+        let resp = http
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status();
+        let body: serde_json::Value = match resp.json().await {
+            Ok(b) => b,
+            Err(e) => return Some(Err(format!("{url}: {e}").into())),
+        };
+        if !status.is_success() {
+            let msg = body["error"].as_str().unwrap_or("no details").to_string();
+            return Some(Err(msg.into()));
+        }
+        Some(serde_json::from_value(body).map_err(|e| format!("{url}: {e}").into()))
+    })
+}
+
 fn admin(
     config: PathBuf,
     action: &str,
-    pool: &str,
+    pool: Option<&str>,
     member: Option<&str>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&config)?;
@@ -232,15 +288,20 @@ fn admin(
         )
     })?;
     let seg = |s: &str| s.replace('%', "%25").replace('/', "%2F");
-    let url = match member {
-        Some(m) => format!(
+    let url = match (action, pool, member) {
+        ("reload", None, None) => format!("http://{}/api/v1/reload", http.listen),
+        ("reload", _, _) => return Err("reload takes no pool or member".into()),
+        (_, None, _) => {
+            return Err(format!("{action} needs a pool (and optionally a member)").into());
+        }
+        (_, Some(pool), Some(m)) => format!(
             "http://{}/api/v1/pools/{}/members/{}/{}",
             http.listen,
             seg(pool),
             seg(m),
             seg(action)
         ),
-        None => format!(
+        (_, Some(pool), None) => format!(
             "http://{}/api/v1/pools/{}/{}",
             http.listen,
             seg(pool),
@@ -266,6 +327,17 @@ fn admin(
         let msg = body["error"].as_str().unwrap_or("no details");
         return Err(format!("{action} failed (HTTP {status}): {msg}").into());
     }
+    if action == "reload" {
+        println!(
+            "reloaded (generation {}): {}",
+            body["generation"],
+            body["summary"].as_str().unwrap_or("?")
+        );
+        for w in body["warnings"].as_array().into_iter().flatten() {
+            println!("warning: {}", w.as_str().unwrap_or("?"));
+        }
+        return Ok(());
+    }
     for c in body["changed"].as_array().into_iter().flatten() {
         println!(
             "member {} of pool {}: {} -> {}",
@@ -287,40 +359,19 @@ fn example_name(model: &Model) -> Option<String> {
         .or_else(|| model.zones.iter().next().map(|z| z.origin.to_string()))
 }
 
-/// Reloads config and zones on SIGHUP: everything is parsed and validated first; a bad config
-/// is logged with its file and line and the running one stays in service.
+/// Reloads config and zones on SIGHUP, as `POST /api/v1/reload` does ([`meridian::reload`]):
+/// a bad config is logged with its file and line and the running one stays in service.
 #[cfg(unix)]
 async fn reload_on_sighup(
     mut hup: tokio::signal::unix::Signal,
-    config: PathBuf,
     state: Arc<SharedState>,
     control: HealthControl,
+    telemetry: Telemetry,
 ) {
     while hup.recv().await.is_some() {
-        info!("SIGHUP received, reloading {}", config.display());
-        let path = config.clone();
-        let loaded = tokio::task::spawn_blocking(move || Model::load(&path)).await;
-        match loaded {
-            Ok(Ok(model)) => {
-                let running = state.load();
-                if model.dns.listen != running.model.dns.listen
-                    || model.http.as_ref().map(|h| h.listen)
-                        != running.model.http.as_ref().map(|h| h.listen)
-                {
-                    tracing::warn!(
-                        "listen addresses changed: they take effect at the next restart"
-                    );
-                }
-                drop(running);
-                let summary = model.summary();
-                match control.reload(model).await {
-                    Ok(generation) => info!(generation, "reloaded: {summary}"),
-                    Err(e) => tracing::error!("reload failed: {e}"),
-                }
-            }
-            Ok(Err(e)) => tracing::error!("reload failed, keeping the running config: {e}"),
-            Err(e) => tracing::error!("reload failed: {e}"),
-        }
+        info!("SIGHUP received");
+        // The outcome is logged and counted by `reload` itself.
+        let _ = meridian::reload::reload(&state, &control, &telemetry).await;
     }
 }
 

@@ -108,6 +108,8 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Bearer token for admin calls; `None` disables them.
     pub admin_token: Option<Secret>,
+    /// Most HTTP connections open at once.
+    pub max_connections: usize,
 }
 
 /// `[health]` after validation.
@@ -544,9 +546,17 @@ impl Builder<'_> {
                 }
             }
         };
+        let max_connections = match &h.max_connections {
+            Some(v) if *v.get_ref() == 0 => {
+                return self.err(v.span(), "http.max_connections must be at least 1");
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => 128,
+        };
         Ok(Some(HttpSettings {
             listen,
             admin_token,
+            max_connections,
         }))
     }
 

@@ -17,6 +17,7 @@ use crate::api::{self, ApiState};
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp};
 use crate::health::probe::Probe;
 use crate::health::prober::{self, Command, HealthControl};
+use crate::metrics::Telemetry;
 use crate::state::SharedState;
 
 /// How long shutdown waits for open connections before dropping them.
@@ -122,30 +123,31 @@ fn spawn_health_thread(
 
 /// Runs Meridian until `shutdown` is cancelled: starts health probing with `probe`, waits for
 /// the first probe round (bounded by the probes' timeouts) so the first answers are already
-/// health-checked, serves DNS on `listeners` from `state`, then waits up to
-/// [`SHUTDOWN_GRACE`] for open TCP connections to finish.
+/// health-checked, serves DNS on `listeners` from `state` (counting queries in `telemetry`)
+/// and the HTTP API, then waits up to [`SHUTDOWN_GRACE`] for open connections to finish.
 pub async fn run<P: Probe>(
     state: Arc<SharedState>,
     listeners: Listeners,
     probe: Arc<P>,
     (control, commands): (HealthControl, mpsc::Receiver<Command>),
+    telemetry: Telemetry,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let (probed_tx, mut probed) = watch::channel(false);
     let (ready_tx, ready) = watch::channel(false);
-    let (bound, token) = {
+    let (bound, http) = {
         let model = state.load().model.clone();
-        let token = model.http.as_ref().and_then(|h| h.admin_token.clone());
         (
             prober::first_round_bound(&model, &prober::plan(&model)),
-            token,
+            model.http.clone(),
         )
     };
     let health = spawn_health_thread(prober::run(
         probe,
         state.clone(),
         commands,
+        telemetry.clone(),
         probed_tx,
         shutdown.clone(),
     ))?;
@@ -153,20 +155,26 @@ pub async fn run<P: Probe>(
         // The sender is dropped when the thread ends, whether the prober returned or panicked.
         let _ = health.await;
     });
+    let mut bound_to = Vec::new();
     if let Some(listener) = listeners.http {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        let max_connections = http.as_ref().map_or(128, |h| h.max_connections);
         let api = ApiState {
             state: state.clone(),
             control,
-            token,
+            telemetry: telemetry.clone(),
+            token: http.and_then(|h| h.admin_token),
             ready,
+            started: (std::time::SystemTime::now(), tokio::time::Instant::now()),
+            shutdown: shutdown.clone(),
         };
         info!("listening for http on {addr}");
+        bound_to.push(format!("http {addr}"));
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            if let Err(e) = api::serve(listener, api, shutdown).await {
+            if let Err(e) = api::serve(listener, max_connections, api, shutdown).await {
                 warn!(error = %e, "http server stopped");
             }
         });
@@ -189,21 +197,34 @@ pub async fn run<P: Probe>(
         let addr = socket.local_addr()?;
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         info!("listening for dns-udp on {addr}");
-        tracker.spawn(serve_udp(socket, state.clone(), shutdown.clone()));
+        bound_to.push(format!("dns-udp {addr}"));
+        tracker.spawn(serve_udp(
+            socket,
+            state.clone(),
+            telemetry.metrics.dns.clone(),
+            shutdown.clone(),
+        ));
     }
     for listener in listeners.tcp {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         info!("listening for dns-tcp on {addr}");
+        bound_to.push(format!("dns-tcp {addr}"));
         tracker.spawn(serve_tcp(
             listener,
             state.clone(),
+            telemetry.metrics.dns.clone(),
             limits.clone(),
             tracker.clone(),
             shutdown.clone(),
         ));
     }
+    info!(
+        "serving {}; listeners: {}",
+        state.load().model.summary(),
+        bound_to.join(", ")
+    );
     let _ = ready_tx.send(true);
     shutdown.cancelled().await;
     tracker.close();

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
@@ -20,6 +21,8 @@ pub struct Snapshot {
     pub model: Arc<Model>,
     /// Health of every member of `model`, indexed by member index.
     pub health: Arc<HealthTable>,
+    /// When it was published (wall clock, for the status page).
+    pub published: SystemTime,
 }
 
 /// The current snapshot, shared by all tasks.
@@ -73,6 +76,7 @@ impl SharedState {
                 generation: 1,
                 model: Arc::new(model),
                 health,
+                published: SystemTime::now(),
             }),
             next_generation: AtomicU64::new(2),
         }
@@ -102,6 +106,7 @@ impl SharedState {
             generation,
             model,
             health,
+            published: SystemTime::now(),
         }));
         generation
     }

@@ -1,10 +1,11 @@
 //! DNS over UDP and TCP (RFC 1035 §4.2, RFC 7766): receive loops that hand each message to the
 //! answering core and send back what it returns. They take already-bound sockets and a shutdown
-//! token, so tests run them on port 0 and every task stops when told.
+//! token, so tests run them on port 0 and every task stops when told. Each query is counted in
+//! [`DnsMetrics`] (atomic adds only) after its reply is sent.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -16,13 +17,19 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::{ClientAddr, Request, Transport, answer};
+use crate::metrics::{DnsMetrics, Protocol};
 use crate::state::SharedState;
 
 /// Largest DNS message over UDP we accept.
 const UDP_BUFFER: usize = 65_535;
 
 /// Answers queries on one UDP socket until `shutdown` is cancelled. One task, no spawn per query.
-pub async fn serve_udp(socket: UdpSocket, state: Arc<SharedState>, shutdown: CancellationToken) {
+pub async fn serve_udp(
+    socket: UdpSocket,
+    state: Arc<SharedState>,
+    metrics: Arc<DnsMetrics>,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; UDP_BUFFER];
     let mut rng = SmallRng::from_rng(&mut rand::rng());
     loop {
@@ -37,6 +44,8 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<SharedState>, shutdown: Can
                 }
             },
         };
+        // std's clock, not tokio's: this is a measurement, never a timer.
+        let received = Instant::now();
         let reply = {
             let snap = state.peek();
             let req = Request {
@@ -46,11 +55,17 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<SharedState>, shutdown: Can
             };
             answer(&snap, &req, &mut rng)
         };
-        if let Some(reply) = reply
-            && let Err(e) = socket.send_to(&reply, peer).await
+        if let Some(reply) = &reply
+            && let Err(e) = socket.send_to(reply, peer).await
         {
             debug!(error = %e, %peer, "udp send failed");
         }
+        metrics.record(
+            Protocol::Udp,
+            &buf[..len],
+            reply.as_deref(),
+            received.elapsed(),
+        );
     }
 }
 
@@ -68,6 +83,7 @@ pub struct TcpLimits {
 pub async fn serve_tcp(
     listener: TcpListener,
     state: Arc<SharedState>,
+    metrics: Arc<DnsMetrics>,
     limits: TcpLimits,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -92,12 +108,13 @@ pub async fn serve_tcp(
             continue;
         };
         let state = state.clone();
+        let metrics = metrics.clone();
         let shutdown = shutdown.clone();
         let idle = limits.idle_timeout;
         let span = debug_span!("dns-tcp", %peer);
         tracker.spawn(
             async move {
-                serve_connection(stream, peer, state, idle, shutdown).await;
+                serve_connection(stream, peer, (state, metrics), idle, shutdown).await;
                 drop(permit);
             }
             .instrument(span),
@@ -110,7 +127,7 @@ pub async fn serve_tcp(
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    state: Arc<SharedState>,
+    (state, metrics): (Arc<SharedState>, Arc<DnsMetrics>),
     idle: Duration,
     shutdown: CancellationToken,
 ) {
@@ -140,6 +157,7 @@ async fn serve_connection(
                 }
             },
         };
+        let received = Instant::now();
         let reply = {
             let snap = state.peek();
             let req = Request {
@@ -149,12 +167,22 @@ async fn serve_connection(
             };
             answer(&snap, &req, &mut rng)
         };
-        let Some(reply) = reply else { continue };
+        let Some(reply) = reply else {
+            metrics.record(Protocol::Tcp, &message[..len], None, received.elapsed());
+            continue;
+        };
         let mut out = Vec::with_capacity(reply.len() + 2);
         out.extend_from_slice(&(reply.len() as u16).to_be_bytes());
         out.extend_from_slice(&reply);
         // A client that stops reading must not pin the task either.
-        match tokio::time::timeout(idle, write.write_all(&out)).await {
+        let sent = tokio::time::timeout(idle, write.write_all(&out)).await;
+        metrics.record(
+            Protocol::Tcp,
+            &message[..len],
+            Some(&reply),
+            received.elapsed(),
+        );
+        match sent {
             Ok(Ok(())) => {}
             _ => break,
         }

@@ -39,6 +39,17 @@ impl Action {
         })
     }
 
+    /// The name used in URLs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Drain => "drain",
+            Action::Undrain => "undrain",
+            Action::ForceDown => "force-down",
+            Action::ForceUp => "force-up",
+            Action::Clear => "clear",
+        }
+    }
+
     /// The override after applying this action to `current`.
     pub fn apply(self, current: Option<Override>) -> Option<Override> {
         match self {

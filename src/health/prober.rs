@@ -15,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::events::{Cause, Change};
 use super::overrides::{self, Action, AdminError, Selector};
 use super::probe::{Probe, ProbeSpec};
 use super::{HealthState, HealthTable, MemberHealth, Observation, Thresholds};
+use crate::metrics::{Metrics, Telemetry, member_id};
 use crate::model::{Model, MonitorId};
-use crate::state::SharedState;
+use crate::state::{SharedState, Snapshot};
 
 /// One distinct thing to probe, and the members whose health it decides.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +76,13 @@ pub enum Command {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Vec<AdminChange>, AdminError>>,
     },
+    /// The writer's current view, for the status page: the snapshot it last published and its
+    /// own health table, which also holds probe details (latency, streaks) that are not worth
+    /// a new snapshot.
+    Observe {
+        /// Where the view goes.
+        reply: oneshot::Sender<Observed>,
+    },
     /// Switch to a new validated model (a config reload): members whose probe did not change
     /// keep their health and overrides; probing restarts on the new plan.
     Reload {
@@ -84,9 +93,22 @@ pub enum Command {
     },
 }
 
+/// The health writer's view at one moment (see [`Command::Observe`]).
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The snapshot in force: what DNS answers from.
+    pub snapshot: Arc<Snapshot>,
+    /// The writer's table for `snapshot.model`: the published one plus the latest probe
+    /// details.
+    pub table: HealthTable,
+}
+
 /// One member whose shown state an admin action changed (or confirmed).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AdminChange {
+    /// The member's index in the model.
+    #[serde(skip)]
+    pub index: usize,
     /// Pool name.
     pub pool: String,
     /// Member address.
@@ -130,6 +152,16 @@ impl HealthControl {
         rx.await.map_err(|_| AdminError::Unavailable)?
     }
 
+    /// The writer's current view (for the status page).
+    pub async fn observe(&self) -> Result<Observed, AdminError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Observe { reply })
+            .await
+            .map_err(|_| AdminError::Unavailable)?;
+        rx.await.map_err(|_| AdminError::Unavailable)
+    }
+
     /// Switches to `model`, returning the generation of the snapshot that carries it.
     pub async fn reload(&self, model: Model) -> Result<u64, AdminError> {
         let (reply, rx) = oneshot::channel();
@@ -160,23 +192,75 @@ pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> Healt
             )
         })
     };
-    let old: HashMap<(&str, std::net::IpAddr, Option<u16>), (usize, _)> = prev
+    let old: HashMap<MemberKey<'_>, (usize, _)> = prev
         .members()
-        .map(|(p, m)| {
-            (
-                (p.name.as_str(), m.address.0, m.port),
-                (m.index, probe_of(prev, p, m)),
-            )
-        })
+        .map(|(p, m)| (member_key(p, m), (m.index, probe_of(prev, p, m))))
         .collect();
     for (pool, m) in next.members() {
-        if let Some((i, probe)) = old.get(&(pool.name.as_str(), m.address.0, m.port))
+        if let Some((i, probe)) = old.get(&member_key(pool, m))
             && *probe == probe_of(next, pool, m)
         {
             table.members[m.index] = prev_table.members[*i].clone();
         }
     }
     table
+}
+
+/// What identifies a member across reloads: its pool, address and port.
+type MemberKey<'a> = (&'a str, std::net::IpAddr, Option<u16>);
+
+fn member_key<'a>(pool: &'a crate::model::Pool, m: &crate::model::Member) -> MemberKey<'a> {
+    (pool.name.as_str(), m.address.0, m.port)
+}
+
+/// The shown-state changes a reload from (`prev`, `prev_table`) to (`next`, `next_table`)
+/// makes: members added (`absent` → …), removed (… → `absent`) or started afresh, each with
+/// the member's index in `next` (`None` for a removed one).
+fn reload_transitions(
+    prev: &Model,
+    prev_table: &HealthTable,
+    next: &Model,
+    next_table: &HealthTable,
+) -> Vec<(Option<usize>, Change)> {
+    let shown = |table: &HealthTable, i: usize| table.get(i).display_state();
+    let event = |pool: &str, m: &crate::model::Member, from: String, to: String| Change {
+        pool: pool.to_string(),
+        member: member_id(m),
+        from,
+        to,
+        reason: Some(Arc::from("config reloaded")),
+        streak: 0,
+        cause: Cause::Reload,
+    };
+    let old: HashMap<MemberKey<'_>, usize> = prev
+        .members()
+        .map(|(p, m)| (member_key(p, m), m.index))
+        .collect();
+    let new: HashMap<MemberKey<'_>, usize> = next
+        .members()
+        .map(|(p, m)| (member_key(p, m), m.index))
+        .collect();
+    let mut out = Vec::new();
+    for (pool, m) in next.members() {
+        let to = shown(next_table, m.index);
+        match old.get(&member_key(pool, m)) {
+            None => out.push((Some(m.index), event(&pool.name, m, "absent".into(), to))),
+            Some(&i) if shown(prev_table, i) != to => {
+                out.push((
+                    Some(m.index),
+                    event(&pool.name, m, shown(prev_table, i), to),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (pool, m) in prev.members() {
+        if !new.contains_key(&member_key(pool, m)) {
+            let from = shown(prev_table, m.index);
+            out.push((None, event(&pool.name, m, from, "absent".into())));
+        }
+    }
+    out
 }
 
 /// The health table a model starts with: monitored members unknown, the rest up.
@@ -220,7 +304,7 @@ fn start_probing<P: Probe>(
     epoch: u64,
     model: &Model,
     probe: &Arc<P>,
-    results: &mpsc::Sender<(u64, usize, Observation)>,
+    (results, metrics): (&mpsc::Sender<(u64, usize, Observation)>, &Arc<Metrics>),
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Probing {
@@ -239,7 +323,7 @@ fn start_probing<P: Probe>(
             target.thresholds,
             probe.clone(),
             permits.clone(),
-            results.clone(),
+            (results.clone(), metrics.clone()),
             stop.clone(),
         ));
     }
@@ -253,12 +337,14 @@ fn start_probing<P: Probe>(
 }
 
 /// Probes every target of the current snapshot's model until `shutdown`, publishing health
-/// changes into `state`, and applies operator actions and reloads from `commands`. `ready`
-/// becomes true once every target of the first plan has reported once.
+/// changes into `state`, and applies operator actions and reloads from `commands`. Every
+/// change of a member's state goes to `telemetry` (events ring and metrics). `ready` becomes
+/// true once every target of the first plan has reported once.
 pub async fn run<P: Probe>(
     probe: Arc<P>,
     state: Arc<SharedState>,
     mut commands: mpsc::Receiver<Command>,
+    telemetry: Telemetry,
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
@@ -269,7 +355,8 @@ pub async fn run<P: Probe>(
 
     let (tx, mut rx) = mpsc::channel::<(u64, usize, Observation)>(1024);
     let tracker = TaskTracker::new();
-    let mut probing = start_probing(1, &model, &probe, &tx, &tracker, &shutdown);
+    let metrics = &telemetry.metrics;
+    let mut probing = start_probing(1, &model, &probe, (&tx, metrics), &tracker, &shutdown);
     if probing.targets.is_empty() {
         let _ = ready.send(true);
     }
@@ -281,19 +368,48 @@ pub async fn run<P: Probe>(
                 match cmd {
                     Command::Admin { selector, action, reply } => {
                         let result = admin(&model, &mut table, &selector, action).await;
-                        if result.is_ok() {
+                        if let Ok(changes) = &result {
+                            for change in changes.iter().filter(|c| c.from != c.to) {
+                                let event = Change {
+                                    pool: change.pool.clone(),
+                                    member: member_id(model.member(change.index).1),
+                                    from: change.from.clone(),
+                                    to: change.to.clone(),
+                                    reason: Some(Arc::from(format!("admin {}", action.name()))),
+                                    streak: 0,
+                                    cause: Cause::Admin,
+                                };
+                                record(&telemetry, &mut table, change.index, event);
+                            }
                             state.publish_health(Arc::new(table.clone()));
                         }
                         let _ = reply.send(result);
                     }
+                    Command::Observe { reply } => {
+                        let _ = reply.send(Observed {
+                            snapshot: state.load(),
+                            table: table.clone(),
+                        });
+                    }
                     Command::Reload { model: next, reply } => {
                         let next: Arc<Model> = Arc::from(next);
-                        table = carry_over(&model, &table, &next);
+                        let prev_table = std::mem::take(&mut table);
+                        table = carry_over(&model, &prev_table, &next);
+                        let changes = reload_transitions(&model, &prev_table, &next, &table);
                         model = next;
                         probing.stop.cancel();
                         probing = start_probing(
-                            probing.epoch + 1, &model, &probe, &tx, &tracker, &shutdown,
+                            probing.epoch + 1, &model, &probe, (&tx, metrics), &tracker, &shutdown,
                         );
+                        for (index, event) in changes {
+                            match index {
+                                Some(i) => record(&telemetry, &mut table, i, event),
+                                None => {
+                                    telemetry.metrics.transition(&event.to);
+                                    telemetry.events.push(event);
+                                }
+                            }
+                        }
                         let generation = state.publish(model.clone(), Arc::new(table.clone()));
                         info!(generation, "health: now probing the reloaded config");
                         let _ = reply.send(generation);
@@ -312,7 +428,7 @@ pub async fn run<P: Probe>(
                     probing.reported[i] = true;
                     probing.missing -= 1;
                 }
-                changed |= apply(&model, &probing.targets[i], &obs, &mut table);
+                changed |= apply(&model, &probing.targets[i], &obs, &mut table, &telemetry);
             }
             next = rx.try_recv().ok();
         }
@@ -353,6 +469,7 @@ async fn admin(
     for &i in &indices {
         let (pool, member) = model.member(i);
         let change = AdminChange {
+            index: i,
             pool: pool.name.clone(),
             member: member.address.to_string(),
             from: table.members[i].display_state(),
@@ -371,7 +488,13 @@ async fn admin(
 
 /// Applies one result to every member of the target. Returns true when something an answer
 /// depends on changed (a state, or how soon a member could flip, which sets the TTL).
-fn apply(model: &Model, target: &Target, obs: &Observation, table: &mut HealthTable) -> bool {
+fn apply(
+    model: &Model,
+    target: &Target,
+    obs: &Observation,
+    table: &mut HealthTable,
+    telemetry: &Telemetry,
+) -> bool {
     let t = &target.thresholds;
     let mut changed = false;
     for &m in &target.members {
@@ -380,31 +503,53 @@ fn apply(model: &Model, target: &Target, obs: &Observation, table: &mut HealthTa
         if let Some(flip) = entry.observe(obs, t) {
             let (pool, member) = model.member(m);
             let address = target.spec.target;
+            let streak = match flip.to {
+                _ if flip.from == HealthState::Unknown => 1,
+                HealthState::Down => t.fall,
+                _ => t.rise,
+            };
             match flip.to {
                 HealthState::Down => warn!(
                     pool = %pool.name, member = %member.address, probe = %address,
                     from = %flip.from, to = %flip.to,
-                    "member {} of pool {} DOWN: {} ({} consecutive failures, was {})",
+                    "member {} of pool {} DOWN: {} ({streak} consecutive failures, was {})",
                     member.address,
                     pool.name,
                     obs.reason.as_deref().unwrap_or("failed"),
-                    if flip.from == HealthState::Unknown { 1 } else { t.fall },
                     flip.from
                 ),
                 _ => info!(
                     pool = %pool.name, member = %member.address, probe = %address,
                     from = %flip.from, to = %flip.to,
-                    "member {} of pool {} UP ({} consecutive successes, was {})",
+                    "member {} of pool {} UP ({streak} consecutive successes, was {})",
                     member.address,
                     pool.name,
-                    if flip.from == HealthState::Unknown { 1 } else { t.rise },
                     flip.from
                 ),
             }
+            let event = Change {
+                pool: pool.name.clone(),
+                member: member_id(member),
+                from: flip.from.to_string(),
+                to: flip.to.to_string(),
+                reason: if obs.ok { None } else { obs.reason.clone() },
+                streak,
+                cause: Cause::Probe,
+            };
+            record(telemetry, table, m, event);
         }
+        let entry = &table.members[m];
         changed |= before != (entry.state, entry.probes_until_flip(t));
     }
     changed
+}
+
+/// Records a change of member `index`: in the events ring, the transitions counter, and the
+/// member's `since`.
+fn record(telemetry: &Telemetry, table: &mut HealthTable, index: usize, event: Change) {
+    telemetry.metrics.transition(&event.to);
+    table.members[index].since = Some(tokio::time::Instant::now());
+    telemetry.events.push(event);
 }
 
 /// Probes one target forever: at once, then every `interval` (every `fast_interval` while
@@ -415,7 +560,7 @@ async fn probe_loop<P: Probe>(
     t: Thresholds,
     probe: Arc<P>,
     permits: Arc<Semaphore>,
-    results: mpsc::Sender<(u64, usize, Observation)>,
+    (results, metrics): (mpsc::Sender<(u64, usize, Observation)>, Arc<Metrics>),
     shutdown: CancellationToken,
 ) {
     // A private copy of the hysteresis, only to choose the next interval.
@@ -433,6 +578,7 @@ async fn probe_loop<P: Probe>(
                 None => return,
             },
         };
+        metrics.probe(&spec.kind, result.latency, &result.outcome);
         let obs = Observation {
             ok: result.outcome.is_ok(),
             reason: result.outcome.err().map(|e| Arc::from(e.to_string())),
@@ -527,6 +673,7 @@ min_ttl = 2
                 Arc::new(fake.clone()),
                 state.clone(),
                 commands,
+                Telemetry::new(&state),
                 ready_tx,
                 shutdown.clone(),
             ));
@@ -641,6 +788,7 @@ min_ttl = 2
             Arc::new(FakeProbe::new()),
             state.clone(),
             commands,
+            Telemetry::new(&state),
             ready_tx,
             shutdown.clone(),
         ));

@@ -371,11 +371,13 @@ async fn ipv6_listeners_answer_over_udp_and_tcp() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let probe = std::sync::Arc::new(meridian::health::probe::NetProbe::new().unwrap());
     let control = meridian::health::prober::HealthControl::new();
+    let telemetry = meridian::Telemetry::new(&state);
     let server = tokio::spawn(meridian::run(
         state,
         listeners,
         probe,
         control,
+        telemetry,
         shutdown.clone(),
     ));
 

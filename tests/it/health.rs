@@ -19,38 +19,38 @@ use crate::support::{Meridian, config_text};
 
 /// The longest a test waits for a health change it caused (a bound, not a synchronisation
 /// point: every wait below returns as soon as the change is observed).
-const PATIENCE: Duration = Duration::from_secs(10);
+pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Time between two looks at a changing observable.
-const POLL: Duration = Duration::from_millis(20);
+pub const POLL: Duration = Duration::from_millis(20);
 
 /// Monitor timings that make changes show within a second or two.
-const FAST: &str = r#"interval = "100ms"
+pub const FAST: &str = r#"interval = "100ms"
 fast_interval = "50ms"
 timeout = "500ms"
 rise = 2
 fall = 3"#;
 
 /// `fall` in [`FAST`].
-const FALL: u64 = 3;
+pub const FALL: u64 = 3;
 
-const WWW: &str = "www.example.test.";
-const A: &str = "192.0.2.10";
-const B: &str = "192.0.2.11";
+pub const WWW: &str = "www.example.test.";
+pub const A: &str = "192.0.2.10";
+pub const B: &str = "192.0.2.11";
 
-const TOKEN: &str = "s3cret-admin-token";
+pub const TOKEN: &str = "s3cret-admin-token";
 
-fn ip(s: &str) -> IpAddr {
+pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("IP address")
 }
 
-fn ips(list: &[&str]) -> Vec<IpAddr> {
+pub fn ips(list: &[&str]) -> Vec<IpAddr> {
     list.iter().map(|s| ip(s)).collect()
 }
 
 /// A member handed out in answers as `address` (a documentation address nobody contacts) and
 /// probed at `backend`, on loopback.
-fn member(address: &str, backend: &Backend) -> String {
+pub fn member(address: &str, backend: &Backend) -> String {
     format!(
         r#"{{ address = "{address}", check_address = "127.0.0.1", port = {} }}"#,
         backend.port()
@@ -58,12 +58,12 @@ fn member(address: &str, backend: &Backend) -> String {
 }
 
 /// `[monitors.NAME]` of `kind` with the [`FAST`] timings and any `extra` keys.
-fn monitor(name: &str, kind: &str, extra: &str) -> String {
+pub fn monitor(name: &str, kind: &str, extra: &str) -> String {
     format!("[monitors.{name}]\ntype = \"{kind}\"\n{FAST}\n{extra}\n")
 }
 
 /// `[pools.NAME]` probed by monitor `monitor`.
-fn pool(name: &str, monitor: &str, members: &[String]) -> String {
+pub fn pool(name: &str, monitor: &str, members: &[String]) -> String {
     format!(
         "[pools.{name}]\nmonitor = \"{monitor}\"\nmembers = [{}]\n",
         members.join(", ")
@@ -71,7 +71,7 @@ fn pool(name: &str, monitor: &str, members: &[String]) -> String {
 }
 
 /// `[services."NAME"]` answering from `pools`, with any `extra` keys.
-fn service(name: &str, pools: &[&str], extra: &str) -> String {
+pub fn service(name: &str, pools: &[&str], extra: &str) -> String {
     let pools: Vec<String> = pools.iter().map(|p| format!("{p:?}")).collect();
     format!(
         "[services.\"{name}\"]\npools = [{}]\n{extra}\n",
@@ -81,7 +81,7 @@ fn service(name: &str, pools: &[&str], extra: &str) -> String {
 
 /// The usual scenario: `www.example.test.` answers from pool `web`, whose members are probed
 /// over HTTP with the [`FAST`] timings.
-fn www(members: &[String]) -> String {
+pub fn www(members: &[String]) -> String {
     [
         monitor("web", "http", ""),
         pool("web", "web", members),
@@ -92,15 +92,15 @@ fn www(members: &[String]) -> String {
 
 /// An `[http]` section with the admin API on a free loopback port, the token read from
 /// `admin.token` next to the config.
-const HTTP_WITH_TOKEN: &str =
+pub const HTTP_WITH_TOKEN: &str =
     "[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n";
 
-fn write_token(dir: &Path) {
+pub fn write_token(dir: &Path) {
     std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("write token");
 }
 
 /// The A and AAAA addresses of an answer, sorted.
-fn addresses(msg: &Message) -> Vec<IpAddr> {
+pub fn addresses(msg: &Message) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = msg
         .answers
         .iter()
@@ -115,7 +115,7 @@ fn addresses(msg: &Message) -> Vec<IpAddr> {
 }
 
 /// The addresses Meridian hands out for `name` now.
-async fn answer(m: &Meridian, name: &str) -> Vec<IpAddr> {
+pub async fn answer(m: &Meridian, name: &str) -> Vec<IpAddr> {
     let r = m.query(name, RecordType::A).await;
     assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{r:?}");
     addresses(&r)
@@ -123,7 +123,7 @@ async fn answer(m: &Meridian, name: &str) -> Vec<IpAddr> {
 
 /// Looks at something until `check` says it is as expected (`Ok`), for at most [`PATIENCE`];
 /// fails with `what` and the last thing seen (`Err`) otherwise.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -141,7 +141,7 @@ where
 }
 
 /// Polls `name` until it answers exactly `want`.
-async fn until_answer(m: &Meridian, name: &str, want: &[&str]) {
+pub async fn until_answer(m: &Meridian, name: &str, want: &[&str]) {
     let want = ips(want);
     eventually(&format!("{name} answers {want:?}"), || async {
         let got = answer(m, name).await;
@@ -168,7 +168,7 @@ fn last_reason(m: &Meridian, pool: &str, address: &str) -> Option<String> {
 
 /// POSTs to Meridian's API with the given `Authorization` header value, as `meridian admin`
 /// does; returns the status and the JSON body (`null` when there is none).
-async fn post(m: &Meridian, path: &str, authorization: Option<&str>) -> (u16, Value) {
+pub async fn post(m: &Meridian, path: &str, authorization: Option<&str>) -> (u16, Value) {
     let client = plain_http_client().expect("HTTP client");
     let url = format!("http://{}{path}", m.http.expect("[http] is configured"));
     let mut request = client.post(&url);
@@ -181,7 +181,7 @@ async fn post(m: &Meridian, path: &str, authorization: Option<&str>) -> (u16, Va
 }
 
 /// GETs `path` from Meridian's API; returns the status and the body.
-async fn get(m: &Meridian, path: &str) -> (u16, String) {
+pub async fn get(m: &Meridian, path: &str) -> (u16, String) {
     let client = plain_http_client().expect("HTTP client");
     let url = format!("http://{}{path}", m.http.expect("[http] is configured"));
     let response = client.get(&url).send().await.expect("API reachable");
@@ -190,7 +190,7 @@ async fn get(m: &Meridian, path: &str) -> (u16, String) {
 }
 
 /// An admin action on one member with the right token.
-async fn admin(m: &Meridian, action: &str, pool: &str, member: &str) -> (u16, Value) {
+pub async fn admin(m: &Meridian, action: &str, pool: &str, member: &str) -> (u16, Value) {
     let path = format!("/api/v1/pools/{pool}/members/{member}/{action}");
     post(m, &path, Some(&format!("Bearer {TOKEN}"))).await
 }

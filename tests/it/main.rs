@@ -2,12 +2,14 @@
 //! TCP. One module per topic.
 
 mod backend;
+mod browser;
 mod config;
 mod dns;
 mod geodb;
 mod health;
 mod knot_diff;
 mod malformed;
+mod observe;
 mod services;
 mod smoke;
 mod steering;

@@ -696,3 +696,61 @@ async fn a_replaced_database_is_used_after_a_reload_and_a_broken_one_is_refused(
         ips(&[AP])
     );
 }
+
+#[tokio::test]
+async fn explain_over_http_and_the_cli_use_live_health() {
+    let config = format!("{}\n[http]\nlisten = \"127.0.0.1:0\"\n", geo_config());
+    let m = Meridian::start("", &config).await;
+    set(&m, "ap", None, Action::ForceDown).await;
+    let (status, body) = crate::health::get(
+        &m,
+        "/api/v1/explain?name=geo.example.test.&type=A&client=127.0.0.1&ecs=127.0.4.0%2F24",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(got["health"], "live");
+    assert_eq!(got["basis"], "country JP");
+    assert_eq!(got["pools"][0]["name"], "ap");
+    assert_eq!(got["pools"][0]["usable"], 0);
+    assert_eq!(got["pools"][1]["chosen"], true);
+    assert_eq!(got["answer"]["pool"], "us");
+    assert_eq!(got["answer"]["members"][0]["address"], US);
+    assert_eq!(got["answer"]["ecs_scope"], 24);
+
+    // The CLI asks the running server when the config's [http] address answers. The test
+    // server listens on a port the kernel chose, so point a copy of the config at it.
+    let live = std::fs::read_to_string(&m.config_path)
+        .unwrap()
+        .replace("127.0.0.1:0\"\n", &format!("{}\"\n", m.http.unwrap()));
+    let copy = m.config_path.with_file_name("live.toml");
+    std::fs::write(&copy, live).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .arg("explain")
+        .arg("--config")
+        .arg(&copy)
+        .args(["geo.example.test.", "A", "--client", "127.0.4.1"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1. ap               0/1 usable"), "{text}");
+    assert!(text.contains("answer from pool us"), "{text}");
+    assert!(text.trim_end().ends_with("health: live"), "{text}");
+
+    // Names that are not services, and bad parameters.
+    let (status, body) = crate::health::get(
+        &m,
+        "/api/v1/explain?name=static.example.test.&client=127.0.0.1",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) =
+        crate::health::get(&m, "/api/v1/explain?name=geo.example.test.&client=nowhere").await;
+    assert_eq!(status, 400);
+}

@@ -13,7 +13,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
-use meridian::{Listeners, Model, SharedState};
+use meridian::{Listeners, Model, SharedState, Telemetry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,8 @@ pub struct Meridian {
     pub control: HealthControl,
     /// The config file it was started from.
     pub config_path: PathBuf,
+    /// Its metrics and transitions ring.
+    pub telemetry: Telemetry,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -72,11 +74,13 @@ impl Meridian {
         let shutdown = CancellationToken::new();
         let probe = Arc::new(NetProbe::new().expect("probe client"));
         let (control, commands) = HealthControl::new();
+        let telemetry = Telemetry::new(&state);
         let task = tokio::spawn(meridian::run(
             state.clone(),
             listeners,
             probe,
             (control.clone(), commands),
+            telemetry.clone(),
             shutdown.clone(),
         ));
         Meridian {
@@ -86,6 +90,7 @@ impl Meridian {
             state,
             control,
             config_path,
+            telemetry,
             shutdown,
             task: Some(task),
             _dir: dir,

@@ -1,0 +1,84 @@
+//! Config reloads, shared by SIGHUP and `POST /api/v1/reload`: everything (config, every zone
+//! file, monitors) is parsed and validated first; a bad config is refused with `file:line:
+//! reason` and the running one stays in service; a good one goes to the health writer, which
+//! carries health and overrides of unchanged members over and publishes it in one swap.
+
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+
+use crate::health::prober::HealthControl;
+use crate::metrics::Telemetry;
+use crate::model::Model;
+use crate::state::SharedState;
+
+/// What a successful reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Generation of the snapshot that carries the new config.
+    pub generation: u64,
+    /// What is served now (`1 zones (8 names), 2 services, …`).
+    pub summary: String,
+    /// Things that did not take effect (changed listen addresses).
+    pub warnings: Vec<String>,
+}
+
+/// Why a reload was refused; the running config stays in service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config (or a zone file) is invalid: `file:line: reason`.
+    #[error("{0}")]
+    Invalid(String),
+    /// The health writer is gone (shutting down).
+    #[error("reload failed: {0}")]
+    Unavailable(String),
+}
+
+/// Reloads the config file the running model came from. Logs the outcome and counts it in
+/// `meridian_config_reloads_total`.
+pub async fn reload(
+    state: &Arc<SharedState>,
+    control: &HealthControl,
+    telemetry: &Telemetry,
+) -> Result<Reloaded, ReloadError> {
+    let result = attempt(state, control).await;
+    telemetry.metrics.reload(result.is_ok());
+    match &result {
+        Ok(r) => info!(generation = r.generation, "reloaded: {}", r.summary),
+        Err(ReloadError::Invalid(e)) => error!("reload failed, keeping the running config: {e}"),
+        Err(e) => error!("{e}"),
+    }
+    result
+}
+
+async fn attempt(
+    state: &Arc<SharedState>,
+    control: &HealthControl,
+) -> Result<Reloaded, ReloadError> {
+    let path = state.load().model.config_path.clone();
+    info!("reloading {}", path.display());
+    let loaded = tokio::task::spawn_blocking(move || Model::load(&path))
+        .await
+        .map_err(|e| ReloadError::Unavailable(e.to_string()))?;
+    let model = loaded.map_err(|e| ReloadError::Invalid(e.to_string()))?;
+    let mut warnings = Vec::new();
+    {
+        let running = state.load();
+        let http = |m: &Model| m.http.as_ref().map(|h| h.listen);
+        if model.dns.listen != running.model.dns.listen || http(&model) != http(&running.model) {
+            let w = "listen addresses changed: they take effect at the next restart";
+            warn!("{w}");
+            warnings.push(w.to_string());
+        }
+    }
+    let summary = model.summary();
+    let generation = control
+        .reload(model)
+        .await
+        .map_err(|e| ReloadError::Unavailable(e.to_string()))?;
+    Ok(Reloaded {
+        generation,
+        summary,
+        warnings,
+    })
+}
