@@ -294,8 +294,8 @@ fn service_dto(model: &Model, health: &HealthTable, service: &Service) -> Servic
     };
     ServiceDto {
         name: service.name.to_string(),
-        steering: variant_name(&service.steering),
-        selection: variant_name(&service.selection),
+        steering: service.steering.name().to_string(),
+        selection: service.selection.name().to_string(),
         max_answers: (service.max_answers != usize::MAX).then_some(service.max_answers),
         ttl: service.ttl,
         min_ttl: service.min_ttl,
