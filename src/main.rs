@@ -114,7 +114,8 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async move {
         info!("loaded {}: {}", config.display(), model.summary());
-        let listeners = Listeners::bind(&model.dns.listen, model.http.as_ref().map(|h| h.listen))?;
+        let listeners = Listeners::bind(&model.dns.listen, model.http.as_ref().map(|h| h.listen))?
+            .with_directors(&model.director_listen())?;
         if let (Some(addr), Some(name)) = (listeners.udp_addrs().first(), example_name(&model)) {
             info!("try: dig @{} -p {} {name} A", addr.ip(), addr.port());
         }
@@ -242,6 +243,19 @@ async fn reload_on_sighup(
                 {
                     tracing::warn!(
                         "listen addresses changed: they take effect at the next restart"
+                    );
+                }
+                let running_directors = running.model.director_listen();
+                let added: Vec<String> = model
+                    .director_listen()
+                    .iter()
+                    .filter(|a| !running_directors.contains(a))
+                    .map(|a| a.to_string())
+                    .collect();
+                if !added.is_empty() {
+                    tracing::warn!(
+                        "new director listen addresses {} are bound at the next restart",
+                        added.join(", ")
                     );
                 }
                 drop(running);

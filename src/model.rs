@@ -13,6 +13,7 @@ use hickory_proto::rr::{Name, RData, Record};
 use toml::Spanned;
 
 use crate::config::{Config, ConfigError, PoolConfig, ServiceConfig, Source, parse_duration};
+use crate::director::settings::Director;
 use crate::health::Thresholds;
 use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
 use crate::zone::{Zone, label_count, origin_from_file_name};
@@ -256,6 +257,8 @@ pub struct Model {
     pub pools: Vec<Pool>,
     /// Services.
     pub services: Vec<Service>,
+    /// TCP directors, in config order.
+    pub directors: Vec<Director>,
     /// For each member index, its pool and position in the pool.
     member_slots: Vec<(PoolId, usize)>,
 }
@@ -306,7 +309,7 @@ impl Model {
     /// One line describing what is served, for `check` and the startup log.
     pub fn summary(&self) -> String {
         let records: usize = self.zones.iter().map(Zone::len).sum();
-        format!(
+        let mut line = format!(
             "{} zones ({} names), {} services, {} pools, {} members, {} monitors",
             self.zones.len(),
             records,
@@ -314,7 +317,19 @@ impl Model {
             self.pools.len(),
             self.member_count(),
             self.monitors.len()
-        )
+        );
+        if !self.directors.is_empty() {
+            line.push_str(&format!(", {} directors", self.directors.len()));
+        }
+        line
+    }
+
+    /// Every director listen address, as configured, in config order.
+    pub fn director_listen(&self) -> Vec<SocketAddr> {
+        self.directors
+            .iter()
+            .flat_map(|d| d.listen.iter().copied())
+            .collect()
     }
 }
 
@@ -370,6 +385,9 @@ impl Builder<'_> {
             services.push(service);
         }
 
+        let directors =
+            crate::director::settings::validate(self.src, &config.directors, &services, &pools)?;
+
         let member_slots = pools
             .iter()
             .enumerate()
@@ -385,6 +403,7 @@ impl Builder<'_> {
             monitors,
             pools,
             services,
+            directors,
         })
     }
 

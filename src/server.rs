@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState};
+use crate::director::{self, stats::DirectorStats};
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp};
 use crate::health::probe::Probe;
 use crate::health::prober::{self, Command, HealthControl};
@@ -22,7 +23,8 @@ use crate::state::SharedState;
 /// How long shutdown waits for open connections before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Bound sockets: one UDP socket and one TCP listener per DNS address, and the HTTP API's.
+/// Bound sockets: one UDP socket and one TCP listener per DNS address, the HTTP API's, and one
+/// TCP listener per director address.
 #[derive(Debug)]
 pub struct Listeners {
     /// UDP sockets, in config order.
@@ -31,6 +33,9 @@ pub struct Listeners {
     pub tcp: Vec<TcpListener>,
     /// The HTTP API listener, if any.
     pub http: Option<TcpListener>,
+    /// Director listeners with the address each was configured as (port 0 included), which
+    /// names its director in the config.
+    pub director: Vec<(SocketAddr, TcpListener)>,
 }
 
 impl Listeners {
@@ -51,7 +56,31 @@ impl Listeners {
                     .map_err(|e| io::Error::new(e.kind(), format!("cannot bind http {addr}: {e}")))
             })
             .transpose()?;
-        Ok(Listeners { udp, tcp, http })
+        Ok(Listeners {
+            udp,
+            tcp,
+            http,
+            director: Vec::new(),
+        })
+    }
+
+    /// Also binds a TCP listener on every director address (`Model::director_listen`).
+    pub fn with_directors(mut self, addrs: &[SocketAddr]) -> io::Result<Listeners> {
+        for &addr in addrs {
+            let listener = TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot bind director {addr}: {e}"))
+            })?;
+            self.director.push((addr, listener));
+        }
+        Ok(self)
+    }
+
+    /// Local addresses of the director listeners, in config order.
+    pub fn director_addrs(&self) -> Vec<SocketAddr> {
+        self.director
+            .iter()
+            .filter_map(|(_, l)| l.local_addr().ok())
+            .collect()
     }
 
     /// Local address of the HTTP listener.
@@ -122,14 +151,35 @@ fn spawn_health_thread(
 
 /// Runs Meridian until `shutdown` is cancelled: starts health probing with `probe`, waits for
 /// the first probe round (bounded by the probes' timeouts) so the first answers are already
-/// health-checked, serves DNS on `listeners` from `state`, then waits up to
+/// health-checked, serves DNS and the directors on `listeners` from `state`, then waits up to
 /// [`SHUTDOWN_GRACE`] for open TCP connections to finish.
 pub async fn run<P: Probe>(
     state: Arc<SharedState>,
     listeners: Listeners,
     probe: Arc<P>,
+    health: (HealthControl, mpsc::Receiver<Command>),
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    run_with_stats(
+        state,
+        listeners,
+        probe,
+        health,
+        shutdown,
+        DirectorStats::new(),
+    )
+    .await
+}
+
+/// [`run`], with the directors keeping their live state and counters in `directors`, so the
+/// caller (the status API, tests) can read them.
+pub async fn run_with_stats<P: Probe>(
+    state: Arc<SharedState>,
+    listeners: Listeners,
+    probe: Arc<P>,
     (control, commands): (HealthControl, mpsc::Receiver<Command>),
     shutdown: CancellationToken,
+    directors: DirectorStats,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let (probed_tx, mut probed) = watch::channel(false);
@@ -159,7 +209,7 @@ pub async fn run<P: Probe>(
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let api = ApiState {
             state: state.clone(),
-            control,
+            control: control.clone(),
             token,
             ready,
         };
@@ -204,6 +254,27 @@ pub async fn run<P: Probe>(
             shutdown.clone(),
         ));
     }
+    if !listeners.director.is_empty() {
+        let ctx = director::Context {
+            state: state.clone(),
+            stats: directors.clone(),
+            health: control.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(director::supervise(ctx.clone(), shutdown.clone()));
+        for (configured, listener) in listeners.director {
+            listener.set_nonblocking(true)?;
+            let addr = listener.local_addr()?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            info!("listening for director on {addr}");
+            tracker.spawn(director::serve(
+                listener,
+                configured,
+                ctx.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
     let _ = ready_tx.send(true);
     shutdown.cancelled().await;
     tracker.close();
@@ -216,6 +287,9 @@ pub async fn run<P: Probe>(
             tracker.len(),
             SHUTDOWN_GRACE
         );
+        // Director connections close when told; give them a moment to do so.
+        directors.close_all();
+        let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     }
     info!("stopped");
     Ok(())

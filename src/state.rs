@@ -27,6 +27,8 @@ pub struct Snapshot {
 pub struct SharedState {
     current: ArcSwap<Snapshot>,
     next_generation: AtomicU64,
+    /// The generation of the latest snapshot, for tasks that act on changes.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl SharedState {
@@ -75,6 +77,7 @@ impl SharedState {
                 health,
             }),
             next_generation: AtomicU64::new(2),
+            changes: tokio::sync::watch::Sender::new(1),
         }
     }
 
@@ -103,6 +106,14 @@ impl SharedState {
             model,
             health,
         }));
+        self.changes.send_replace(generation);
         generation
+    }
+
+    /// Wakes whenever a new snapshot is published (by the prober, an admin action or a
+    /// reload); the value is the latest generation. For tasks that act on open connections
+    /// (the director's supervisor); readers of the snapshot itself just `load()` it.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }

@@ -3,6 +3,7 @@
 
 mod backend;
 mod config;
+mod director;
 mod dns;
 mod health;
 mod knot_diff;

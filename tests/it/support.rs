@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
+use meridian::director::stats::DirectorStats;
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
 use meridian::{Listeners, Model, SharedState};
@@ -33,6 +34,10 @@ pub struct Meridian {
     pub tcp: SocketAddr,
     /// Where its HTTP API listens, when the config has `[http]`.
     pub http: Option<SocketAddr>,
+    /// Where its directors listen, in config order.
+    pub directors: Vec<SocketAddr>,
+    /// The directors' live counters.
+    pub director_stats: DirectorStats,
     /// Its shared state (to publish new snapshots in tests).
     pub state: Arc<SharedState>,
     /// Admin actions and reloads, as the HTTP API and SIGHUP use them.
@@ -60,30 +65,50 @@ impl Meridian {
     /// Starts Meridian on an already-loaded model.
     pub async fn serve(model: Model, dir: tempfile::TempDir) -> Meridian {
         let http = model.http.as_ref().map(|_| "127.0.0.1:0".parse().unwrap());
-        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], http).expect("bind");
+        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], http)
+            .and_then(|l| l.with_directors(&model.director_listen()))
+            .expect("bind");
         let udp = listeners.udp_addrs()[0];
         let tcp = listeners.tcp_addrs()[0];
         let http = listeners.http_addr();
+        let directors = listeners.director_addrs();
+        let director_stats = DirectorStats::new();
         let state = Arc::new(SharedState::restore(model).expect("state file"));
         let shutdown = CancellationToken::new();
         let probe = Arc::new(NetProbe::new().expect("probe client"));
         let (control, commands) = HealthControl::new();
-        let task = tokio::spawn(meridian::run(
+        let task = tokio::spawn(meridian::run_with_stats(
             state.clone(),
             listeners,
             probe,
             (control.clone(), commands),
             shutdown.clone(),
+            director_stats.clone(),
         ));
         Meridian {
             udp,
             tcp,
             http,
+            directors,
+            director_stats,
             state,
             control,
             shutdown,
             task: Some(task),
             _dir: dir,
+        }
+    }
+
+    /// Starts shutting down without waiting: listeners stop accepting, open connections may
+    /// finish within the grace period.
+    pub fn begin_stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped (after [`Meridian::begin_stop`]).
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
         }
     }
 
