@@ -6,6 +6,7 @@
 //! down at once. Health flips and reloads reach new connections through the snapshot; the
 //! supervisor ([`supervise`]) applies them to open ones (`drain_timeout`, `on_down`).
 
+mod connect;
 pub mod proxy_protocol;
 mod pump;
 pub mod schedule;
@@ -60,7 +61,7 @@ fn director_at(model: &Model, configured: SocketAddr) -> Option<&Director> {
 
 /// Accepts connections on `listener` (configured as `configured`) until `shutdown`, or until a
 /// reload removes `configured` from every director. Each accepted connection runs in its own
-/// tracked task.
+/// tracked task; connections still waiting for a slot are refused when the listener stops.
 pub async fn serve(
     listener: TcpListener,
     configured: SocketAddr,
@@ -68,20 +69,39 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let bound = listener.local_addr().ok();
-    let mut changes = ctx.state.subscribe();
+    // A reload that drops this address from every director stops the listener; a small task
+    // watches for that, so the accept loop waits on one long-lived future, not fresh ones per
+    // connection.
+    let stop = shutdown.child_token();
+    let watcher = {
+        let (state, stop) = (ctx.state.clone(), stop.clone());
+        let mut changes = ctx.state.subscribe();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+                if director_at(&state.load().model, configured).is_none() {
+                    info!("director listener {configured} closed: no director lists it any more");
+                    stop.cancel();
+                    return;
+                }
+            }
+        }
+    };
+    ctx.tracker.spawn(watcher);
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     // The runtime of this listener's director, for the model it was looked up in.
     let mut cached: Option<(Arc<Model>, Arc<DirectorRuntime>)> = None;
     loop {
+        if stop.is_cancelled() {
+            break;
+        }
         let (stream, peer) = tokio::select! {
+            // Accepting first keeps a busy loop cheap; the check above still ends it under load.
             biased;
-            _ = shutdown.cancelled() => break,
-            Ok(()) = changes.changed() => {
-                if director_at(&ctx.state.load().model, configured).is_none() {
-                    info!("director listener {configured} closed: no director lists it any more");
-                    break;
-                }
-                continue;
-            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -91,6 +111,7 @@ pub async fn serve(
                     continue;
                 }
             },
+            _ = &mut stopped => break,
         };
         let model = ctx.state.load().model.clone();
         let Some(director) = director_at(&model, configured) else {
@@ -119,10 +140,11 @@ pub async fn serve(
             configured,
             stream,
             peer,
-            shutdown.clone(),
+            stop.clone(),
         );
         ctx.tracker.spawn(task.instrument(span));
     }
+    stop.cancel();
 }
 
 /// Holds a director slot; gives it back when dropped, however the connection ends.
@@ -202,11 +224,26 @@ async fn connection(
         to_backend: &member.to_backend,
         to_client: &member.to_client,
     };
-    let end = tokio::select! {
-        biased;
-        _ = cut.cancelled() => None,
-        end = pump::pump(&mut client, &mut backend, director.idle_timeout, counters) => Some(end),
-    };
+    let pumping = pump::pump(&mut client, &mut backend, director.idle_timeout, counters);
+    tokio::pin!(pumping);
+    let cancelled = cut.cancelled();
+    tokio::pin!(cancelled);
+    let mut registered = false;
+    // The cut is registered with this task's waker once; after that a cheap flag check per
+    // wake-up is enough (the registered waker still wakes this same task), instead of the
+    // lock that polling the cancellation future again takes on every packet.
+    let end = std::future::poll_fn(|cx| {
+        if !registered {
+            registered = true;
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+        } else if cut.is_cancelled() {
+            return std::task::Poll::Ready(None);
+        }
+        pumping.as_mut().poll(cx).map(Some)
+    })
+    .await;
     match end {
         None => debug!(backend = %member.backend, "director: connection closed by the director"),
         Some(pump::End::Done) => debug!(backend = %member.backend, "director: connection done"),
@@ -271,10 +308,9 @@ async fn connect(
         };
         let backend = slot.member.backend;
         let connected =
-            tokio::time::timeout(director.connect_timeout, TcpStream::connect(backend)).await;
+            tokio::time::timeout(director.connect_timeout, connect::connect(backend)).await;
         let reason = match connected {
             Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
                 slot.member.total.fetch_add(1, Ordering::Relaxed);
                 debug!(%backend, "director: connected");
                 return Some((stream, slot));
@@ -343,7 +379,13 @@ fn choose(
     // its pool under weighted steering.
     let mut rng = match director.scheduler {
         schedule::Scheduler::SourceHash => SmallRng::seed_from_u64(key),
-        _ => SmallRng::from_rng(&mut rand::rng()),
+        // Only weighted steering and random2 draw numbers; a cheap seed serves the rest.
+        _ if service.steering == crate::model::Steering::Weighted
+            || director.scheduler == schedule::Scheduler::Random2 =>
+        {
+            SmallRng::from_rng(&mut rand::rng())
+        }
+        _ => SmallRng::seed_from_u64(key),
     };
     let sel_client = select::Client::from_addr(model, client);
     let steered =

@@ -204,6 +204,12 @@ impl DirectorRuntime {
         stop: &CancellationToken,
         mut attempt: impl FnMut() -> Attempt<T>,
     ) -> Option<T> {
+        // The usual case, without registering as a waiter.
+        match attempt() {
+            Attempt::Ready(t) => return Some(t),
+            Attempt::Stop => return None,
+            Attempt::Wait => {}
+        }
         loop {
             let notified = self.freed.notified();
             tokio::pin!(notified);
