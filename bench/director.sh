@@ -166,10 +166,12 @@ start meridian "$SERVER_CPU" env TOKIO_WORKER_THREADS=1 RUST_LOG=warn "$BIN" ser
 wait_port 127.0.0.1 "$MERIDIAN_WEB"
 
 # --- HAProxy (the anchor's config: one thread, mode tcp, roundrobin, checks every 1 s) ------
+# splice-auto needs pipes, two more descriptors per connection: a lower maxconn fits the limit.
+HAP_MAXCONN=8000; [ -n "$SPLICE" ] && HAP_MAXCONN=4000
 cat >"$WORK/haproxy.cfg" <<HAP
 global
     nbthread 1
-    maxconn 8000
+    maxconn $HAP_MAXCONN
 defaults
     mode tcp
     timeout connect 2s

@@ -855,3 +855,106 @@ fn the_binary_prints_listening_for_director() {
     assert_eq!(addr.ip(), IpAddr::from([127, 0, 0, 1]));
     assert_ne!(addr.port(), 0);
 }
+
+#[test]
+fn bad_director_configs_are_refused_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meridian.toml");
+    let base = |pool_port: &str, director: &str| {
+        crate::support::config_text(
+            "",
+            &format!(
+                "[pools.web]\nmembers = [{{ address = \"192.0.2.1\"{pool_port} }}]\n\
+                 [services.\"{WWW}\"]\npools = [\"web\"]\n\n[[directors]]\n{director}\n"
+            ),
+        )
+    };
+    let ok = "listen = \"127.0.0.1:0\"\nservice = \"www.example.test.\"\nport = 80";
+    let cases = [
+        (base("", ok), None),
+        (
+            base(
+                "",
+                "listen = \"127.0.0.1:0\"\nservice = \"nope.example.test.\"\nport = 80",
+            ),
+            Some("service: no service named \"nope.example.test.\""),
+        ),
+        (
+            base("", &format!("{ok}\nscheduler = \"fastest\"")),
+            Some(
+                "scheduler = \"fastest\": expected one of \"rr\", \"wrr\", \"leastconn\", \"source-hash\", \"random2\"",
+            ),
+        ),
+        (
+            base(
+                "",
+                "listen = \"127.0.0.1:0\"\nservice = \"www.example.test.\"",
+            ),
+            Some("member 192.0.2.1 of pool web has no port"),
+        ),
+        (
+            base(
+                ", port = 8080",
+                "listen = \"127.0.0.1:0\"\nservice = \"www.example.test.\"",
+            ),
+            None,
+        ),
+        (
+            base("", &format!("{ok}\nallow = [\"10.0.0.0/33\"]")),
+            Some("allow: \"10.0.0.0/33\" is not a network"),
+        ),
+        (
+            base("", &format!("{ok}\nsend_proxy = \"v3\"")),
+            Some("send_proxy = \"v3\": expected \"v1\" or \"v2\""),
+        ),
+        (
+            base("", &format!("{ok}\non_down = \"shutdown\"")),
+            Some("on_down = \"shutdown\": expected \"keep\" or \"close\""),
+        ),
+        (
+            base("", &format!("{ok}\nidle_timeout = \"0s\"")),
+            Some("idle_timeout must be more than 0"),
+        ),
+        (
+            base(
+                "",
+                "listen = \"localhost:80\"\nservice = \"www.example.test.\"\nport = 80",
+            ),
+            Some("listen: \"localhost:80\" is not an address:port"),
+        ),
+        (
+            base("", &format!("{ok}\ntimeout = \"1s\"")),
+            Some("unknown field `timeout`"),
+        ),
+        (
+            base(
+                "",
+                &format!(
+                    "{ok}\n\n[[directors]]\nlisten = [\"127.0.0.1:0\"]\nservice = \"www.example.test.\"\nport = 81"
+                ),
+            ),
+            Some("127.0.0.1:0 is used by another director"),
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(&path, &text).unwrap();
+        match (meridian::Model::load(&path), want) {
+            (Ok(_), None) => {}
+            (Ok(_), Some(want)) => panic!("accepted, wanted {want:?}:\n{text}"),
+            (Err(e), None) => panic!("refused: {e}\n{text}"),
+            (Err(e), Some(want)) => {
+                let e = e.to_string();
+                let prefix = format!("{}:", path.display());
+                assert!(e.starts_with(&prefix), "{e}");
+                let line: usize = e[prefix.len()..]
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(line > 5, "the line points into [[directors]]: {e}");
+                assert!(e.contains(want), "{e}\nwanted {want:?}");
+            }
+        }
+    }
+}
