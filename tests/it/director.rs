@@ -192,6 +192,34 @@ async fn round_trip(s: &mut TcpStream, msg: &[u8]) {
     assert_eq!(read_n(s, msg.len()).await, msg);
 }
 
+/// Three greeting echo backends, named `a`, `b` and `c`.
+async fn abc() -> (Echo, Echo, Echo) {
+    (
+        Echo::greeting(b'a').await,
+        Echo::greeting(b'b').await,
+        Echo::greeting(b'c').await,
+    )
+}
+
+/// `n` connections through `director`, one after the other, each closed before the next:
+/// the backend each reached.
+async fn one_by_one(director: SocketAddr, n: usize) -> Vec<u8> {
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        got.push(hold(director).await.1);
+    }
+    got
+}
+
+/// `n` connections through `director`, all kept open, opened one after the other.
+async fn open_many(director: SocketAddr, n: usize) -> Vec<(TcpStream, u8)> {
+    let mut open = Vec::with_capacity(n);
+    for _ in 0..n {
+        open.push(hold(director).await);
+    }
+    open
+}
+
 fn counts(greetings: &[u8], names: &[u8]) -> Vec<usize> {
     names
         .iter()
@@ -246,21 +274,14 @@ async fn admin(m: &Meridian, backend: &Echo, action: Action) {
 
 #[tokio::test]
 async fn round_robin_and_weighted_round_robin_distribute_exactly() {
-    let (a, b, c) = (
-        Echo::greeting(b'a').await,
-        Echo::greeting(b'b').await,
-        Echo::greeting(b'c').await,
-    );
+    let (a, b, c) = abc().await;
     let m = start(
         &[(&a, 100), (&b, 100), (&c, 100)],
         false,
         "scheduler = \"rr\"",
     )
     .await;
-    let mut got = Vec::new();
-    for _ in 0..300 {
-        got.push(hold(m.directors[0]).await.1);
-    }
+    let got = one_by_one(m.directors[0], 300).await;
     assert_eq!(counts(&got, b"abc"), [100, 100, 100]);
     m.stop().await;
 
@@ -270,10 +291,7 @@ async fn round_robin_and_weighted_round_robin_distribute_exactly() {
         "scheduler = \"wrr\"",
     )
     .await;
-    let mut got = Vec::new();
-    for _ in 0..600 {
-        got.push(hold(m.directors[0]).await.1);
-    }
+    let got = one_by_one(m.directors[0], 600).await;
     assert_eq!(counts(&got, b"abc"), [100, 200, 300]);
     // Smooth: the heaviest member never gets more than two in a row over a whole cycle.
     assert!(
@@ -288,16 +306,9 @@ async fn round_robin_and_weighted_round_robin_distribute_exactly() {
 
 #[tokio::test]
 async fn least_connections_and_two_choices_balance_open_connections_by_weight() {
-    let (a, b, c) = (
-        Echo::greeting(b'a').await,
-        Echo::greeting(b'b').await,
-        Echo::greeting(b'c').await,
-    );
+    let (a, b, c) = abc().await;
     let m = start(&[(&a, 100), (&b, 200), (&c, 300)], false, "").await; // leastconn is the default
-    let mut open = Vec::new();
-    for _ in 0..60 {
-        open.push(hold(m.directors[0]).await);
-    }
+    let mut open = open_many(m.directors[0], 60).await;
     let got: Vec<u8> = open.iter().map(|(_, g)| *g).collect();
     assert_eq!(counts(&got, b"abc"), [10, 20, 30]);
     let active: Vec<u64> = stats(&m).members.iter().map(|s| s.active).collect();
@@ -322,10 +333,7 @@ async fn least_connections_and_two_choices_balance_open_connections_by_weight() 
         "scheduler = \"random2\"",
     )
     .await;
-    let mut open = Vec::new();
-    for _ in 0..90 {
-        open.push(hold(m.directors[0]).await);
-    }
+    let open = open_many(m.directors[0], 90).await;
     let got: Vec<u8> = open.iter().map(|(_, g)| *g).collect();
     let n = counts(&got, b"abc");
     let (max, min) = (n.iter().max().unwrap(), n.iter().min().unwrap());
@@ -337,11 +345,7 @@ async fn least_connections_and_two_choices_balance_open_connections_by_weight() 
 
 #[tokio::test]
 async fn source_hash_sticks_and_moves_only_the_leaving_members_clients() {
-    let (a, b, c) = (
-        Echo::greeting(b'a').await,
-        Echo::greeting(b'b').await,
-        Echo::greeting(b'c').await,
-    );
+    let (a, b, c) = abc().await;
     let m = start(
         &[(&a, 100), (&b, 100), (&c, 100)],
         false,
