@@ -11,6 +11,7 @@ pub mod proxy_protocol;
 mod pump;
 pub mod schedule;
 pub mod settings;
+mod splice;
 pub mod stats;
 
 use std::io;

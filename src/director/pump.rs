@@ -1,7 +1,8 @@
 //! Byte forwarding between a client and its backend: both directions in one task, byte-exact,
 //! with TCP half-close (a FIN one way is passed on while the other way keeps flowing) and an
 //! idle timeout. Buffers start small, so thousands of chatty connections stay cheap, and grow
-//! when a read fills them, so bulk transfers need few system calls.
+//! when a read fills them, so bulk transfers need few system calls; a direction that fills the
+//! largest buffer switches to `splice(2)` ([`super::splice`]).
 
 use std::future::poll_fn;
 use std::io;
@@ -13,6 +14,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use super::splice::Pipe;
 
 /// First buffer size of each direction.
 const INITIAL_BUFFER: usize = 4 * 1024;
@@ -49,6 +52,10 @@ struct Half {
     eof: bool,
     done: bool,
     grow: bool,
+    /// A read filled the largest buffer: this direction is bulk, switch to splicing.
+    bulk: bool,
+    /// Set once splicing: the buffer is then unused.
+    pipe: Option<Pipe>,
 }
 
 impl Half {
@@ -60,6 +67,8 @@ impl Half {
             eof: false,
             done: false,
             grow: false,
+            bulk: false,
+            pipe: None,
         }
     }
 
@@ -78,7 +87,30 @@ impl Half {
         last: bool,
     ) -> Poll<io::Result<()>> {
         loop {
-            if self.start == self.end && !self.eof {
+            if self.bulk && self.start == self.end {
+                // Switch once the buffer is flushed; without descriptors for a pipe (EMFILE),
+                // keep copying.
+                self.bulk = false;
+                if let Ok(pipe) = Pipe::new() {
+                    self.pipe = Some(pipe);
+                    self.buf = Vec::new();
+                }
+            }
+            if let Some(pipe) = self.pipe.as_mut() {
+                if pipe.held() == 0 && !self.eof {
+                    let n = ready!(pipe.poll_fill(cx, from))?;
+                    if n == 0 {
+                        self.eof = true;
+                    } else {
+                        *moved = true;
+                    }
+                }
+                while pipe.held() > 0 {
+                    let n = ready!(pipe.poll_drain(cx, to))?;
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                    *moved = true;
+                }
+            } else if self.start == self.end && !self.eof {
                 if self.grow {
                     self.grow = false;
                     let len = (self.buf.len() * 4).min(MAX_BUFFER);
@@ -92,6 +124,7 @@ impl Half {
                 } else {
                     *moved = true;
                     self.grow = n == self.buf.len() && n < MAX_BUFFER;
+                    self.bulk = n == MAX_BUFFER;
                     self.start = 0;
                     self.end = n;
                     if n < self.buf.len() {

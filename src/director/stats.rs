@@ -21,7 +21,7 @@ use crate::model::Model;
 /// How long a member whose connect just failed is skipped by the director that saw it, while
 /// the passive failure reaches the health table (or, for a member without a monitor, which
 /// passive failures never mark down, before it is tried again).
-pub const FAILED_CONNECT_HOLD: Duration = Duration::from_secs(1);
+pub const FAILED_CONNECT_HOLD: Duration = Duration::from_secs(2);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data stays consistent across a panic elsewhere (plain counters and maps).
