@@ -60,6 +60,9 @@ pub struct Config {
     pub health: HealthConfig,
     /// The HTTP side: admin API (and, later, status page and metrics).
     pub http: Option<HttpConfig>,
+    /// TCP directors: listeners that forward each connection to a member of a service.
+    #[serde(default)]
+    pub directors: Vec<Spanned<DirectorConfig>>,
     /// Where client locations come from, for `geo` and `proximity` steering.
     pub geo: Option<GeoConfig>,
 }
@@ -295,6 +298,71 @@ fn default_ttl() -> Spanned<u32> {
 }
 fn default_when_all_down() -> Spanned<String> {
     Spanned::new(0..0, "all".to_string())
+}
+
+/// `[[directors]]`: a TCP listener that forwards every accepted connection to a member of a
+/// service, picked by the service's steering and health and then by `scheduler`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorConfig {
+    /// Address(es) to accept connections on: `"127.0.0.1:8443"` or a list of them.
+    pub listen: Spanned<OneOrMany>,
+    /// The `[services."NAME."]` whose pools and health decide where connections go.
+    pub service: Spanned<String>,
+    /// Backend port, used for members without a `port` of their own. Default: none (then every
+    /// member of the service's pools must set `port`).
+    pub port: Option<Spanned<u16>>,
+    /// `"rr"`, `"wrr"`, `"leastconn"` (weighted least connections), `"source-hash"` or
+    /// `"random2"`. Default: `"leastconn"`.
+    pub scheduler: Option<Spanned<String>>,
+    /// Other members tried after a failed connect. Default: 2.
+    pub retries: Option<Spanned<u32>>,
+    /// Time a backend connect may take before the next member is tried. Default: `"2s"`.
+    pub connect_timeout: Option<Spanned<String>>,
+    /// A connection with no data in either direction for this long is closed. Default: `"5m"`.
+    pub idle_timeout: Option<Spanned<String>>,
+    /// Most connections open through this director at once. Default: 4096.
+    pub max_connections: Option<Spanned<u32>>,
+    /// Most connections open to one member through this director. Default: no limit.
+    pub max_connections_per_member: Option<Spanned<u32>>,
+    /// How long a connection beyond a limit waits for a slot before it is closed.
+    /// Default: `"1s"`.
+    pub queue_timeout: Option<Spanned<String>>,
+    /// PROXY protocol header sent to the backend first: `"v1"` (text) or `"v2"` (binary).
+    /// Default: none.
+    pub send_proxy: Option<Spanned<String>>,
+    /// Client networks (CIDR, or single addresses) allowed to connect. Default: everyone.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Client networks refused even when `allow` matches. Default: none.
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+    /// Connections to a drained member are closed after this long. Default: none (they run
+    /// until they end).
+    pub drain_timeout: Option<Spanned<String>>,
+    /// What happens to a member's open connections when it goes down (probes, passive
+    /// failure or force-down): `"keep"` or `"close"`. Default: `"keep"`.
+    pub on_down: Option<Spanned<String>>,
+}
+
+/// A value given either once or as a list (`listen = "a"` or `listen = ["a", "b"]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// A list of values.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values, in order.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            OneOrMany::One(v) => std::slice::from_ref(v),
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// A config file's text, kept so errors can be turned into line numbers.

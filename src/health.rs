@@ -176,6 +176,26 @@ impl MemberHealth {
         Some(flip)
     }
 
+    /// Marks the member down at once on a failure seen outside its probes (a director's
+    /// connect refused: a passive check). Its probes bring it back after `rise` successes.
+    /// Returns the flip, if the state changed.
+    pub fn fail_now(&mut self, reason: Arc<str>) -> Option<Flip> {
+        self.last_ok = Some(false);
+        self.last_reason = Some(reason);
+        self.successes = 0;
+        self.failures = self.failures.saturating_add(1);
+        if self.state == HealthState::Down {
+            return None;
+        }
+        let flip = Flip {
+            from: self.state,
+            to: HealthState::Down,
+        };
+        self.state = HealthState::Down;
+        self.failures = 1;
+        Some(flip)
+    }
+
     /// May this member be handed out (in DNS answers and director picks)?
     pub fn usable(&self, unknown_is_up: bool) -> bool {
         match self.admin {
@@ -278,6 +298,21 @@ mod tests {
         assert_eq!(m.probes_until_flip(&T), Some(1));
         assert_eq!(m.observe(&ok(), &T).map(|f| f.to), Some(HealthState::Up));
         assert_eq!(m.probes_until_flip(&T), None);
+    }
+
+    #[test]
+    fn a_passive_failure_marks_down_at_once_and_probes_bring_it_back() {
+        let mut m = MemberHealth::unknown();
+        m.observe(&ok(), &T);
+        let flip = m
+            .fail_now("connect refused (director)".into())
+            .expect("flip");
+        assert_eq!((flip.from, flip.to), (HealthState::Up, HealthState::Down));
+        assert!(!m.usable(false));
+        assert_eq!(m.last_reason.as_deref(), Some("connect refused (director)"));
+        assert_eq!(m.fail_now("again".into()), None, "already down");
+        assert_eq!(m.observe(&ok(), &T), None);
+        assert_eq!(m.observe(&ok(), &T).map(|f| f.to), Some(HealthState::Up));
     }
 
     #[test]

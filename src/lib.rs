@@ -3,17 +3,19 @@
 //! Data flows through one module per stage:
 //! [`config`] (TOML schema) → [`model`] (validated runtime model, with [`zone`] data) →
 //! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
-//! transport). [`health`] probes members and feeds the snapshot; [`api`] is the HTTP side
-//! (status page, JSON API, metrics, admin actions) and [`metrics`] what `/metrics` exports.
-//! [`state`] holds the one immutable snapshot every query reads; [`reload`] swaps in a new
-//! config. [`server`] binds listeners and runs the tasks until shutdown. [`geo`] locates clients
-//! (GeoIP database, country → continent table, distances) for geographic steering; [`explain`]
-//! says why a client gets the answer it gets.
+//! transport) and [`director`] (TCP connections forwarded to the member steering and a
+//! scheduler pick). [`health`] probes members and feeds the snapshot (and takes passive
+//! failures from the director); [`api`] is the HTTP side (status page, JSON API, metrics, admin
+//! actions) and [`metrics`] what `/metrics` exports. [`state`] holds the one immutable snapshot
+//! every query reads; [`reload`] swaps in a new config. [`server`] binds listeners and runs the
+//! tasks until shutdown. [`geo`] locates clients (GeoIP database, country → continent table,
+//! distances) for geographic steering; [`explain`] says why a client gets the answer it gets.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;
+pub mod director;
 pub mod dns;
 pub mod explain;
 pub mod geo;

@@ -142,7 +142,8 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async move {
         info!("loaded {}: {}", config.display(), model.summary());
-        let listeners = Listeners::bind(&model.dns.listen, model.http.as_ref().map(|h| h.listen))?;
+        let listeners = Listeners::bind(&model.dns.listen, model.http.as_ref().map(|h| h.listen))?
+            .with_directors(&model.director_listen())?;
         if let (Some(addr), Some(name)) = (listeners.udp_addrs().first(), example_name(&model)) {
             info!("try: dig @{} -p {} {name} A", addr.ip(), addr.port());
         }

@@ -14,6 +14,7 @@ use hickory_proto::rr::{Name, RData, Record};
 use toml::Spanned;
 
 use crate::config::{Config, ConfigError, PoolConfig, Source, parse_duration};
+use crate::director::settings::Director;
 use crate::geo::{Continent, Coords, Country, GeoDb};
 use crate::health::Thresholds;
 use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
@@ -225,6 +226,8 @@ pub struct Model {
     pub services: Vec<Service>,
     /// The GeoIP database, if configured.
     pub geo: Option<Arc<GeoDb>>,
+    /// TCP directors, in config order.
+    pub directors: Vec<Director>,
     /// For each member index, its pool and position in the pool.
     member_slots: Vec<(PoolId, usize)>,
 }
@@ -287,7 +290,18 @@ impl Model {
         if let Some(db) = &self.geo {
             line.push_str(&format!(", GeoIP {}", db.describe()));
         }
+        if !self.directors.is_empty() {
+            line.push_str(&format!(", {} directors", self.directors.len()));
+        }
         line
+    }
+
+    /// Every director listen address, as configured, in config order.
+    pub fn director_listen(&self) -> Vec<SocketAddr> {
+        self.directors
+            .iter()
+            .flat_map(|d| d.listen.iter().copied())
+            .collect()
     }
 }
 
@@ -362,6 +376,9 @@ impl Builder<'_> {
             services.push(service);
         }
 
+        let directors =
+            crate::director::settings::validate(self.src, &config.directors, &services, &pools)?;
+
         let member_slots = pools
             .iter()
             .enumerate()
@@ -378,6 +395,7 @@ impl Builder<'_> {
             pools,
             services,
             geo,
+            directors,
         })
     }
 

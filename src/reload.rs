@@ -70,6 +70,23 @@ async fn attempt(
             warn!("{w}");
             warnings.push(w.to_string());
         }
+        // A director address no longer listed stops accepting at once; a new one is bound at
+        // the next restart.
+        let running_directors = running.model.director_listen();
+        let added: Vec<String> = model
+            .director_listen()
+            .iter()
+            .filter(|a| !running_directors.contains(a))
+            .map(ToString::to_string)
+            .collect();
+        if !added.is_empty() {
+            let w = format!(
+                "new director listen addresses {} are bound at the next restart",
+                added.join(", ")
+            );
+            warn!("{w}");
+            warnings.push(w);
+        }
     }
     let summary = model.summary();
     let generation = control

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState};
+use crate::director;
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp};
 use crate::health::probe::Probe;
 use crate::health::prober::{self, Command, HealthControl};
@@ -23,7 +24,8 @@ use crate::state::SharedState;
 /// How long shutdown waits for open connections before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Bound sockets: one UDP socket and one TCP listener per DNS address, and the HTTP API's.
+/// Bound sockets: one UDP socket and one TCP listener per DNS address, the HTTP API's, and one
+/// TCP listener per director address.
 #[derive(Debug)]
 pub struct Listeners {
     /// UDP sockets, in config order.
@@ -32,6 +34,9 @@ pub struct Listeners {
     pub tcp: Vec<TcpListener>,
     /// The HTTP API listener, if any.
     pub http: Option<TcpListener>,
+    /// Director listeners with the address each was configured as (port 0 included), which
+    /// names its director in the config.
+    pub director: Vec<(SocketAddr, TcpListener)>,
 }
 
 impl Listeners {
@@ -52,7 +57,31 @@ impl Listeners {
                     .map_err(|e| io::Error::new(e.kind(), format!("cannot bind http {addr}: {e}")))
             })
             .transpose()?;
-        Ok(Listeners { udp, tcp, http })
+        Ok(Listeners {
+            udp,
+            tcp,
+            http,
+            director: Vec::new(),
+        })
+    }
+
+    /// Also binds a TCP listener on every director address (`Model::director_listen`).
+    pub fn with_directors(mut self, addrs: &[SocketAddr]) -> io::Result<Listeners> {
+        for &addr in addrs {
+            let listener = TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot bind director {addr}: {e}"))
+            })?;
+            self.director.push((addr, listener));
+        }
+        Ok(self)
+    }
+
+    /// Local addresses of the director listeners, in config order.
+    pub fn director_addrs(&self) -> Vec<SocketAddr> {
+        self.director
+            .iter()
+            .filter_map(|(_, l)| l.local_addr().ok())
+            .collect()
     }
 
     /// Local address of the HTTP listener.
@@ -123,8 +152,9 @@ fn spawn_health_thread(
 
 /// Runs Meridian until `shutdown` is cancelled: starts health probing with `probe`, waits for
 /// the first probe round (bounded by the probes' timeouts) so the first answers are already
-/// health-checked, serves DNS on `listeners` from `state` (counting queries in `telemetry`)
-/// and the HTTP API, then waits up to [`SHUTDOWN_GRACE`] for open connections to finish.
+/// health-checked, serves DNS (counting queries in `telemetry`), the directors and the HTTP API
+/// on `listeners` from `state`, then waits up to [`SHUTDOWN_GRACE`] for open connections to
+/// finish.
 pub async fn run<P: Probe>(
     state: Arc<SharedState>,
     listeners: Listeners,
@@ -133,6 +163,9 @@ pub async fn run<P: Probe>(
     telemetry: Telemetry,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    // The directors keep their live state and counters here, where `/metrics` and the status
+    // API read them.
+    let directors = telemetry.directors.clone();
     let tracker = TaskTracker::new();
     let (probed_tx, mut probed) = watch::channel(false);
     let (ready_tx, ready) = watch::channel(false);
@@ -163,7 +196,7 @@ pub async fn run<P: Probe>(
         let max_connections = http.as_ref().map_or(128, |h| h.max_connections);
         let api = ApiState {
             state: state.clone(),
-            control,
+            control: control.clone(),
             telemetry: telemetry.clone(),
             token: http.and_then(|h| h.admin_token),
             ready,
@@ -220,6 +253,28 @@ pub async fn run<P: Probe>(
             shutdown.clone(),
         ));
     }
+    if !listeners.director.is_empty() {
+        let ctx = director::Context {
+            state: state.clone(),
+            stats: directors.clone(),
+            health: control.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(director::supervise(ctx.clone(), shutdown.clone()));
+        for (configured, listener) in listeners.director {
+            listener.set_nonblocking(true)?;
+            let addr = listener.local_addr()?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            info!("listening for director on {addr}");
+            bound_to.push(format!("director {addr}"));
+            tracker.spawn(director::serve(
+                listener,
+                configured,
+                ctx.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
     info!(
         "serving {}; listeners: {}",
         state.load().model.summary(),
@@ -237,6 +292,9 @@ pub async fn run<P: Probe>(
             tracker.len(),
             SHUTDOWN_GRACE
         );
+        // Director connections close when told; give them a moment to do so.
+        directors.close_all();
+        let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     }
     info!("stopped");
     Ok(())

@@ -30,6 +30,8 @@ pub struct Snapshot {
 pub struct SharedState {
     current: ArcSwap<Snapshot>,
     next_generation: AtomicU64,
+    /// The generation of the latest snapshot, for tasks that act on changes.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl SharedState {
@@ -79,6 +81,7 @@ impl SharedState {
                 published: SystemTime::now(),
             }),
             next_generation: AtomicU64::new(2),
+            changes: tokio::sync::watch::Sender::new(1),
         }
     }
 
@@ -108,6 +111,14 @@ impl SharedState {
             health,
             published: SystemTime::now(),
         }));
+        self.changes.send_replace(generation);
         generation
+    }
+
+    /// Wakes whenever a new snapshot is published (by the prober, an admin action or a
+    /// reload); the value is the latest generation. For tasks that act on open connections
+    /// (the director's supervisor); readers of the snapshot itself just `load()` it.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }

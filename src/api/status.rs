@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::events::TransitionDto;
 use super::{ApiState, rfc3339};
+use crate::director::stats::DirectorConnStats;
 use crate::health::HealthTable;
 use crate::health::prober::Observed;
 use crate::metrics::{member_id, probe_type};
@@ -164,6 +165,24 @@ pub struct MemberDto {
     pub successes: u32,
     /// Current run of consecutive failed probes.
     pub failures: u32,
+    /// Director connections to it, summed over every director; `null` until a director has
+    /// picked it.
+    pub connections: Option<ConnectionsDto>,
+}
+
+/// A member's director connections.
+#[derive(Debug, Serialize, Default)]
+pub struct ConnectionsDto {
+    /// Open now.
+    pub active: u64,
+    /// Established in all.
+    pub total: u64,
+    /// Failed connects (refused, timed out).
+    pub failed_connects: u64,
+    /// Bytes forwarded from clients to it.
+    pub bytes_to_backend: u64,
+    /// Bytes forwarded from it to clients.
+    pub bytes_to_client: u64,
 }
 
 /// The last probe of a member.
@@ -204,10 +223,15 @@ fn build(api: &ApiState, observed: &Observed) -> StatusDto {
     let model = &snap.model;
     let now = tokio::time::Instant::now();
     let wall = SystemTime::now();
+    let directors = api.telemetry.directors.snapshot();
     let pools = model
         .pools
         .iter()
-        .map(|pool| pool_dto(model, &observed.table, pool, (now, wall), api.started))
+        .map(|pool| {
+            let mut dto = pool_dto(model, &observed.table, pool, (now, wall), api.started);
+            add_connections(&mut dto, pool, &directors);
+            dto
+        })
         .collect();
     let services = model
         .services
@@ -276,6 +300,7 @@ fn pool_dto(
                 in_state_s: in_state.as_secs_f64(),
                 successes: h.successes,
                 failures: h.failures,
+                connections: None,
             }
         })
         .collect();
@@ -284,6 +309,26 @@ fn pool_dto(
         weight: pool.weight.0,
         monitor,
         members,
+    }
+}
+
+/// Fills each member's `connections` from the directors' counters: a director's backend is the
+/// member's address on its own port, or on the director's port when it has none.
+fn add_connections(dto: &mut PoolDto, pool: &Pool, directors: &[DirectorConnStats]) {
+    for (member, out) in pool.members.iter().zip(&mut dto.members) {
+        for seen in directors.iter().flat_map(|d| &d.members) {
+            let same = seen.pool == pool.name
+                && seen.backend.ip() == member.address.0
+                && member.port.is_none_or(|p| p == seen.backend.port());
+            if same {
+                let c = out.connections.get_or_insert_with(ConnectionsDto::default);
+                c.active += seen.active;
+                c.total += seen.total;
+                c.failed_connects += seen.failed_connects;
+                c.bytes_to_backend += seen.bytes_to_backend;
+                c.bytes_to_client += seen.bytes_to_client;
+            }
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Cause {
     Admin,
     /// A config reload added, removed or reset the member.
     Reload,
+    /// A failure seen outside the probes: the director could not connect.
+    Passive,
 }
 
 impl Cause {
@@ -30,6 +32,7 @@ impl Cause {
         match self {
             Cause::Probe => "probe",
             Cause::Admin => "admin",
+            Cause::Passive => "passive",
             Cause::Reload => "reload",
         }
     }

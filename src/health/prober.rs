@@ -83,6 +83,18 @@ pub enum Command {
         /// Where the view goes.
         reply: oneshot::Sender<Observed>,
     },
+    /// A failure seen outside the probes (a director's connect refused or timed out): marks
+    /// the member down at once, like HAProxy's `observe layer4`. Ignored when `model` is no
+    /// longer the running one (member indices may have moved) and for members without a
+    /// monitor (nothing would bring them back).
+    Passive {
+        /// The model the member index belongs to.
+        model: Arc<Model>,
+        /// The member's index.
+        member: usize,
+        /// Why, for the log and the status page (`connect refused (director)`).
+        reason: Arc<str>,
+    },
     /// Switch to a new validated model (a config reload): members whose probe did not change
     /// keep their health and overrides; probing restarts on the new plan.
     Reload {
@@ -160,6 +172,22 @@ impl HealthControl {
             .await
             .map_err(|_| AdminError::Unavailable)?;
         rx.await.map_err(|_| AdminError::Unavailable)
+    }
+
+    /// Reports a passive failure of `member` (see [`Command::Passive`]) without waiting: when
+    /// the writer is busy and its queue full, the report is dropped (the probes still decide).
+    pub fn passive_failure(&self, model: Arc<Model>, member: usize, reason: Arc<str>) {
+        let sent = self.tx.try_send(Command::Passive {
+            model,
+            member,
+            reason,
+        });
+        if sent.is_err() {
+            debug!(
+                member,
+                "health: passive failure report dropped, writer busy"
+            );
+        }
     }
 
     /// Switches to `model`, returning the generation of the snapshot that carries it.
@@ -391,6 +419,13 @@ pub async fn run<P: Probe>(
                             table: table.clone(),
                         });
                     }
+                    Command::Passive { model: seen, member, reason } => {
+                        if Arc::ptr_eq(&seen, &model)
+                            && passive(&model, &mut table, member, reason, &telemetry)
+                        {
+                            state.publish_health(Arc::new(table.clone()));
+                        }
+                    }
                     Command::Reload { model: next, reply } => {
                         let next: Arc<Model> = Arc::from(next);
                         let prev_table = std::mem::take(&mut table);
@@ -484,6 +519,43 @@ async fn admin(
     }
     *table = next;
     Ok(changes)
+}
+
+/// Applies a passive failure to `member`; true when it flipped (then logged and recorded like a
+/// probe flip).
+fn passive(
+    model: &Model,
+    table: &mut HealthTable,
+    member: usize,
+    reason: Arc<str>,
+    telemetry: &Telemetry,
+) -> bool {
+    let Some(entry) = table.members.get_mut(member) else {
+        return false;
+    };
+    if entry.unmonitored {
+        return false;
+    }
+    let Some(flip) = entry.fail_now(reason.clone()) else {
+        return false;
+    };
+    let (pool, m) = model.member(member);
+    warn!(
+        pool = %pool.name, member = %m.address, from = %flip.from, to = %flip.to,
+        "member {} of pool {} DOWN: {reason} (passive check, was {})",
+        m.address, pool.name, flip.from
+    );
+    let event = Change {
+        pool: pool.name.clone(),
+        member: member_id(m),
+        from: flip.from.to_string(),
+        to: flip.to.to_string(),
+        reason: Some(reason),
+        streak: 1,
+        cause: Cause::Passive,
+    };
+    record(telemetry, table, member, event);
+    true
 }
 
 /// Applies one result to every member of the target. Returns true when something an answer

@@ -4,6 +4,7 @@
 mod backend;
 mod browser;
 mod config;
+mod director;
 mod dns;
 mod geodb;
 mod health;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
+use meridian::director::stats::DirectorStats;
 use meridian::health::probe::NetProbe;
 use meridian::health::prober::HealthControl;
 use meridian::{Listeners, Model, SharedState, Telemetry};
@@ -34,6 +35,10 @@ pub struct Meridian {
     pub tcp: SocketAddr,
     /// Where its HTTP API listens, when the config has `[http]`.
     pub http: Option<SocketAddr>,
+    /// Where its directors listen, in config order.
+    pub directors: Vec<SocketAddr>,
+    /// The directors' live counters.
+    pub director_stats: DirectorStats,
     /// Its shared state (to publish new snapshots in tests).
     pub state: Arc<SharedState>,
     /// Admin actions and reloads, as the HTTP API and SIGHUP use them.
@@ -66,15 +71,19 @@ impl Meridian {
     pub async fn serve(model: Model, dir: tempfile::TempDir) -> Meridian {
         let config_path = model.config_path.clone();
         let http = model.http.as_ref().map(|_| "127.0.0.1:0".parse().unwrap());
-        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], http).expect("bind");
+        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], http)
+            .and_then(|l| l.with_directors(&model.director_listen()))
+            .expect("bind");
         let udp = listeners.udp_addrs()[0];
         let tcp = listeners.tcp_addrs()[0];
         let http = listeners.http_addr();
+        let directors = listeners.director_addrs();
         let state = Arc::new(SharedState::restore(model).expect("state file"));
         let shutdown = CancellationToken::new();
         let probe = Arc::new(NetProbe::new().expect("probe client"));
         let (control, commands) = HealthControl::new();
         let telemetry = Telemetry::new(&state);
+        let director_stats = telemetry.directors.clone();
         let task = tokio::spawn(meridian::run(
             state.clone(),
             listeners,
@@ -87,6 +96,8 @@ impl Meridian {
             udp,
             tcp,
             http,
+            directors,
+            director_stats,
             state,
             control,
             config_path,
@@ -94,6 +105,19 @@ impl Meridian {
             shutdown,
             task: Some(task),
             _dir: dir,
+        }
+    }
+
+    /// Starts shutting down without waiting: listeners stop accepting, open connections may
+    /// finish within the grace period.
+    pub fn begin_stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped (after [`Meridian::begin_stop`]).
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
         }
     }
 

@@ -1,0 +1,380 @@
+//! Schedulers: which member of the steered pool gets a new connection. Pure functions over the
+//! candidates and a little state the caller keeps per pool (a cursor, smooth-WRR weights), so
+//! every algorithm is tested here without sockets and the connection path only gathers inputs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use rand::Rng;
+
+/// How a director chooses among the usable members of the steered pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduler {
+    /// Round robin: each member in turn, weights ignored.
+    RoundRobin,
+    /// Smooth weighted round robin (nginx's): in proportion to weight, interleaved.
+    WeightedRoundRobin,
+    /// Weighted least connections: the fewest active connections per unit of weight; ties
+    /// go round robin.
+    LeastConn,
+    /// Rendezvous (highest random weight) hashing of the client address: a client sticks to
+    /// a member, and a member leaving or joining moves only the clients it loses or wins.
+    SourceHash,
+    /// Power of two choices: two random members, the one with fewer active connections per
+    /// unit of weight.
+    Random2,
+}
+
+impl Scheduler {
+    /// Every scheduler with its config name.
+    pub const ALL: [(&'static str, Scheduler); 5] = [
+        ("rr", Scheduler::RoundRobin),
+        ("wrr", Scheduler::WeightedRoundRobin),
+        ("leastconn", Scheduler::LeastConn),
+        ("source-hash", Scheduler::SourceHash),
+        ("random2", Scheduler::Random2),
+    ];
+
+    /// The scheduler called `name` in the config.
+    pub fn parse(name: &str) -> Option<Scheduler> {
+        Scheduler::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+    }
+
+    /// Its config name.
+    pub fn name(self) -> &'static str {
+        Scheduler::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One member that may get the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// A stable identity of the member ([`member_key`]): the same across reloads and restarts.
+    pub key: u64,
+    /// Its weight; 0 counts as 1 (zero-weight members are only candidates when failing open).
+    pub weight: u32,
+    /// Connections open to it through this director now.
+    pub active: u64,
+}
+
+impl Candidate {
+    fn weight(&self) -> u64 {
+        u64::from(self.weight.max(1))
+    }
+}
+
+/// What a scheduler remembers about one pool between picks. The caller keeps one per pool
+/// (behind a lock) and passes it to every [`pick`].
+#[derive(Debug, Default)]
+pub struct PoolState {
+    cursor: u64,
+    current: HashMap<u64, i64>,
+}
+
+/// Chooses among `candidates` (never empty when called) and returns an index into it.
+/// `client` is [`client_key`] of the connecting client (used by source hashing).
+pub fn pick<R: Rng + ?Sized>(
+    scheduler: Scheduler,
+    candidates: &[Candidate],
+    state: &mut PoolState,
+    client: u64,
+    rng: &mut R,
+) -> Option<usize> {
+    let n = candidates.len();
+    if n == 0 {
+        return None;
+    }
+    let i = match scheduler {
+        Scheduler::RoundRobin => {
+            let i = (state.cursor % n as u64) as usize;
+            state.cursor = state.cursor.wrapping_add(1);
+            i
+        }
+        Scheduler::WeightedRoundRobin => smooth_weighted(candidates, &mut state.current),
+        Scheduler::LeastConn => {
+            let start = (state.cursor % n as u64) as usize;
+            state.cursor = state.cursor.wrapping_add(1);
+            (0..n)
+                .map(|k| (start + k) % n)
+                .reduce(|best, j| {
+                    if less_loaded(&candidates[j], &candidates[best]) {
+                        j
+                    } else {
+                        best
+                    }
+                })
+                .unwrap_or(start)
+        }
+        Scheduler::SourceHash => rendezvous(candidates, client),
+        Scheduler::Random2 if n == 1 => 0,
+        Scheduler::Random2 => {
+            let a = rng.random_range(0..n);
+            let mut b = rng.random_range(0..n - 1);
+            if b >= a {
+                b += 1;
+            }
+            if less_loaded(&candidates[b], &candidates[a]) {
+                b
+            } else {
+                a
+            }
+        }
+    };
+    Some(i)
+}
+
+/// `a` has fewer active connections per unit of weight than `b`.
+fn less_loaded(a: &Candidate, b: &Candidate) -> bool {
+    u128::from(a.active) * u128::from(b.weight()) < u128::from(b.active) * u128::from(a.weight())
+}
+
+/// nginx's smooth weighted round robin: every candidate gains its weight, the richest is
+/// chosen and pays the total. Over any run of `total weight` picks each candidate is chosen
+/// exactly `weight` times, spread out rather than in blocks.
+fn smooth_weighted(candidates: &[Candidate], current: &mut HashMap<u64, i64>) -> usize {
+    current.retain(|k, _| candidates.iter().any(|c| c.key == *k));
+    let mut total = 0i64;
+    let mut best = 0;
+    let mut best_value = i64::MIN;
+    for (i, c) in candidates.iter().enumerate() {
+        let w = c.weight() as i64;
+        total += w;
+        let v = current.entry(c.key).or_insert(0);
+        *v += w;
+        if *v > best_value {
+            best_value = *v;
+            best = i;
+        }
+    }
+    if let Some(v) = current.get_mut(&candidates[best].key) {
+        *v -= total;
+    }
+    best
+}
+
+/// Weighted rendezvous hashing: each candidate scores `weight / -ln(u)` with `u` a uniform
+/// hash of (client, member); the highest score wins. Removing a member changes only the
+/// choice of the clients it won.
+fn rendezvous(candidates: &[Candidate], client: u64) -> usize {
+    let mut best = 0;
+    let mut best_score = f64::NEG_INFINITY;
+    for (i, c) in candidates.iter().enumerate() {
+        let h = mix(client ^ mix(c.key));
+        // A uniform number in (0, 1): the top 53 bits, offset by half a step so never 0.
+        let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let score = c.weight() as f64 / -u.ln();
+        if score > best_score {
+            best_score = score;
+            best = i;
+        }
+    }
+    best
+}
+
+/// splitmix64's finaliser: a fixed, well-mixing 64-bit hash (stable across runs and builds,
+/// unlike `std`'s randomly keyed hasher).
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The stable identity of a client address for source hashing.
+pub fn client_key(addr: IpAddr) -> u64 {
+    match addr {
+        IpAddr::V4(v4) => mix(u64::from(u32::from(v4))),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            mix((bits >> 64) as u64 ^ mix(bits as u64))
+        }
+    }
+}
+
+/// The stable identity of a member: its backend address and port.
+pub fn member_key(addr: SocketAddr) -> u64 {
+    mix(client_key(addr.ip()) ^ u64::from(addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    fn cands(weights: &[u32]) -> Vec<Candidate> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Candidate {
+                key: member_key(SocketAddr::from(([192, 0, 2, i as u8 + 1], 80))),
+                weight: w,
+                active: 0,
+            })
+            .collect()
+    }
+
+    fn run(s: Scheduler, c: &[Candidate], picks: usize) -> Vec<usize> {
+        let mut state = PoolState::default();
+        let mut rng = SmallRng::seed_from_u64(1);
+        (0..picks)
+            .map(|_| pick(s, c, &mut state, 0, &mut rng).unwrap())
+            .collect()
+    }
+
+    fn counts(picks: &[usize], n: usize) -> Vec<usize> {
+        let mut out = vec![0; n];
+        for &p in picks {
+            out[p] += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for (name, s) in Scheduler::ALL {
+            assert_eq!(Scheduler::parse(name), Some(s));
+            assert_eq!(s.name(), name);
+        }
+        assert_eq!(Scheduler::parse("lc"), None);
+    }
+
+    #[test]
+    fn round_robin_takes_turns_whatever_the_weights() {
+        let c = cands(&[1, 5, 1]);
+        assert_eq!(run(Scheduler::RoundRobin, &c, 6), [0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn smooth_weighted_round_robin_interleaves_exactly_by_weight() {
+        // nginx's documented sequence for weights 5, 1, 1.
+        let c = cands(&[5, 1, 1]);
+        assert_eq!(
+            run(Scheduler::WeightedRoundRobin, &c, 7),
+            [0, 0, 1, 0, 2, 0, 0]
+        );
+        let c = cands(&[100, 200, 300]);
+        let picks = run(Scheduler::WeightedRoundRobin, &c, 600);
+        assert_eq!(counts(&picks, 3), [100, 200, 300]);
+    }
+
+    #[test]
+    fn least_connections_is_weighted_and_breaks_ties_in_turn() {
+        let mut c = cands(&[1, 1, 1]);
+        assert_eq!(
+            run(Scheduler::LeastConn, &c, 3),
+            [0, 1, 2],
+            "all idle: rotate"
+        );
+        c[0].active = 3;
+        c[1].active = 1;
+        c[2].active = 2;
+        assert_eq!(run(Scheduler::LeastConn, &c, 2), [1, 1]);
+        // Weight 3 with 5 active (5/3) beats weight 1 with 2 active (2/1).
+        let mut c = cands(&[1, 3]);
+        c[0].active = 2;
+        c[1].active = 5;
+        assert_eq!(run(Scheduler::LeastConn, &c, 1), [1]);
+    }
+
+    #[test]
+    fn least_connections_with_held_connections_follows_weights() {
+        let mut c = cands(&[1, 2, 3]);
+        let mut state = PoolState::default();
+        let mut rng = SmallRng::seed_from_u64(1);
+        for _ in 0..60 {
+            let i = pick(Scheduler::LeastConn, &c, &mut state, 0, &mut rng).unwrap();
+            c[i].active += 1;
+        }
+        let active: Vec<u64> = c.iter().map(|c| c.active).collect();
+        assert_eq!(active, [10, 20, 30]);
+    }
+
+    #[test]
+    fn source_hash_sticks_and_moves_only_the_leaving_members_clients() {
+        let all = cands(&[100, 100, 100, 100, 100]);
+        let clients: Vec<u64> = (0..10_000u32)
+            .map(|i| client_key(IpAddr::from([10, 0, (i >> 8) as u8, i as u8])))
+            .collect();
+        let choose = |c: &[Candidate], client: u64| {
+            let mut state = PoolState::default();
+            let i = pick(
+                Scheduler::SourceHash,
+                c,
+                &mut state,
+                client,
+                &mut rand::rng(),
+            )
+            .unwrap();
+            c[i].key
+        };
+        let before: Vec<u64> = clients.iter().map(|&k| choose(&all, k)).collect();
+        let again: Vec<u64> = clients.iter().map(|&k| choose(&all, k)).collect();
+        assert_eq!(before, again, "the same client always gets the same member");
+        let per_member: Vec<usize> = all
+            .iter()
+            .map(|c| before.iter().filter(|&&k| k == c.key).count())
+            .collect();
+        assert!(
+            per_member.iter().all(|&n| (1700..2300).contains(&n)),
+            "{per_member:?}"
+        );
+
+        let gone = all[2].key;
+        let fewer: Vec<Candidate> = all.iter().copied().filter(|c| c.key != gone).collect();
+        for (i, &k) in clients.iter().enumerate() {
+            let after = choose(&fewer, k);
+            if before[i] != gone {
+                assert_eq!(
+                    after, before[i],
+                    "client {i} moved though its member stayed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn source_hash_follows_weights() {
+        let c = cands(&[100, 300]);
+        let heavy = (0..20_000u32)
+            .filter(|i| {
+                let mut state = PoolState::default();
+                let k = client_key(IpAddr::from(i.to_be_bytes()));
+                pick(Scheduler::SourceHash, &c, &mut state, k, &mut rand::rng()) == Some(1)
+            })
+            .count();
+        let share = heavy as f64 / 20_000.0;
+        assert!((share - 0.75).abs() < 0.02, "{share}");
+    }
+
+    #[test]
+    fn power_of_two_choices_keeps_held_connections_balanced() {
+        let mut c = cands(&[1, 1, 1, 1]);
+        let mut state = PoolState::default();
+        let mut rng = SmallRng::seed_from_u64(9);
+        for _ in 0..400 {
+            let i = pick(Scheduler::Random2, &c, &mut state, 0, &mut rng).unwrap();
+            c[i].active += 1;
+        }
+        let max = c.iter().map(|c| c.active).max().unwrap();
+        let min = c.iter().map(|c| c.active).min().unwrap();
+        assert!(max - min <= 2, "{c:?}");
+        assert_eq!(
+            pick(Scheduler::Random2, &c[..1], &mut state, 0, &mut rng),
+            Some(0)
+        );
+    }
+}
