@@ -9,6 +9,7 @@ mod dns;
 mod geodb;
 mod health;
 mod knot_diff;
+mod limits;
 mod malformed;
 mod observe;
 mod properties;

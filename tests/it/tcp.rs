@@ -101,3 +101,50 @@ async fn connections_over_the_cap_are_closed_at_once() {
     }
     assert!(served, "a freed slot is reused");
 }
+
+#[tokio::test]
+async fn a_client_trickling_bytes_is_cut_off_within_the_timeout() {
+    let m = Meridian::start("tcp_idle_timeout = \"300ms\"", "").await;
+    let q = QueryBuilder::new("static.example.test.", RecordType::A).build();
+    let frame = framed(&q);
+    let mut s = TcpStream::connect(m.tcp).await.unwrap();
+    let started = tokio::time::Instant::now();
+    // One byte every 50 ms: never idle for 300 ms, but the whole message would take
+    // len × 50 ms. The timeout covers the whole message, so the server hangs up first.
+    let mut sent = 0;
+    let mut closed = false;
+    for &b in &frame {
+        if tokio::io::AsyncWriteExt::write_all(&mut s, &[b])
+            .await
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+        sent += 1;
+        let mut probe = [0u8; 1];
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            tokio::io::AsyncReadExt::read(&mut s, &mut probe),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => panic!("an answer to a message that was never completed"),
+            Err(_) => {} // Still open: send the next byte.
+        }
+    }
+    assert!(closed, "the trickling client was never cut off");
+    assert!(
+        sent < frame.len(),
+        "cut off before the message was complete"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+}

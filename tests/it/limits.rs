@@ -1,0 +1,92 @@
+//! Resource limits that must hold under load: many idle TCP clients do not stop UDP service,
+//! and the TCP cap still turns away the next client. Runs the compiled binary, so the server's
+//! file descriptors are its own and not the test process's.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use hickory_proto::rr::RecordType;
+use tokio::net::TcpStream;
+
+use crate::support::{
+    QueryBuilder, config_text, parse, read_frame, udp_exchange_from, write_frame,
+};
+
+/// Idle connections held open at once.
+const IDLE: usize = 10_000;
+
+#[test]
+fn ten_thousand_idle_tcp_connections_do_not_stop_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meridian.toml");
+    let extra = format!("tcp_max_connections = {IDLE}\ntcp_idle_timeout = \"60s\"");
+    std::fs::write(&path, config_text(&extra, "")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut udp, mut tcp) = (None::<SocketAddr>, None::<SocketAddr>);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let after = |tag: &str| line.split(tag).nth(1).and_then(|r| r.trim().parse().ok());
+        udp = udp.or(after("listening for dns-udp on "));
+        tcp = tcp.or(after("listening for dns-tcp on "));
+        if udp.is_some() && tcp.is_some() {
+            break;
+        }
+    }
+    let (udp, tcp) = (udp.expect("dns-udp line"), tcp.expect("dns-tcp line"));
+    // Keep draining its log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let q = QueryBuilder::new("static.example.test.", RecordType::A).build();
+        // Fill every TCP slot with a connection that has been served once and then sits idle.
+        let mut idle = Vec::with_capacity(IDLE);
+        for i in 0..IDLE {
+            let mut s = TcpStream::connect(tcp)
+                .await
+                .unwrap_or_else(|e| panic!("connect {i}: {e}"));
+            if i % 1000 == 0 {
+                // Every thousandth proves the slots are really being served.
+                write_frame(&mut s, &q).await;
+                assert!(read_frame(&mut s).await.is_some(), "connection {i} served");
+            }
+            idle.push(s);
+        }
+        // UDP answers promptly from several client networks.
+        for from in ["127.0.0.1", "127.0.4.1", "127.0.9.9"] {
+            let reply = udp_exchange_from(from.parse().unwrap(), udp, &q).await;
+            assert_eq!(parse(&reply).answers.len(), 1, "UDP from {from}");
+        }
+        // The cap holds: one more TCP client is closed at once.
+        let mut extra = TcpStream::connect(tcp).await.unwrap();
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut extra, &framed).await;
+        assert!(
+            read_frame(&mut extra).await.is_none(),
+            "over the cap: closed"
+        );
+        // A held connection is still served.
+        write_frame(&mut idle[IDLE - 1], &q).await;
+        assert!(read_frame(&mut idle[IDLE - 1]).await.is_some());
+        drop(idle);
+    });
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "clean exit: {exit:?}");
+}
