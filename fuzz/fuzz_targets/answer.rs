@@ -1,0 +1,72 @@
+//! Fuzz target: bytes in, answer out. The first byte picks the transport (even: UDP, odd:
+//! TCP); the rest is the packet, answered from a snapshot of the test fixture zone with
+//! services of every steering mode. No input may panic, and every reply must parse, echo the
+//! ID and fit its transport.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use hickory_proto::op::Message;
+use libfuzzer_sys::fuzz_target;
+use meridian::dns::{ClientAddr, Request, Transport, answer};
+use meridian::{Model, SharedState, Snapshot};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+fn snapshot() -> &'static Arc<Snapshot> {
+    static SNAP: OnceLock<Arc<Snapshot>> = OnceLock::new();
+    SNAP.get_or_init(|| {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let text = format!(
+            r#"
+[dns]
+listen = ["127.0.0.1:0"]
+zones = "{root}/tests/fixtures/zones"
+[geo]
+database = "{root}/geo-data/sample.mmdb"
+[pools.eu]
+continent = "EU"
+location = [51.5, -0.1]
+members = [{{ address = "192.0.2.1" }}, {{ address = "2001:db8::1" }}]
+[pools.us]
+continent = "NA"
+location = [40.7, -74.0]
+members = [{{ address = "198.51.100.1" }}, {{ address = "198.51.100.2" }}]
+[services."www.example.test."]
+pools = ["eu", "us"]
+steering = "geo"
+select = "weighted"
+max_answers = 2
+[services."near.example.test."]
+pools = ["eu", "us"]
+steering = "proximity"
+[services."sticky.example.test."]
+pools = ["eu", "us"]
+steering = "hash"
+select = "hash"
+"#
+        );
+        let model = Model::from_text(std::path::Path::new(root).join("fuzz.toml").as_path(), &text)
+            .unwrap_or_else(|e| panic!("fuzz config: {e}"));
+        SharedState::new(model).load()
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, packet)) = data.split_first() else {
+        return;
+    };
+    let transport = if mode & 1 == 0 { Transport::Udp } else { Transport::Tcp };
+    let req = Request {
+        packet,
+        client: ClientAddr("192.0.2.77:5300".parse().unwrap()),
+        transport,
+    };
+    let mut rng = SmallRng::seed_from_u64(u64::from(mode));
+    if let Some(reply) = answer(snapshot(), &req, &mut rng) {
+        Message::from_vec(&reply).expect("every reply parses");
+        assert_eq!(&reply[..2], &packet[..2], "ID echoed");
+        let limit = if transport == Transport::Udp { 1232 } else { 65535 };
+        assert!(reply.len() <= limit, "reply fits its transport");
+    }
+});
