@@ -46,8 +46,11 @@ steering = "hash"
 select = "hash"
 "#
         );
-        let model = Model::from_text(std::path::Path::new(root).join("fuzz.toml").as_path(), &text)
-            .unwrap_or_else(|e| panic!("fuzz config: {e}"));
+        let model = Model::from_text(
+            std::path::Path::new(root).join("fuzz.toml").as_path(),
+            &text,
+        )
+        .unwrap_or_else(|e| panic!("fuzz config: {e}"));
         SharedState::new(model).load()
     })
 }
@@ -56,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, packet)) = data.split_first() else {
         return;
     };
-    let transport = if mode & 1 == 0 { Transport::Udp } else { Transport::Tcp };
+    let transport = if mode & 1 == 0 {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
     let req = Request {
         packet,
         client: ClientAddr("192.0.2.77:5300".parse().unwrap()),
@@ -66,7 +73,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(reply) = answer(snapshot(), &req, &mut rng) {
         Message::from_vec(&reply).expect("every reply parses");
         assert_eq!(&reply[..2], &packet[..2], "ID echoed");
-        let limit = if transport == Transport::Udp { 1232 } else { 65535 };
+        let limit = if transport == Transport::Udp {
+            1232
+        } else {
+            65535
+        };
         assert!(reply.len() <= limit, "reply fits its transport");
     }
 });

@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
     let path = std::path::Path::new(root).join("fuzz.toml");
     if let Err(ConfigError::Invalid { line, .. }) = Model::from_text(&path, text) {
-        assert!(line >= 1 && line <= text.lines().count() + 1, "line {line} out of range");
+        assert!(
+            line >= 1 && line <= text.lines().count() + 1,
+            "line {line} out of range"
+        );
     }
 });
