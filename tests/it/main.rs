@@ -11,6 +11,7 @@ mod health;
 mod knot_diff;
 mod malformed;
 mod observe;
+mod rrl;
 mod services;
 mod smoke;
 mod steering;
