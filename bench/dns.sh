@@ -15,18 +15,21 @@
 #   QPS=              fixed query rate: passed to dnsperf as -Q N (CPU % is then
 #                     the figure to compare); empty = as fast as possible
 #   CLIENTS=8         dnsperf -c        OUTSTANDING=100  dnsperf -q
-#   MERIDIAN_PORT=15350  KNOT_PORT=15351   (both must be in 15350-15359)
+#   MERIDIAN_PORT=15350  KNOT_PORT=15351  MERIDIAN_RRL_PORT=15352  (in 15350-15359)
 #   SERVER_CPU=1 CLIENT_CPU=0   CPUs the servers / dnsperf are pinned to
 #   WARMUP=2          seconds of unmeasured load per server before the runs (0 = none)
 #   SKIP_BUILD=1      use the existing target/release/meridian, don't run cargo
-#   ONLY="meridian knot"  servers to measure (ratios need both)
+#   ONLY="meridian knot"  servers to measure (ratios need both); meridian-rrl is a
+#                     second Meridian with response rate limiting on but never
+#                     triggered (a limit of 1,000,000 responses/s per network)
+#   RRL=1             adds meridian-rrl to ONLY: the cost of the limiter per query
 #   KEEP=1            keep the temp dir (configs, logs, raw dnsperf output)
 #
 # Safety: traffic goes to 127.0.0.1 only; every load run is bounded by
 # dnsperf -l; only the PIDs this script started are ever signalled.
 set -u -o pipefail
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "dns.sh: $*" >&2; exit 2; }
 log() { echo "[dns.sh] $*" >&2; }
 
@@ -45,6 +48,8 @@ CLIENT_CPU="${CLIENT_CPU:-0}"
 WARMUP="${WARMUP:-2}"
 SKIP_BUILD="${SKIP_BUILD:-}"
 ONLY="${ONLY:-meridian knot}"
+MERIDIAN_RRL_PORT="${MERIDIAN_RRL_PORT:-15352}"
+[ -z "${RRL:-}" ] || [[ " $ONLY " == *" meridian-rrl "* ]] || ONLY="$ONLY meridian-rrl"
 KEEP="${KEEP:-}"
 HOST=127.0.0.1   # fixed: loopback only
 
@@ -54,12 +59,13 @@ is_uint "$REPEAT" && [ "$REPEAT" -ge 1 ] && [ "$REPEAT" -le 50 ] || die "REPEAT 
 [ -z "$QPS" ] || { is_uint "$QPS" && [ "$QPS" -ge 1 ]; } || die "QPS must be a positive integer"
 is_uint "$CLIENTS" && is_uint "$OUTSTANDING" && is_uint "$WARMUP" || die "CLIENTS, OUTSTANDING, WARMUP must be integers"
 [ "$WARMUP" -le 60 ] || die "WARMUP must be <= 60"
-for p in "$MERIDIAN_PORT" "$KNOT_PORT"; do
+for p in "$MERIDIAN_PORT" "$KNOT_PORT" "$MERIDIAN_RRL_PORT"; do
   is_uint "$p" && [ "$p" -ge 15350 ] && [ "$p" -le 15359 ] || die "ports must be in 15350-15359 (got $p)"
 done
-[ "$MERIDIAN_PORT" != "$KNOT_PORT" ] || die "MERIDIAN_PORT and KNOT_PORT must differ"
+[ "$(printf '%s\n' "$MERIDIAN_PORT" "$KNOT_PORT" "$MERIDIAN_RRL_PORT" | sort -u | wc -l)" = 3 ] \
+  || die "MERIDIAN_PORT, KNOT_PORT and MERIDIAN_RRL_PORT must differ"
 is_uint "$SERVER_CPU" && is_uint "$CLIENT_CPU" && [ "$SERVER_CPU" != "$CLIENT_CPU" ] || die "SERVER_CPU and CLIENT_CPU must be two different CPU numbers"
-for s in $ONLY; do case "$s" in meridian|knot) ;; *) die "ONLY: unknown server '$s' (meridian, knot)" ;; esac; done
+for s in $ONLY; do case "$s" in meridian|meridian-rrl|knot) ;; *) die "ONLY: unknown server '$s' (meridian, meridian-rrl, knot)" ;; esac; done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -242,6 +248,18 @@ ttl = 30
 continents = { EU = ["p1", "p2"] }
 EOF
 
+# The same with response rate limiting on, at a limit dnsperf (one source address) never
+# reaches: every query pays for the check, none is limited.
+mkdir -p "$RUN/meridian-rrl"
+sed "s/^listen = .*/listen = [\"$HOST:$MERIDIAN_RRL_PORT\"]/; s|^zones = \"zones\"|zones = \"$RUN/meridian/zones\"|" \
+  "$RUN/meridian/meridian.toml" >"$RUN/meridian-rrl/meridian.toml"
+cat >>"$RUN/meridian-rrl/meridian.toml" <<EOF
+
+[dns.rrl]
+responses_per_second = 1000000
+burst = 1000000
+EOF
+
 cat >"$RUN/knot/knot.conf" <<EOF
 # Written by bench/dns.sh.  One worker of each kind, like Meridian on one core.
 server:
@@ -276,7 +294,7 @@ echo "dyn.bench.test A" >"$RUN/queries/service.txt"
 echo "geo.bench.test A" >"$RUN/queries/geo.txt"
 NAMES="static service geo"
 qname_of() { case "$1" in static) echo static.bench.test ;; service) echo dyn.bench.test ;; geo) echo geo.bench.test ;; esac; }
-port_of() { case "$1" in meridian) echo "$MERIDIAN_PORT" ;; knot) echo "$KNOT_PORT" ;; esac; }
+port_of() { case "$1" in meridian) echo "$MERIDIAN_PORT" ;; meridian-rrl) echo "$MERIDIAN_RRL_PORT" ;; knot) echo "$KNOT_PORT" ;; esac; }
 
 # --- start servers -----------------------------------------------------------
 for s in $ONLY; do
@@ -286,12 +304,12 @@ done
 
 for s in $ONLY; do
   case "$s" in
-    meridian)
-      "$BIN" check --config "$RUN/meridian/meridian.toml" >"$RUN/meridian-check.log" 2>&1 \
-        || { cat "$RUN/meridian-check.log" >&2; die "meridian check rejected the generated config"; }
+    meridian|meridian-rrl)
+      "$BIN" check --config "$RUN/$s/meridian.toml" >"$RUN/$s-check.log" 2>&1 \
+        || { cat "$RUN/$s-check.log" >&2; die "meridian check rejected the generated config ($s)"; }
       # taskset -c 1 gives tokio one worker thread (its default is one per usable core);
       # TOKIO_WORKER_THREADS=1 says so explicitly.
-      start_server meridian env TOKIO_WORKER_THREADS=1 RUST_LOG=info "$BIN" serve --config "$RUN/meridian/meridian.toml"
+      start_server "$s" env TOKIO_WORKER_THREADS=1 RUST_LOG=info "$BIN" serve --config "$RUN/$s/meridian.toml"
       ;;
     knot)
       start_server knot knotd -c "$RUN/knot/knot.conf"
@@ -410,11 +428,11 @@ echo "Meridian vs Knot DNS, UDP on $HOST; $mode"
 echo "dnsperf $(dnsperf_args PORT QUERYFILE "$DUR") on CPU $CLIENT_CPU; server on CPU $SERVER_CPU; median of $REPEAT runs x ${DUR} s"
 echo "host: $(nproc) CPUs, $(uname -r); $(dnsperf -h 2>&1 | sed -n 's/^Version /dnsperf /p'); $(knotd -V 2>/dev/null | sed 's/^knotd (Knot DNS), version /knot /')"
 echo
-printf '%-9s %-8s %-20s %9s %9s %11s %10s %8s %7s %7s %9s %6s\n' \
+printf '%-12s %-8s %-20s %9s %9s %11s %10s %8s %7s %7s %9s %6s\n' \
   server name query qps srv_cpu% qps/core cpu_us/q avg_ms lost noerr% client% resp_B
 for s in $ONLY; do
   for n in $NAMES; do
-    printf '%-9s %-8s %-20s %9.0f %9.1f %11.0f %10.3f %8.3f %7.0f %7.2f %9.0f %6.0f\n' \
+    printf '%-12s %-8s %-20s %9.0f %9.1f %11.0f %10.3f %8.3f %7.0f %7.2f %9.0f %6.0f\n' \
       "$s" "$n" "$(qname_of "$n") A" "$(med "$s" "$n" qps)" "$(med "$s" "$n" srv_cpu_pct)" \
       "$(med "$s" "$n" qps_per_core)" "$(med "$s" "$n" cpu_us_per_q)" "$(med "$s" "$n" avg_ms)" \
       "$(med "$s" "$n" lost)" "$(med "$s" "$n" noerror_pct)" "$(med "$s" "$n" cli_cpu_pct)" "$(med "$s" "$n" resp_bytes)"
@@ -426,6 +444,12 @@ if [[ " $ONLY " == *" meridian "* && " $ONLY " == *" knot "* ]]; then
   echo "  qps/core     Meridian / Knot, static name:   $(ratio "$(med meridian static qps_per_core)" "$(med knot static qps_per_core)")"
   echo "  qps/core     Meridian / Knot, service name:  $(ratio "$(med meridian service qps_per_core)" "$(med knot service qps_per_core)")"
   echo "  qps/core     Meridian / Knot, geo name:      $(ratio "$(med meridian geo qps_per_core)" "$(med knot geo qps_per_core)")"
+fi
+if [[ " $ONLY " == *" meridian "* && " $ONLY " == *" meridian-rrl "* ]]; then
+  for n in $NAMES; do
+    echo "  CPU/query    Meridian with RRL (not triggered) / without, $n name: $(ratio "$(med meridian-rrl "$n" cpu_us_per_q)" "$(med meridian "$n" cpu_us_per_q)") (target <= 1.03)"
+  done
+  grep -q 'rrl: ' "$RUN/meridian-rrl.log" && echo "WARNING: meridian-rrl limited some responses (see $RUN/meridian-rrl.log): the comparison is void"
 fi
 if [[ " $ONLY " == *" meridian "* ]]; then
   echo "  CPU/query    Meridian service / Meridian static: $(ratio "$(med meridian service cpu_us_per_q)" "$(med meridian static cpu_us_per_q)")"

@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -127,6 +129,37 @@ pub struct DnsConfig {
     /// closed at once (RFC 7766 §6.2.2). Default: 1024.
     #[serde(default = "default_tcp_max")]
     pub tcp_max_connections: Spanned<u32>,
+    /// Response rate limiting over UDP. Default: off (no table); a `[dns.rrl]` table turns it
+    /// on.
+    pub rrl: Option<RrlConfig>,
+}
+
+/// `[dns.rrl]`: response rate limiting (RRL) per client network, over UDP only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrlConfig {
+    /// `false` keeps the settings but turns limiting off. Default: true (the table being there
+    /// turns it on).
+    pub enabled: Option<Spanned<bool>>,
+    /// Responses per second each client network gets in the long run. Default: 20.
+    /// Range 1-1000000.
+    pub responses_per_second: Option<Spanned<u32>>,
+    /// Responses a network may get at once after a quiet spell (the bucket's size).
+    /// Default: `responses_per_second`. Range 1-1000000.
+    pub burst: Option<Spanned<u32>>,
+    /// Every `slip`-th limited response goes out truncated (TC set) instead of being dropped;
+    /// 0: all dropped, 1: all truncated. Default: 2. Range 0-100.
+    pub slip: Option<Spanned<u32>>,
+    /// Leading bits of an IPv4 client address that make its network. Default: 24.
+    pub ipv4_prefix: Option<Spanned<u32>>,
+    /// Leading bits of an IPv6 client address that make its network. Default: 56.
+    pub ipv6_prefix: Option<Spanned<u32>>,
+    /// Client networks (CIDR, or single addresses) never limited. Default: none.
+    #[serde(default)]
+    pub exempt: Vec<Spanned<String>>,
+    /// Buckets in the table, rounded up to a power of two; 24 bytes each. Default: 65536.
+    /// Range 1-4194304.
+    pub table_size: Option<Spanned<u32>>,
 }
 
 fn default_zones_dir() -> Spanned<String> {
@@ -404,6 +437,27 @@ impl Source {
             line: self.line_of(span.start),
             reason: reason.to_string(),
         }
+    }
+
+    /// Parses a list of networks (`"10.0.0.0/8"`, `"2001:db8::/32"`) or single addresses,
+    /// host bits cleared, naming `key` and the line of a bad entry.
+    pub fn networks(&self, key: &str, list: &[Spanned<String>]) -> Result<Vec<IpNet>, ConfigError> {
+        list.iter()
+            .map(|v| {
+                let text = v.get_ref().trim();
+                text.parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map(|n| n.trunc())
+                    .map_err(|_| {
+                        self.error_at(
+                            v.span(),
+                            format!(
+                                "{key}: {text:?} is not a network (\"10.0.0.0/8\", \"2001:db8::/32\") or an address"
+                            ),
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// Parses the text into a [`Config`], reporting TOML and schema errors with their line.

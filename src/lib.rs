@@ -2,8 +2,8 @@
 //!
 //! Data flows through one module per stage:
 //! [`config`] (TOML schema) → [`model`] (validated runtime model, with [`zone`] data) →
-//! [`select`] (steering and selection, pure) → [`dns`] (answering core and its UDP/TCP
-//! transport) and [`director`] (TCP connections forwarded to the member steering and a
+//! [`select`] (steering and selection, pure) → [`dns`] (answering core, its UDP/TCP
+//! transport and the UDP response rate limiter) and [`director`] (TCP connections forwarded to the member steering and a
 //! scheduler pick). [`health`] probes members and feeds the snapshot (and takes passive
 //! failures from the director); [`api`] is the HTTP side (status page, JSON API, metrics, admin
 //! actions) and [`metrics`] what `/metrics` exports. [`state`] holds the one immutable snapshot

@@ -280,7 +280,12 @@ pub struct DnsMetrics {
     truncated: [AtomicU64; 2],
     ecs: [AtomicU64; 2],
     latency: [AtomicHistogram; 2],
+    /// Responses response rate limiting held back, by [`RRL_ACTIONS`].
+    rrl: [AtomicU64; 2],
 }
+
+/// What happened to a response over the rate limit (the `action` label).
+const RRL_ACTIONS: [&str; 2] = ["dropped", "slipped"];
 
 impl DnsMetrics {
     /// Counts one query: `reply` is what was sent (`None` when the query got no reply) and
@@ -317,6 +322,12 @@ impl DnsMetrics {
             .unwrap_or(RCODES.len());
         self.queries[p][qtype][rcode].fetch_add(1, Ordering::Relaxed);
         self.latency[p].observe(elapsed);
+    }
+
+    /// Counts a UDP response over the rate limit: sent as a truncated reply (`slipped`) or not
+    /// at all. Such a query is counted nowhere else.
+    pub fn rrl_limited(&self, slipped: bool) {
+        self.rrl[usize::from(slipped)].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -371,6 +382,18 @@ impl Collector for DnsMetrics {
                     .encode_family(&[("protocol", *protocol)])?
                     .encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(&n, None)?;
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "meridian_dns_rrl_limited",
+            "DNS responses over the rate limit (RRL), by what went out instead: nothing (dropped) or a truncated reply (slipped)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, action) in RRL_ACTIONS.iter().enumerate() {
+            let n = self.rrl[i].load(Ordering::Relaxed);
+            family
+                .encode_family(&[("action", *action)])?
+                .encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(&n, None)?;
         }
         let mut family = encoder.encode_descriptor(
             "meridian_dns_response_duration_seconds",

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,9 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record};
 use toml::Spanned;
 
-use crate::config::{Config, ConfigError, PoolConfig, Source, parse_duration};
+use crate::config::{Config, ConfigError, PoolConfig, RrlConfig, Source, parse_duration};
 use crate::director::settings::Director;
+use crate::dns::rrl::{Limiter, RrlSettings};
 use crate::geo::{Continent, Coords, Country, GeoDb};
 use crate::health::Thresholds;
 use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
@@ -61,6 +63,9 @@ pub struct DnsSettings {
     pub tcp_idle_timeout: Duration,
     /// Most concurrent DNS-over-TCP connections.
     pub tcp_max_connections: u32,
+    /// Response rate limiting over UDP, when on: its settings and its table, which a reload
+    /// replaces with an empty one.
+    pub rrl: Option<Arc<Limiter>>,
 }
 
 /// A validated `[monitors.NAME]`.
@@ -293,6 +298,13 @@ impl Model {
         if !self.directors.is_empty() {
             line.push_str(&format!(", {} directors", self.directors.len()));
         }
+        if let Some(rrl) = &self.dns.rrl {
+            let s = rrl.settings();
+            line.push_str(&format!(
+                ", RRL {}/s per /{} and /{} (burst {}, slip {})",
+                s.responses_per_second, s.ipv4_prefix, s.ipv6_prefix, s.burst, s.slip
+            ));
+        }
         line
     }
 
@@ -456,7 +468,58 @@ impl Builder<'_> {
             max_udp_payload: payload,
             tcp_idle_timeout,
             tcp_max_connections: tcp_max,
+            rrl: self.rrl(d.rrl.as_ref())?,
         })
+    }
+
+    /// `[dns.rrl]`: every key is checked even when `enabled = false`, except that a rate of 0
+    /// is only refused while enabled.
+    fn rrl(&self, config: Option<&RrlConfig>) -> Result<Option<Arc<Limiter>>, ConfigError> {
+        let Some(r) = config else {
+            return Ok(None);
+        };
+        let enabled = r.enabled.as_ref().is_none_or(|v| *v.get_ref());
+        let number =
+            |key: &str, value: &Option<Spanned<u32>>, default: u32, range: RangeInclusive<u32>| {
+                let Some(v) = value else {
+                    return Ok(default);
+                };
+                let n = *v.get_ref();
+                if range.contains(&n) {
+                    return Ok(n);
+                }
+                let hint = if key == "responses_per_second" && n == 0 {
+                    " (to turn limiting off, set enabled = false)"
+                } else {
+                    ""
+                };
+                self.err(
+                    v.span(),
+                    format!(
+                        "dns.rrl.{key} = {n}: must be between {} and {}{hint}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            };
+        let least_rate = u32::from(enabled);
+        let rate = number(
+            "responses_per_second",
+            &r.responses_per_second,
+            20,
+            least_rate..=1_000_000,
+        )?;
+        let settings = RrlSettings {
+            responses_per_second: rate,
+            burst: number("burst", &r.burst, rate.max(1), 1..=1_000_000)?,
+            slip: number("slip", &r.slip, 2, 0..=100)?,
+            ipv4_prefix: number("ipv4_prefix", &r.ipv4_prefix, 24, 1..=32)? as u8,
+            ipv6_prefix: number("ipv6_prefix", &r.ipv6_prefix, 56, 1..=128)? as u8,
+            exempt: self.src.networks("dns.rrl.exempt", &r.exempt)?,
+            table_size: number("table_size", &r.table_size, 1 << 16, 1..=1 << 22)?
+                .next_power_of_two() as usize,
+        };
+        Ok(enabled.then(|| Arc::new(Limiter::new(settings, tokio::time::Instant::now()))))
     }
 
     fn duration(&self, key: &str, value: &Spanned<String>) -> Result<Duration, ConfigError> {

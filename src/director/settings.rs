@@ -244,26 +244,8 @@ fn one(
             }
         },
     };
-    let nets = |name: &str, list: &[Spanned<String>]| -> Result<Vec<IpNet>, ConfigError> {
-        list.iter()
-            .map(|v| {
-                let text = v.get_ref().trim();
-                text.parse::<IpNet>()
-                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                    .map(|n| n.trunc())
-                    .map_err(|_| {
-                        src.error_at(
-                            v.span(),
-                            format!(
-                                "{key}.{name}: {text:?} is not a network (\"10.0.0.0/8\", \"2001:db8::/32\") or an address"
-                            ),
-                        )
-                    })
-            })
-            .collect()
-    };
-    let allow = nets("allow", &cfg.allow)?;
-    let deny = nets("deny", &cfg.deny)?;
+    let allow = src.networks(&format!("{key}.allow"), &cfg.allow)?;
+    let deny = src.networks(&format!("{key}.deny"), &cfg.deny)?;
     let on_down = match cfg.on_down.as_ref().map(|v| (v, v.get_ref().as_str())) {
         None | Some((_, "keep")) => OnDown::Keep,
         Some((_, "close")) => OnDown::Close,

@@ -1,7 +1,9 @@
 //! DNS over UDP and TCP (RFC 1035 §4.2, RFC 7766): receive loops that hand each message to the
 //! answering core and send back what it returns. They take already-bound sockets and a shutdown
 //! token, so tests run them on port 0 and every task stops when told. Each query is counted in
-//! [`DnsMetrics`] (atomic adds only) after its reply is sent.
+//! [`DnsMetrics`] (atomic adds only) after its reply is sent. UDP replies pass the response
+//! rate limiter ([`super::rrl`]) when the config turns it on; TCP is never limited, since the
+//! handshake proves the client's address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +16,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{Instrument, debug, debug_span, info, warn};
 
+use super::rrl::{Limited, MAX_TRUNCATED_LEN, truncated_reply};
 use super::{ClientAddr, Request, Transport, answer};
 use crate::metrics::{DnsMetrics, Protocol};
 use crate::state::SharedState;
@@ -46,15 +49,28 @@ pub async fn serve_udp(
         };
         // std's clock, not tokio's: this is a measurement, never a timer.
         let received = Instant::now();
-        let reply = {
+        let (reply, limited) = {
             let snap = state.peek();
             let req = Request {
                 packet: &buf[..len],
                 client: ClientAddr(peer),
                 transport: Transport::Udp,
             };
-            answer(&snap, &req, &mut rng)
+            let reply = answer(&snap, &req, &mut rng);
+            // Only a reply can be over the rate limit. The receive time is the limiter's clock
+            // too (tokio's Instant is std's outside paused test runtimes).
+            let limited = match (&reply, &snap.model.dns.rrl) {
+                (Some(_), Some(rrl)) => {
+                    rrl.check(peer.ip(), tokio::time::Instant::from_std(received))
+                }
+                _ => None,
+            };
+            (reply, limited)
         };
+        if let Some(limited) = limited {
+            rate_limited(&socket, &buf[..len], peer, &limited, &metrics).await;
+            continue;
+        }
         if let Some(reply) = &reply
             && let Err(e) = socket.send_to(reply, peer).await
         {
@@ -67,6 +83,28 @@ pub async fn serve_udp(
             received.elapsed(),
         );
     }
+}
+
+/// A response over the rate limit: nothing goes out, or (slip) a truncated reply built from the
+/// query, so a real resolver asks again over TCP. Logged only when the limiter reports.
+async fn rate_limited(
+    socket: &UdpSocket,
+    query: &[u8],
+    peer: SocketAddr,
+    limited: &Limited,
+    metrics: &DnsMetrics,
+) {
+    if let Some(report) = &limited.report {
+        info!("{report}");
+    }
+    let mut out = [0u8; MAX_TRUNCATED_LEN];
+    if limited.slip
+        && let Some(reply) = truncated_reply(query, &mut out)
+        && let Err(e) = socket.send_to(reply, peer).await
+    {
+        debug!(error = %e, %peer, "udp send failed");
+    }
+    metrics.rrl_limited(limited.slip);
 }
 
 /// Limits shared by every DNS-over-TCP listener.

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use meridian::Model;
 
-const ZONE: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\nstatic A 192.0.2.2\n";
+pub const ZONE: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\nstatic A 192.0.2.2\n";
 
-const VALID: &str = r#"[dns]
+pub const VALID: &str = r#"[dns]
 listen = ["127.0.0.1:0"]
 zones = "zones"
 
@@ -25,7 +25,7 @@ pools = ["eu"]
 
 /// Writes `config` and a zone file, loads them, and returns the error with the temp dir
 /// replaced by `DIR`.
-fn error_of(config: &str, zone: &str) -> String {
+pub fn error_of(config: &str, zone: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
     std::fs::write(dir.path().join("zones/example.test.zone"), zone).unwrap();

@@ -13,6 +13,7 @@ mod limits;
 mod malformed;
 mod observe;
 mod properties;
+mod rrl;
 mod services;
 mod smoke;
 mod steering;

@@ -22,7 +22,44 @@ use crate::health::{
 use crate::support::{Meridian, QueryBuilder, config_text, parse};
 
 /// `[http]` on a free port without an admin token (read-only API).
-const HTTP_OPEN: &str = "[http]\nlisten = \"127.0.0.1:0\"\n";
+pub const HTTP_OPEN: &str = "[http]\nlisten = \"127.0.0.1:0\"\n";
+
+/// A scrape of `/metrics`: the text and what a Prometheus text-format parser makes of it.
+pub struct Scraped {
+    /// The parsed samples.
+    pub scrape: prometheus_parse::Scrape,
+    /// The exposition text as served.
+    pub text: String,
+}
+
+impl Scraped {
+    /// The value of the one sample of `name` with (at least) `labels`; fails the test when
+    /// there is none or more than one.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found: Vec<&prometheus_parse::Sample> = self
+            .scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}\n{}", self.text);
+        match &found[0].value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+/// GETs `/metrics` and parses it.
+pub async fn scrape(m: &Meridian) -> Scraped {
+    let (status, text) = get(m, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    Scraped { scrape, text }
+}
 
 /// How the API names a member of [`member`] probed at `backend`: its address and port.
 fn id(address: &str, backend: &Backend) -> String {
@@ -279,24 +316,9 @@ async fn metrics_count_the_traffic_sent() {
         .expect("reply to the TXT query")
         .unwrap();
 
-    let (status, text) = get(&m, "/metrics").await;
-    assert_eq!(status, 200);
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        let found: Vec<&prometheus_parse::Sample> = scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .collect();
-        assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}\n{text}");
-        match &found[0].value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            other => panic!("{name}: {other:?}"),
-        }
-    };
+    let metrics = scrape(&m).await;
+    let (scrape, text) = (&metrics.scrape, &metrics.text);
+    let value = |name: &str, labels: &[(&str, &str)]| metrics.value(name, labels);
     let queries = "meridian_dns_queries_total";
     let q = |protocol, qtype, rcode| {
         value(
