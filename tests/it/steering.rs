@@ -754,3 +754,50 @@ async fn explain_over_http_and_the_cli_use_live_health() {
         crate::health::get(&m, "/api/v1/explain?name=geo.example.test.&client=nowhere").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn two_instances_with_the_same_config_answer_each_client_alike() {
+    let config = format!(
+        r#"{}
+[pools.ten]
+members = [
+  {{ address = "192.0.2.101" }}, {{ address = "192.0.2.102" }}, {{ address = "192.0.2.103" }},
+  {{ address = "192.0.2.104" }}, {{ address = "192.0.2.105" }}, {{ address = "192.0.2.106" }},
+]
+
+[services."sticky.example.test."]
+pools = ["ten", "us"]
+steering = "hash"
+select = "hash"
+max_answers = 2
+"#,
+        geo_config()
+    );
+    let one = Meridian::start("", &config).await;
+    let two = Meridian::start("", &config).await;
+    let mut compared = 0;
+    for name in [
+        "geo.example.test.",
+        "near.example.test.",
+        "sticky.example.test.",
+    ] {
+        for net in 0..=10u8 {
+            for host in [1u8, 77, 200] {
+                let addr = format!("127.0.{net}.{host}");
+                let q = QueryBuilder::new(name, RecordType::A)
+                    .ecs(&addr, 32)
+                    .build();
+                let a = parse(&one.udp_raw(&q).await);
+                let b = parse(&two.udp_raw(&q).await);
+                assert_eq!(addrs(&a), addrs(&b), "{name} for {addr}");
+                assert_eq!(
+                    reply_subnet(&a),
+                    reply_subnet(&b),
+                    "{name} for {addr}: scope"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 3 * 11 * 3);
+}
