@@ -53,7 +53,7 @@ impl Listeners {
         }
         let http = http
             .map(|addr| {
-                TcpListener::bind(addr)
+                tcp_listen(addr)
                     .map_err(|e| io::Error::new(e.kind(), format!("cannot bind http {addr}: {e}")))
             })
             .transpose()?;
@@ -68,7 +68,7 @@ impl Listeners {
     /// Also binds a TCP listener on every director address (`Model::director_listen`).
     pub fn with_directors(mut self, addrs: &[SocketAddr]) -> io::Result<Listeners> {
         for &addr in addrs {
-            let listener = TcpListener::bind(addr).map_err(|e| {
+            let listener = tcp_listen(addr).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot bind director {addr}: {e}"))
             })?;
             self.director.push((addr, listener));
@@ -106,20 +106,39 @@ impl Listeners {
     }
 }
 
+/// Pending connections the kernel queues per TCP listener before `accept`. The standard
+/// library's 128 overflows under connection bursts (clients then wait a full second for a SYN
+/// retransmit); the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A TCP listener on `addr` (SO_REUSEADDR, as the standard library sets it) with
+/// [`LISTEN_BACKLOG`].
+fn tcp_listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     let with_context = |what: &str, e: io::Error| {
         io::Error::new(e.kind(), format!("cannot bind {what} {addr}: {e}"))
     };
     if addr.port() != 0 {
         let u = UdpSocket::bind(addr).map_err(|e| with_context("udp", e))?;
-        let t = TcpListener::bind(addr).map_err(|e| with_context("tcp", e))?;
+        let t = tcp_listen(addr).map_err(|e| with_context("tcp", e))?;
         return Ok((u, t));
     }
     let mut last = None;
     for _ in 0..20 {
         let u = UdpSocket::bind(addr).map_err(|e| with_context("udp", e))?;
         let same_port = u.local_addr()?;
-        match TcpListener::bind(same_port) {
+        match tcp_listen(same_port) {
             Ok(t) => return Ok((u, t)),
             Err(e) => last = Some(e),
         }

@@ -825,7 +825,6 @@ async fn shutdown_stops_accepting_and_lets_open_connections_finish() {
 #[test]
 fn the_binary_prints_listening_for_director() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meridian.toml");
     let text = crate::support::config_text(
@@ -836,26 +835,11 @@ fn the_binary_prints_listening_for_director() {
         ),
     );
     std::fs::write(&path, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut found = None;
-    for line in lines {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("listening for director on ").nth(1) {
-            found = rest.trim().parse::<SocketAddr>().ok();
-            break;
-        }
-    }
+    let mut child = crate::support::spawn_serve(&path);
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = crate::support::listening_addrs(&mut lines, &["director"])[0];
     let _ = child.kill();
     let _ = child.wait();
-    let addr = found.expect("a 'listening for director on ADDR' line");
     assert_eq!(addr.ip(), IpAddr::from([127, 0, 0, 1]));
     assert_ne!(addr.port(), 0);
 }

@@ -3,14 +3,14 @@
 //! file descriptors are its own and not the test process's.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use hickory_proto::rr::RecordType;
 use tokio::net::TcpStream;
 
 use crate::support::{
-    QueryBuilder, config_text, parse, read_frame, udp_exchange_from, write_frame,
+    QueryBuilder, config_text, listening_addrs, parse, read_frame, spawn_serve, udp_exchange_from,
+    write_frame,
 };
 
 /// Idle connections held open at once.
@@ -22,26 +22,11 @@ fn ten_thousand_idle_tcp_connections_do_not_stop_udp() {
     let path = dir.path().join("meridian.toml");
     let extra = format!("tcp_max_connections = {IDLE}\ntcp_idle_timeout = \"60s\"");
     std::fs::write(&path, config_text(&extra, "")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&path);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut udp, mut tcp) = (None::<SocketAddr>, None::<SocketAddr>);
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let after = |tag: &str| line.split(tag).nth(1).and_then(|r| r.trim().parse().ok());
-        udp = udp.or(after("listening for dns-udp on "));
-        tcp = tcp.or(after("listening for dns-tcp on "));
-        if udp.is_some() && tcp.is_some() {
-            break;
-        }
-    }
-    let (udp, tcp) = (udp.expect("dns-udp line"), tcp.expect("dns-tcp line"));
+    let [udp, tcp] = listening_addrs(&mut lines, &["dns-udp", "dns-tcp"])[..] else {
+        unreachable!("two kinds asked, two addresses")
+    };
     // Keep draining its log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
 
@@ -81,6 +66,11 @@ fn ten_thousand_idle_tcp_connections_do_not_stop_udp() {
         // A held connection is still served.
         write_frame(&mut idle[IDLE - 1], &q).await;
         assert!(read_frame(&mut idle[IDLE - 1]).await.is_some());
+        // Close with a reset, so 10,000 sockets are not left in TIME_WAIT on loopback (they
+        // would slow the next run's connects).
+        for s in &idle {
+            let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+        }
         drop(idle);
     });
 

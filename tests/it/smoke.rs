@@ -4,11 +4,13 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use hickory_proto::rr::RecordType;
 
-use crate::support::{QueryBuilder, fixture_zones, parse, udp_exchange};
+use crate::support::{
+    QueryBuilder, fixture_zones, listening_addrs, parse, spawn_serve, udp_exchange,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_meridian");
 
@@ -20,18 +22,6 @@ fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Runs `meridian serve` on `config`, logging at info to a piped stderr.
-fn serve(config: &Path) -> std::process::Child {
-    Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 #[test]
@@ -70,23 +60,11 @@ fn check_refuses_a_bad_config_with_file_line_and_reason() {
 fn serve_prints_listening_lines_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "");
-    let mut child = serve(&path);
+    let mut child = spawn_serve(&path);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut udp, mut tcp) = (None, None);
-    // The startup lines come before anything else can happen; the loop ends at EOF.
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let addr_after = |tag: &str| -> Option<SocketAddr> {
-            let rest = line.split(tag).nth(1)?;
-            rest.trim().parse().ok()
-        };
-        udp = udp.or(addr_after("listening for dns-udp on "));
-        tcp = tcp.or(addr_after("listening for dns-tcp on "));
-        if udp.is_some() && tcp.is_some() {
-            break;
-        }
-    }
-    let (udp, tcp) = (udp.expect("dns-udp line"), tcp.expect("dns-tcp line"));
+    let [udp, tcp] = listening_addrs(&mut lines, &["dns-udp", "dns-tcp"])[..] else {
+        unreachable!("two kinds asked, two addresses")
+    };
     assert_eq!(udp.port(), tcp.port(), "UDP and TCP share the port");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -146,7 +124,7 @@ impl LogLines {
 fn sighup_reloads_and_a_bad_config_keeps_the_old_one_serving() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "");
-    let mut child = serve(&path);
+    let mut child = spawn_serve(&path);
     let log = LogLines::new(child.stderr.take().unwrap());
     let line = log.wait_for("listening for dns-udp on ");
     let udp: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();

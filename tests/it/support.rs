@@ -357,3 +357,42 @@ impl Meridian {
         Meridian::serve(model, tempfile::tempdir().expect("tempdir")).await
     }
 }
+
+/// Runs the compiled `meridian serve` on `config`, logging at info to a piped stderr.
+pub fn spawn_serve(config: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn meridian serve")
+}
+
+/// Reads log `lines` until a `listening for KIND on ADDR` line has been seen for every kind
+/// (`dns-udp`, `dns-tcp`, `http`, `director`), and returns the addresses in `kinds` order.
+/// Panics if the log ends first.
+pub fn listening_addrs(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    kinds: &[&str],
+) -> Vec<SocketAddr> {
+    let mut found: Vec<Option<SocketAddr>> = vec![None; kinds.len()];
+    for line in lines {
+        let line = line.expect("log line");
+        for (kind, slot) in kinds.iter().zip(&mut found) {
+            let tag = format!("listening for {kind} on ");
+            if let Some(rest) = line.split(tag.as_str()).nth(1) {
+                *slot = slot.or(rest.trim().parse().ok());
+            }
+        }
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    kinds
+        .iter()
+        .zip(found)
+        .map(|(kind, a)| a.unwrap_or_else(|| panic!("no 'listening for {kind} on ADDR' line")))
+        .collect()
+}
