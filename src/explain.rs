@@ -216,7 +216,7 @@ pub fn explain<R: Rng + ?Sized>(
     let (outcome, pool, members) = match &pick.outcome {
         Outcome::Members { pool, members } => {
             let p = &model.pools[pool.0 as usize];
-            let members = members
+            let members: Vec<MemberView> = members
                 .iter()
                 .map(|&i| {
                     let m = &p.members[i];
@@ -227,15 +227,16 @@ pub fn explain<R: Rng + ?Sized>(
                     }
                 })
                 .collect();
-            ("members", Some(p.name.clone()), members)
+            // No member of the asked family in the pool: NODATA.
+            let outcome = if members.is_empty() {
+                "nodata"
+            } else {
+                "members"
+            };
+            (outcome, Some(p.name.clone()), members)
         }
         Outcome::NoData => ("nodata", None, Vec::new()),
         Outcome::ServFail => ("servfail", None, Vec::new()),
-    };
-    let outcome = if outcome == "members" && members.is_empty() {
-        "nodata" // The pool has no member of the asked family.
-    } else {
-        outcome
     };
     let when_all_down = (!any_usable).then(|| match service.when_all_down {
         WhenAllDown::All => "all".to_string(),

@@ -384,9 +384,13 @@ pub fn pick<R: Rng + ?Sized>(
         WhenAllDown::NoData => Outcome::NoData,
         WhenAllDown::ServFail => Outcome::ServFail,
     };
+    // Failing open answers from the client's first pool; a fallback pool is the same for
+    // everyone (only hash selection inside it depends on the client); NODATA and SERVFAIL
+    // depend on nothing about the client.
     let scope = match service.when_all_down {
         WhenAllDown::All => scope,
-        _ => selection_scope.min(client.significant_bits()),
+        WhenAllDown::Fallback(_) => selection_scope.min(client.significant_bits()),
+        WhenAllDown::NoData | WhenAllDown::ServFail => 0,
     };
     Pick {
         outcome,

@@ -801,3 +801,23 @@ max_answers = 2
     }
     assert_eq!(compared, 3 * 11 * 3);
 }
+
+#[tokio::test]
+async fn an_all_down_nodata_answer_is_not_client_specific() {
+    let config = format!(
+        "{HASHED}\n[services.\"gone.example.test.\"]\npools = [\"a\", \"b\"]\nsteering = \"hash\"\nwhen_all_down = \"nodata\"\n"
+    );
+    let m = Meridian::start("", &config).await;
+    let q = QueryBuilder::new("gone.example.test.", RecordType::A)
+        .ecs("10.9.8.0", 24)
+        .build();
+    // Up: hash steering keys on the /24.
+    let r = parse(&m.udp_raw(&q).await);
+    assert_eq!(reply_subnet(&r).unwrap().scope_prefix(), 24);
+    // Everything down: NODATA for every client, so scope 0.
+    set(&m, "a", None, Action::ForceDown).await;
+    set(&m, "b", None, Action::ForceDown).await;
+    let r = parse(&m.udp_raw(&q).await);
+    assert!(r.answers.is_empty());
+    assert_eq!(reply_subnet(&r).unwrap().scope_prefix(), 0);
+}
