@@ -16,41 +16,13 @@ use rand::rngs::SmallRng;
 fn snapshot() -> &'static Arc<Snapshot> {
     static SNAP: OnceLock<Arc<Snapshot>> = OnceLock::new();
     SNAP.get_or_init(|| {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
         let text = format!(
-            r#"
-[dns]
-listen = ["127.0.0.1:0"]
-zones = "{root}/tests/fixtures/zones"
-[geo]
-database = "{root}/geo-data/sample.mmdb"
-[pools.eu]
-continent = "EU"
-location = [51.5, -0.1]
-members = [{{ address = "192.0.2.1" }}, {{ address = "2001:db8::1" }}]
-[pools.us]
-continent = "NA"
-location = [40.7, -74.0]
-members = [{{ address = "198.51.100.1" }}, {{ address = "198.51.100.2" }}]
-[services."www.example.test."]
-pools = ["eu", "us"]
-steering = "geo"
-select = "weighted"
-max_answers = 2
-[services."near.example.test."]
-pools = ["eu", "us"]
-steering = "proximity"
-[services."sticky.example.test."]
-pools = ["eu", "us"]
-steering = "hash"
-select = "hash"
-"#
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}",
+            include_str!("../../tests/fixtures/every-steering.toml")
         );
-        let model = Model::from_text(
-            std::path::Path::new(root).join("fuzz.toml").as_path(),
-            &text,
-        )
-        .unwrap_or_else(|e| panic!("fuzz config: {e}"));
+        let path = std::path::Path::new(fixtures).join("meridian.toml");
+        let model = Model::from_text(&path, &text).unwrap_or_else(|e| panic!("fuzz config: {e}"));
         SharedState::new(model).load()
     })
 }

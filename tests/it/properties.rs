@@ -14,43 +14,17 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::support::{QueryBuilder, config_text};
+use crate::support::QueryBuilder;
 
 fn snapshot() -> Arc<Snapshot> {
-    let dir = tempfile::tempdir().unwrap();
-    let geo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geo-data/sample.mmdb");
-    let services = format!(
-        r#"
-[geo]
-database = "{}"
-
-[pools.eu]
-continent = "EU"
-location = [51.5, -0.1]
-members = [{{ address = "192.0.2.1" }}, {{ address = "2001:db8::1", weight = 300 }}]
-[pools.us]
-continent = "NA"
-location = [40.7, -74.0]
-members = [{{ address = "198.51.100.1" }}, {{ address = "198.51.100.2" }}]
-
-[services."www.example.test."]
-pools = ["eu", "us"]
-steering = "geo"
-select = "weighted"
-max_answers = 2
-[services."near.example.test."]
-pools = ["eu", "us"]
-steering = "proximity"
-[services."sticky.example.test."]
-pools = ["eu", "us"]
-steering = "hash"
-select = "hash"
-"#,
-        geo.display()
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let text = format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}",
+        include_str!("../fixtures/every-steering.toml")
     );
-    let path = dir.path().join("meridian.toml");
-    std::fs::write(&path, config_text("", &services)).unwrap();
-    let model = Model::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    // Nothing is written: the config is validated as if it were tests/fixtures/meridian.toml.
+    let model =
+        Model::from_text(&fixtures.join("meridian.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
     SharedState::new(model).load()
 }
 
