@@ -34,3 +34,12 @@ bench_zone() {
 ns1 A 127.0.0.1
 ZONE
 }
+
+# Starts `meridian serve` on CONFIG with one tokio worker pinned to CPU 1, logging to LOG; sets
+# SRV to its PID (recorded in PIDS) and waits at most 10 s for its "listening for dns-udp" line.
+bench_serve() { # CONFIG LOG
+  TOKIO_WORKER_THREADS=1 taskset -c 1 "$BIN" serve --config "$1" 2>"$2" &
+  SRV=$!; PIDS+=("$SRV")
+  for _ in $(seq 1 100); do grep -q "listening for dns-udp" "$2" && return 0; sleep 0.1; done
+  echo "Meridian did not start" >&2; cat "$2" >&2; exit 1
+}

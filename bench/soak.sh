@@ -77,10 +77,7 @@ for addr in 127.0.0.31 127.0.0.32; do
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$addr/$WEB_PORT") 2>/dev/null && break; sleep 0.1; done
 done
 
-TOKIO_WORKER_THREADS=1 taskset -c 1 "$BIN" serve --config "$WORK/meridian.toml" 2>"$WORK/meridian.log" &
-SRV=$!; PIDS+=("$SRV")
-for _ in $(seq 1 100); do grep -q "listening for dns-udp" "$WORK/meridian.log" && break; sleep 0.1; done
-grep -q "listening for dns-udp" "$WORK/meridian.log" || { echo "Meridian did not start" >&2; cat "$WORK/meridian.log" >&2; exit 1; }
+bench_serve "$WORK/meridian.toml" "$WORK/meridian.log"
 
 taskset -c 0 dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/q.txt" -l "$DUR" -Q "$QPS" -c 8 -T 1 -t 2 \
   > "$WORK/dnsperf.txt" 2>&1 &
