@@ -66,6 +66,24 @@ const EDE_NOT_AUTHORITATIVE: [u8; 2] = [0, 20];
 /// Size of the fixed DNS header.
 const HEADER_LEN: usize = 12;
 
+/// Answers one query into `out` (cleared first), for loops that reuse one buffer per worker.
+/// Returns false when nothing is to be sent (responses, runt packets); `out` is then empty.
+pub fn answer_into<R: Rng + ?Sized>(
+    snap: &Snapshot,
+    req: &Request<'_>,
+    rng: &mut R,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
+    match answer(snap, req, rng) {
+        Some(reply) => {
+            out.extend_from_slice(&reply);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Answers one query. `None` means "send nothing" (responses, runt packets).
 pub fn answer<R: Rng + ?Sized>(snap: &Snapshot, req: &Request<'_>, rng: &mut R) -> Option<Vec<u8>> {
     let p = req.packet;
