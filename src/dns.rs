@@ -266,12 +266,12 @@ fn resolve<R: Rng + ?Sized>(
             Found::Exact(node) => (node, name.clone()),
             // RFC 4592 §3.3.1: synthesized records are owned by the query name.
             Found::Wildcard(node) => (node, name.clone()),
-            Found::Referral { cut_name, cut } => {
+            Found::Referral { cut_labels, cut } => {
                 if hop == 0 {
                     resp.metadata.authoritative = false;
                     *referral = true;
                 }
-                add_referral(zone, cut_name, cut, resp);
+                add_referral(zone, &name.trim_to(usize::from(cut_labels)), cut, resp);
                 return;
             }
             Found::NxDomain => {
@@ -284,7 +284,9 @@ fn resolve<R: Rng + ?Sized>(
         if qtype != RecordType::CNAME
             && let Some(cname) = node.rrset(RecordType::CNAME)
         {
-            let record = renamed(&cname.records[0], &owner);
+            let Some(record) = cname.records(&owner).into_iter().next() else {
+                return;
+            };
             let RData::CNAME(target) = &record.data else {
                 unreachable!("CNAME RRset holds CNAME data")
             };
@@ -344,7 +346,7 @@ fn answer_node<R: Rng + ?Sized>(
             resp.authorities.clear();
         }
         match node.rrsets.first() {
-            Some(set) => push_rrset(zone, &set.records, owner, resp),
+            Some(set) => push_rrset(zone, set.records(owner), resp),
             None => {
                 resp.add_authority(zone.negative_soa().clone());
             }
@@ -352,7 +354,7 @@ fn answer_node<R: Rng + ?Sized>(
         return;
     }
     match node.rrset(qtype) {
-        Some(set) => push_rrset(zone, &set.records, owner, resp),
+        Some(set) => push_rrset(zone, set.records(owner), resp),
         // NODATA (RFC 2308 §2.2): NOERROR, empty answer, SOA in authority.
         None => {
             resp.add_authority(zone.negative_soa().clone());
@@ -400,11 +402,8 @@ fn answer_service<R: Rng + ?Sized>(
 
 /// Adds an RRset to the answer, then the in-zone addresses of the names it points at
 /// (RFC 1035 §3.3: NS, MX and SRV additional section processing).
-fn push_rrset(zone: &Zone, records: &[Record], owner: &Name, resp: &mut Message) {
-    for r in records {
-        resp.add_answer(renamed(r, owner));
-    }
-    for r in records {
+fn push_rrset(zone: &Zone, records: Vec<Record>, resp: &mut Message) {
+    for r in &records {
         let target = match &r.data {
             RData::NS(ns) => &ns.0,
             RData::MX(mx) => &mx.exchange,
@@ -412,6 +411,9 @@ fn push_rrset(zone: &Zone, records: &[Record], owner: &Name, resp: &mut Message)
             _ => continue,
         };
         add_addresses(zone, target, resp);
+    }
+    for r in records {
+        resp.add_answer(r);
     }
 }
 
@@ -421,13 +423,14 @@ fn add_referral(zone: &Zone, cut_name: &Name, cut: &Node, resp: &mut Message) {
     let Some(ns) = cut.rrset(RecordType::NS) else {
         return;
     };
-    for r in &ns.records {
-        resp.add_authority(renamed(r, cut_name));
-    }
-    for r in &ns.records {
+    let records = ns.records(cut_name);
+    for r in &records {
         if let RData::NS(target) = &r.data {
             add_addresses(zone, &target.0, resp);
         }
+    }
+    for r in records {
+        resp.add_authority(r);
     }
 }
 
@@ -440,9 +443,9 @@ fn add_addresses(zone: &Zone, target: &Name, resp: &mut Message) {
     };
     for rtype in [RecordType::A, RecordType::AAAA] {
         if let Some(set) = node.rrset(rtype) {
-            for r in &set.records {
-                if !resp.additionals.contains(r) {
-                    resp.additionals.push(r.clone());
+            for r in set.records(target) {
+                if !resp.additionals.contains(&r) {
+                    resp.additionals.push(r);
                 }
             }
         }

@@ -1,11 +1,20 @@
-//! Authoritative zone data: RFC 1035 master files read with hickory-proto's parser, turned into
-//! a name tree that answers the RFC 1034 §4.3.2 questions (exact match, zone cut, empty
-//! non-terminal, wildcard source) with hash lookups.
+//! Authoritative zone data: RFC 1035 master files read with hickory-proto's parser, stored as
+//! the wire-format records an answer copies, keyed by lower-cased wire names, so the
+//! RFC 1034 §4.3.2 questions (exact match, zone cut, empty non-terminal, wildcard source) are hash
+//! lookups on slices of the query and a million-record zone stays small.
+//!
+//! Large files are parsed in chunks of [`CHUNK_ENTRIES`] entries (each chunk starts at a record
+//! with an explicit owner and is preceded by the `$ORIGIN` and `$TTL` in force there), so the
+//! parser's own tree of records never holds more than one chunk.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
 use hickory_proto::serialize::txt::Parser;
 
 /// A zone file that cannot be served, with the line that is wrong.
@@ -20,20 +29,105 @@ pub struct ZoneError {
     pub reason: String,
 }
 
-/// All records of one type at one owner name.
+/// Entries handed to the parser at a time (see the module docs).
+const CHUNK_ENTRIES: usize = 1_000;
+
+/// The compression pointer to offset 12, where the question name starts: the owner of every
+/// record an answer copies from an [`RrSet`] is the query name.
+pub const OWNER_IS_QNAME: [u8; 2] = [0xC0, 0x0C];
+
+/// All records of one type at one owner name, encoded.
 #[derive(Debug, Clone)]
 pub struct RrSet {
     /// The type shared by every record.
     pub rtype: RecordType,
-    /// The records, in file order.
-    pub records: Vec<Record>,
+    /// Number of records.
+    count: u16,
+    /// The records in file order as they go into an answer: [`OWNER_IS_QNAME`], type, class,
+    /// TTL, RDLENGTH and RDATA with uncompressed names.
+    wire: Box<[u8]>,
+}
+
+impl RrSet {
+    /// The encoded records, ready to copy into an answer whose question name is the owner.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// True for an RRset without records (never, once loaded).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The records, owned by `owner` (the RRset does not store its owner name).
+    pub fn records(&self, owner: &Name) -> Vec<Record> {
+        let mut out = Vec::with_capacity(self.len());
+        let mut rest = &self.wire[..];
+        while rest.len() >= 12 {
+            let rtype = RecordType::from(u16::from_be_bytes([rest[2], rest[3]]));
+            let class = DNSClass::from(u16::from_be_bytes([rest[4], rest[5]]));
+            let ttl = u32::from_be_bytes([rest[6], rest[7], rest[8], rest[9]]);
+            let len = usize::from(u16::from_be_bytes([rest[10], rest[11]]));
+            let Some(rdata) = rest.get(12..12 + len) else {
+                break;
+            };
+            let mut decoder = BinDecoder::new(rdata);
+            // Encoded by `push_record` from parsed data: decoding it back cannot fail.
+            if let Ok(data) = RData::read(&mut decoder, rtype, Restrict::new(len as u16)) {
+                let mut record = Record::from_rdata(owner.clone(), ttl, data);
+                record.dns_class = class;
+                out.push(record);
+            }
+            rest = &rest[12 + len..];
+        }
+        out
+    }
+
+    /// Appends `record` unless an identical one is already here (a master file may repeat a
+    /// record; an RRset is a set).
+    fn push_record(&mut self, record: &Record) -> Result<(), String> {
+        let mut rdata = Vec::new();
+        let mut encoder = BinEncoder::new(&mut rdata);
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+        record
+            .data
+            .emit(&mut encoder)
+            .map_err(|e| format!("cannot encode {} record: {e}", record.record_type()))?;
+        let len = u16::try_from(rdata.len())
+            .map_err(|_| format!("{} record data too long", record.record_type()))?;
+        let mut rest = &self.wire[..];
+        while rest.len() >= 12 {
+            let have = usize::from(u16::from_be_bytes([rest[10], rest[11]]));
+            if rest[12..12 + have] == rdata[..] {
+                return Ok(());
+            }
+            rest = &rest[12 + have..];
+        }
+        // Sized exactly: most RRsets hold one record, and a zone can hold millions.
+        let mut wire = Vec::with_capacity(self.wire.len() + 12 + rdata.len());
+        wire.extend_from_slice(&self.wire);
+        wire.extend_from_slice(&OWNER_IS_QNAME);
+        wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+        wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+        wire.extend_from_slice(&record.ttl.to_be_bytes());
+        wire.extend_from_slice(&len.to_be_bytes());
+        wire.extend_from_slice(&rdata);
+        self.wire = wire.into_boxed_slice();
+        self.count = self.count.saturating_add(1);
+        Ok(())
+    }
 }
 
 /// Everything Meridian knows about one owner name inside a zone.
 #[derive(Debug, Clone, Default)]
 pub struct Node {
-    /// Static RRsets from the master file.
-    pub rrsets: Vec<RrSet>,
+    /// Static RRsets from the master file, ordered by type number.
+    pub rrsets: Box<[RrSet]>,
     /// True when this name (below the apex) owns NS records: a delegation point (RFC 1034 §4.2.1).
     pub cut: bool,
     /// Index into the model's services when this name is a service (A/AAAA computed per query).
@@ -52,6 +146,149 @@ impl Node {
     }
 }
 
+/// A domain name in lower-cased, uncompressed wire format with the offset of each label, kept
+/// on the stack: what zone lookups take.
+#[derive(Clone)]
+pub struct WireName {
+    buf: [u8; 255],
+    len: u8,
+    starts: [u8; 128],
+    labels: u8,
+}
+
+impl WireName {
+    fn empty() -> WireName {
+        WireName {
+            buf: [0; 255],
+            len: 0,
+            starts: [0; 128],
+            labels: 0,
+        }
+    }
+
+    /// Appends one label (lower-cased). False when the name would exceed 255 bytes.
+    fn push_label(&mut self, label: &[u8]) -> bool {
+        let at = usize::from(self.len);
+        // Room for the length byte, the label and the root label that ends the name.
+        if label.is_empty() || label.len() > 63 || at + 1 + label.len() + 1 > 255 {
+            return false;
+        }
+        self.starts[usize::from(self.labels)] = self.len;
+        self.buf[at] = label.len() as u8;
+        for (dst, src) in self.buf[at + 1..at + 1 + label.len()].iter_mut().zip(label) {
+            *dst = src.to_ascii_lowercase();
+        }
+        self.len += 1 + label.len() as u8;
+        self.labels += 1;
+        true
+    }
+
+    fn finish(mut self) -> WireName {
+        self.buf[usize::from(self.len)] = 0;
+        self.len += 1;
+        self
+    }
+
+    /// The name of a hickory [`Name`] (treated as fully qualified).
+    pub fn from_name(name: &Name) -> Option<WireName> {
+        let mut w = WireName::empty();
+        for label in name.iter() {
+            if !w.push_label(label) {
+                return None;
+            }
+        }
+        Some(w.finish())
+    }
+
+    /// Reads an uncompressed name at `at` in `packet`: the name and the offset just past it.
+    /// `None` for a compression pointer, a truncated name or one over 255 bytes.
+    pub fn parse(packet: &[u8], mut at: usize) -> Option<(WireName, usize)> {
+        let mut w = WireName::empty();
+        loop {
+            let len = usize::from(*packet.get(at)?);
+            if len == 0 {
+                return Some((w.finish(), at + 1));
+            }
+            if len > 63 {
+                return None;
+            }
+            let label = packet.get(at + 1..at + 1 + len)?;
+            if !w.push_label(label) {
+                return None;
+            }
+            at += 1 + len;
+        }
+    }
+
+    /// The whole name, root label included.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+
+    /// Number of labels, the root not counted.
+    pub fn label_count(&self) -> u8 {
+        self.labels
+    }
+
+    /// The name made of the last `labels` labels (0: the root).
+    pub fn suffix(&self, labels: u8) -> &[u8] {
+        let labels = labels.min(self.labels);
+        let start = if labels == 0 {
+            self.len.saturating_sub(1)
+        } else {
+            self.starts[usize::from(self.labels - labels)]
+        };
+        &self.buf[usize::from(start)..usize::from(self.len)]
+    }
+}
+
+/// The labels of a wire-format name.
+fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = usize::from(*wire.get(at)?);
+        if len == 0 {
+            return None;
+        }
+        let label = wire.get(at + 1..at + 1 + len)?;
+        at += 1 + len;
+        Some(label)
+    })
+}
+
+/// A hickory [`Name`] from a wire-format name (for the slow path and messages).
+pub fn name_from_wire(wire: &[u8]) -> Name {
+    let mut name = Name::from_labels(wire_labels(wire)).unwrap_or_else(|_| Name::root());
+    name.set_fqdn(true);
+    name
+}
+
+/// FNV-1a over the key bytes: zone keys are short names chosen by the operator, and queries
+/// only look up, never insert, so a keyed hash buys nothing here and costs per query.
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        crate::model::mix(self.0)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Hash map keyed by lower-cased wire names.
+pub type NameMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<NameHasher>>;
+
 /// Where a query name lands inside a zone.
 #[derive(Debug)]
 pub enum Found<'z> {
@@ -62,8 +299,8 @@ pub enum Found<'z> {
     /// The name is at or below a zone cut: answer with a referral to the child (RFC 1034 §4.3.2
     /// step 3b).
     Referral {
-        /// Owner of the NS RRset at the cut.
-        cut_name: &'z Name,
+        /// Number of labels of the cut's name (a suffix of the query name).
+        cut_labels: u8,
         /// The node at the cut.
         cut: &'z Node,
     },
@@ -79,10 +316,13 @@ pub struct Zone {
     /// File the zone came from.
     pub file: PathBuf,
     origin_labels: u8,
-    nodes: HashMap<Name, Node>,
+    origin_wire: Box<[u8]>,
+    nodes: NameMap<Node>,
     /// The apex SOA with its TTL already set to min(SOA TTL, MINIMUM), for negative answers
     /// (RFC 2308 §3).
     negative_soa: Record,
+    /// The same record encoded without its owner: type, class, TTL, RDLENGTH, RDATA.
+    negative_tail: Box<[u8]>,
 }
 
 impl Zone {
@@ -104,45 +344,28 @@ impl Zone {
             reason,
         };
         let origin = origin.to_lowercase();
+        let origin_wire = WireName::from_name(&origin)
+            .ok_or_else(|| err(1, format!("zone name {origin} is too long")))?;
         let flat = flatten_groups(text).map_err(|(line, reason)| err(line, reason))?;
         let text = flat.as_str();
-        let parsed = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone())).parse();
-        let (_, rrsets) = match parsed {
-            Ok(ok) => ok,
-            Err(e) => {
-                let line = first_failing_line(path, text, &origin);
-                return Err(err(line, format!("cannot parse record: {e}")));
-            }
-        };
 
+        // Every line is at most one name; reserving up front spares the map its rehashes.
+        let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
         let mut zone = Zone {
             origin_labels: label_count(&origin),
+            origin_wire: origin_wire.as_bytes().into(),
             origin: origin.clone(),
             file: path.to_path_buf(),
-            nodes: HashMap::new(),
+            nodes: NameMap::with_capacity_and_hasher(lines, Default::default()),
             negative_soa: Record::from_rdata(origin.clone(), 0, RData::Update0(RecordType::SOA)),
+            negative_tail: Box::default(),
         };
-        zone.add_node(&origin);
+        zone.add_node(&origin_wire);
 
-        for (key, set) in rrsets {
-            let owner = Name::from(key.name).to_lowercase();
-            if !origin.zone_of(&owner) {
-                return Err(err(
-                    find_line(text, &owner, &origin),
-                    format!("{owner} {} is outside zone {origin}", key.record_type),
-                ));
-            }
-            let records: Vec<Record> = set.records_without_rrsigs().cloned().collect();
-            if records.is_empty() {
-                continue;
-            }
-            zone.add_node(&owner);
-            let node = zone.nodes.get_mut(&owner).expect("just added");
-            node.rrsets.push(RrSet {
-                rtype: key.record_type,
-                records,
-            });
-        }
+        for_each_chunk(path, text, &origin, |record| {
+            zone.add_record(record)
+                .map_err(|reason| err(find_line(text, &record.name, &origin), reason))
+        })?;
 
         // Keep a stable order of RRsets per node: by type number, so ANY answers are
         // deterministic.
@@ -154,15 +377,57 @@ impl Zone {
         Ok(zone)
     }
 
+    /// Stores one parsed record at its (lower-cased) owner.
+    fn add_record(&mut self, record: &Record) -> Result<(), String> {
+        let owner = &record.name;
+        let wire = WireName::from_name(owner).ok_or_else(|| format!("{owner}: name too long"))?;
+        if wire.label_count() < self.origin_labels
+            || wire.suffix(self.origin_labels) != &*self.origin_wire
+        {
+            return Err(format!(
+                "{owner} {} is outside zone {}",
+                record.record_type(),
+                self.origin
+            ));
+        }
+        if record.dns_class != DNSClass::IN {
+            return Err(format!(
+                "{owner} {}: only class IN is served, not {}",
+                record.record_type(),
+                record.dns_class
+            ));
+        }
+        self.add_node(&wire);
+        let node = self
+            .nodes
+            .get_mut(wire.as_bytes())
+            .expect("add_node inserted it");
+        let rtype = record.record_type();
+        let set = match node.rrsets.iter().position(|s| s.rtype == rtype) {
+            Some(i) => &mut node.rrsets[i],
+            None => {
+                let mut sets = std::mem::take(&mut node.rrsets).into_vec();
+                sets.push(RrSet {
+                    rtype,
+                    count: 0,
+                    wire: Box::default(),
+                });
+                node.rrsets = sets.into_boxed_slice();
+                node.rrsets.last_mut().expect("just pushed")
+            }
+        };
+        set.push_record(record)
+    }
+
     fn validate(&mut self, text: &str) -> Result<(), ZoneError> {
         let err = |line: usize, reason: String| ZoneError {
             file: self.file.clone(),
             line,
             reason,
         };
-        let apex = self.nodes.get(&self.origin).expect("apex node exists");
+        let apex = self.apex();
         let soa = match apex.rrset(RecordType::SOA) {
-            Some(set) if set.records.len() == 1 => set.records[0].clone(),
+            Some(set) if set.len() == 1 => set.records(&self.origin).remove(0),
             Some(_) => {
                 return Err(err(
                     1,
@@ -187,27 +452,39 @@ impl Zone {
         };
         let mut negative = soa.clone();
         negative.ttl = soa.ttl.min(soa_data.minimum);
+        let mut tail = RrSet {
+            rtype: RecordType::SOA,
+            count: 0,
+            wire: Box::default(),
+        };
+        tail.push_record(&negative)
+            .map_err(|reason| err(1, reason))?;
+        self.negative_tail = tail.wire[OWNER_IS_QNAME.len()..].into();
         self.negative_soa = negative;
 
         let mut cuts = Vec::new();
-        for (name, node) in &self.nodes {
+        for (key, node) in &self.nodes {
+            let at_apex = **key == *self.origin_wire;
+            let name = || name_from_wire(key);
             if node.rrset(RecordType::CNAME).is_some() && node.rrsets.len() > 1 {
+                let name = name();
                 return Err(err(
-                    find_line(text, name, &self.origin),
+                    find_line(text, &name, &self.origin),
                     format!("{name} has a CNAME and other data (RFC 1034 §3.6.2)"),
                 ));
             }
-            if *name != self.origin && node.rrset(RecordType::SOA).is_some() {
+            if !at_apex && node.rrset(RecordType::SOA).is_some() {
+                let name = name();
                 return Err(err(
-                    find_line(text, name, &self.origin),
+                    find_line(text, &name, &self.origin),
                     format!(
                         "SOA record at {name}, which is not the apex of {}",
                         self.origin
                     ),
                 ));
             }
-            if *name != self.origin && node.rrset(RecordType::NS).is_some() {
-                cuts.push(name.clone());
+            if !at_apex && node.rrset(RecordType::NS).is_some() {
+                cuts.push(key.clone());
             }
         }
         for cut in cuts {
@@ -217,14 +494,14 @@ impl Zone {
     }
 
     /// Inserts `name` and every ancestor up to the apex, so empty non-terminals exist (RFC 8020).
-    fn add_node(&mut self, name: &Name) {
-        let mut labels = label_count(name);
+    fn add_node(&mut self, name: &WireName) {
+        let mut labels = name.label_count();
         while labels >= self.origin_labels {
-            let n = name.trim_to(labels as usize);
-            if self.nodes.contains_key(&n) {
+            let key = name.suffix(labels);
+            if self.nodes.contains_key(key) {
                 break;
             }
-            self.nodes.insert(n, Node::default());
+            self.nodes.insert(key.into(), Node::default());
             if labels == 0 {
                 break;
             }
@@ -234,7 +511,8 @@ impl Zone {
 
     /// Marks `name` as a service. Fails with the reason when the zone's own data conflicts.
     pub fn add_service(&mut self, name: &Name, service: usize) -> Result<(), String> {
-        if let Some(node) = self.nodes.get(name) {
+        let wire = WireName::from_name(name).ok_or_else(|| format!("{name}: name too long"))?;
+        if let Some(node) = self.nodes.get(wire.as_bytes()) {
             for rtype in [RecordType::A, RecordType::AAAA, RecordType::CNAME] {
                 if node.rrset(rtype).is_some() {
                     return Err(format!(
@@ -244,14 +522,18 @@ impl Zone {
                 }
             }
         }
-        if let Found::Referral { cut_name, .. } = self.find(name, RecordType::A) {
+        if let Found::Referral { cut_labels, .. } = self.find_wire(&wire, RecordType::A) {
             return Err(format!(
-                "service {name} is below the delegation {cut_name} in {}",
+                "service {name} is below the delegation {} in {}",
+                name_from_wire(wire.suffix(cut_labels)),
                 self.file.display()
             ));
         }
-        self.add_node(name);
-        self.nodes.get_mut(name).expect("just added").service = Some(service);
+        self.add_node(&wire);
+        self.nodes
+            .get_mut(wire.as_bytes())
+            .expect("just added")
+            .service = Some(service);
         Ok(())
     }
 
@@ -261,14 +543,25 @@ impl Zone {
         &self.negative_soa
     }
 
+    /// [`Zone::negative_soa`] encoded without its owner name (type, class, TTL, RDLENGTH,
+    /// RDATA), for answers that point the owner at the apex inside the question.
+    pub fn negative_tail(&self) -> &[u8] {
+        &self.negative_tail
+    }
+
+    /// Number of labels of the apex.
+    pub fn origin_labels(&self) -> u8 {
+        self.origin_labels
+    }
+
     /// The apex node.
     pub fn apex(&self) -> &Node {
-        &self.nodes[&self.origin]
+        &self.nodes[&self.origin_wire]
     }
 
     /// The node at exactly `name`, ignoring zone cuts (used for glue).
     pub fn node(&self, name: &Name) -> Option<&Node> {
-        self.nodes.get(name)
+        self.nodes.get(WireName::from_name(name)?.as_bytes())
     }
 
     /// Number of owner names, empty non-terminals included.
@@ -283,35 +576,147 @@ impl Zone {
 
     /// Locates `qname` (which must be at or below the apex) following RFC 1034 §4.3.2.
     pub fn find(&self, qname: &Name, qtype: RecordType) -> Found<'_> {
-        let qlabels = label_count(qname);
+        match WireName::from_name(qname) {
+            Some(wire) => self.find_wire(&wire, qtype),
+            None => Found::NxDomain,
+        }
+    }
+
+    /// [`Zone::find`] for a name already in wire form.
+    pub fn find_wire(&self, qname: &WireName, qtype: RecordType) -> Found<'_> {
+        let qlabels = qname.label_count();
         let mut encloser = self.origin_labels;
-        for labels in (self.origin_labels + 1)..=qlabels {
-            let candidate = qname.trim_to(labels as usize);
-            let Some((name, node)) = self.nodes.get_key_value(&candidate) else {
+        let mut exact = None;
+        for labels in self.origin_labels..=qlabels {
+            let Some(node) = self.nodes.get(qname.suffix(labels)) else {
                 break;
             };
             // The DS RRset at a cut belongs to the parent (RFC 4035 §3.1.4.1).
             if node.cut && !(labels == qlabels && qtype == RecordType::DS) {
                 return Found::Referral {
-                    cut_name: name,
+                    cut_labels: labels,
                     cut: node,
                 };
             }
             encloser = labels;
+            exact = Some(node);
         }
-        if encloser == qlabels {
-            return Found::Exact(&self.nodes[qname]);
+        if encloser == qlabels
+            && let Some(node) = exact
+        {
+            return Found::Exact(node);
         }
         // RFC 4592 §3.3.1: the source of synthesis is `*.` + the closest encloser.
-        let closest = qname.trim_to(encloser as usize);
-        match closest.prepend_label("*") {
-            Ok(wild) => match self.nodes.get(&wild) {
-                Some(node) => Found::Wildcard(node),
-                None => Found::NxDomain,
-            },
-            Err(_) => Found::NxDomain,
+        let closest = qname.suffix(encloser);
+        let mut wild = [0u8; 257];
+        wild[0] = 1;
+        wild[1] = b'*';
+        wild[2..2 + closest.len()].copy_from_slice(closest);
+        match self.nodes.get(&wild[..2 + closest.len()]) {
+            Some(node) => Found::Wildcard(node),
+            None => Found::NxDomain,
         }
     }
+}
+
+/// Parses `text` (already flattened) with hickory's parser in chunks and hands every record to
+/// `sink`. A parse error names the line of the entry that fails.
+fn for_each_chunk(
+    path: &Path,
+    text: &str,
+    origin: &Name,
+    mut sink: impl FnMut(&Record) -> Result<(), ZoneError>,
+) -> Result<(), ZoneError> {
+    // The context at the start of the current chunk, and as of the current line.
+    let (mut chunk_origin, mut chunk_ttl): (Option<&str>, Option<&str>) = (None, None);
+    let (mut cur_origin, mut cur_ttl): (Option<&str>, Option<&str>) = (None, None);
+    let mut included = false;
+    let (mut chunk_start, mut chunk_line, mut entries) = (0usize, 1usize, 0usize);
+    let mut at = 0usize;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let first = line.as_bytes().first().copied().unwrap_or(b'\n');
+        if first == b'$' {
+            let directive = line.split_whitespace().next().unwrap_or("");
+            if directive.eq_ignore_ascii_case("$ORIGIN") {
+                cur_origin = Some(line.trim_end());
+            } else if directive.eq_ignore_ascii_case("$TTL") {
+                cur_ttl = Some(line.trim_end());
+            } else if directive.eq_ignore_ascii_case("$INCLUDE") {
+                // An included file may change the context where this scan cannot see it.
+                included = true;
+            }
+        } else if !first.is_ascii_whitespace() {
+            // An entry with an explicit owner: a chunk may end before it, once a `$TTL` fixes
+            // the default TTL (without one, a record's TTL can come from the record before).
+            if entries >= CHUNK_ENTRIES && cur_ttl.is_some() && !included {
+                parse_chunk(
+                    path,
+                    origin,
+                    (chunk_origin, chunk_ttl),
+                    &text[chunk_start..at],
+                    chunk_line,
+                    &mut sink,
+                )?;
+                (chunk_start, chunk_line, entries) = (at, index + 1, 0);
+                (chunk_origin, chunk_ttl) = (cur_origin, cur_ttl);
+            }
+            entries += 1;
+        } else {
+            entries += 1;
+        }
+        at += line.len();
+    }
+    parse_chunk(
+        path,
+        origin,
+        (chunk_origin, chunk_ttl),
+        &text[chunk_start..],
+        chunk_line,
+        &mut sink,
+    )
+}
+
+/// Parses one chunk that starts at line `first_line` of the file, after `context` (the
+/// `$ORIGIN` and `$TTL` lines in force there).
+fn parse_chunk(
+    path: &Path,
+    origin: &Name,
+    context: (Option<&str>, Option<&str>),
+    chunk: &str,
+    first_line: usize,
+    sink: &mut impl FnMut(&Record) -> Result<(), ZoneError>,
+) -> Result<(), ZoneError> {
+    let mut text = String::with_capacity(chunk.len() + 128);
+    let mut preamble_lines = 0;
+    for line in [context.0, context.1].into_iter().flatten() {
+        text.push_str(line);
+        text.push('\n');
+        preamble_lines += 1;
+    }
+    text.push_str(chunk);
+    let parsed = Parser::new(
+        text.as_str(),
+        Some(path.to_path_buf()),
+        Some(origin.clone()),
+    )
+    .parse();
+    let (_, rrsets) = match parsed {
+        Ok(ok) => ok,
+        Err(e) => {
+            let line = first_failing_line(path, &text, origin);
+            return Err(ZoneError {
+                file: path.to_path_buf(),
+                line: first_line + line.saturating_sub(preamble_lines + 1),
+                reason: format!("cannot parse record: {e}"),
+            });
+        }
+    };
+    for set in rrsets.values() {
+        for record in set.records_without_rrsigs() {
+            sink(record)?;
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites every parenthesised multi-line entry onto its first line (RFC 1035 §5.1 grouping),
@@ -539,7 +944,7 @@ mod tests {
         let Found::Exact(node) = z.find(&n, RecordType::TXT) else {
             panic!("t exists")
         };
-        let RData::TXT(txt) = &node.rrset(RecordType::TXT).unwrap().records[0].data else {
+        let RData::TXT(txt) = &node.rrset(RecordType::TXT).unwrap().records(&n)[0].data else {
             panic!("TXT data")
         };
         let strings: Vec<&[u8]> = txt.txt_data.iter().map(|s| &s[..]).collect();
@@ -592,5 +997,84 @@ mod tests {
             z.find(&n("nope.example.test."), RecordType::A),
             Found::NxDomain
         ));
+    }
+    #[test]
+    fn large_files_parse_in_chunks_with_the_context_in_force() {
+        // More entries than one chunk, an $ORIGIN and a $TTL change half-way, a record
+        // repeated in two chunks, and a continuation line (owner from the line before).
+        let mut text = HEAD.to_string();
+        for i in 0..CHUNK_ENTRIES + 10 {
+            text.push_str(&format!("h{i} A 192.0.2.{}\n", i % 250));
+        }
+        text.push_str("$ORIGIN sub.example.test.\n$TTL 120\n");
+        for i in 0..CHUNK_ENTRIES + 10 {
+            text.push_str(&format!("s{i} A 198.51.100.1\n"));
+        }
+        text.push_str("s0 A 198.51.100.1\nlast A 198.51.100.2\n   AAAA 2001:db8::2\n");
+        let z = zone(&text).unwrap();
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let records = |name: &str, t: RecordType| match z.find(&n(name), t) {
+            Found::Exact(node) => node
+                .rrset(t)
+                .map(|s| s.records(&n(name)))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let h = records(
+            &format!("h{}.example.test.", CHUNK_ENTRIES + 5),
+            RecordType::A,
+        );
+        assert_eq!((h.len(), h[0].ttl), (1, 300));
+        let s0 = records("s0.sub.example.test.", RecordType::A);
+        assert_eq!(
+            (s0.len(), s0[0].ttl),
+            (1, 120),
+            "repeated record stored once"
+        );
+        let deep = format!("s{}.sub.example.test.", CHUNK_ENTRIES + 9);
+        assert_eq!(records(&deep, RecordType::A)[0].ttl, 120);
+        assert_eq!(records("last.sub.example.test.", RecordType::AAAA).len(), 1);
+        assert_eq!(
+            z.len(),
+            2 + 2 * (CHUNK_ENTRIES + 10) + 2,
+            "apex, ns1, h*, sub, s*, last"
+        );
+
+        // An error in a later chunk names its line in the file.
+        let mut bad = text.clone();
+        let line = bad.lines().count() + 1;
+        bad.push_str("oops A 300.1.1.1\n");
+        assert_eq!(zone(&bad).unwrap_err().line, line);
+    }
+
+    #[test]
+    fn only_class_in_is_served() {
+        let e = zone(&format!("{HEAD}v CH TXT \"x\"\n")).unwrap_err();
+        assert!(e.reason.contains("only class IN"), "{e}");
+        assert_eq!(e.line, 5);
+    }
+
+    #[test]
+    fn wire_names_lower_case_and_give_suffixes() {
+        let (w, end) = WireName::parse(b"\x03WwW\x07Example\x04test\x00rest", 0).unwrap();
+        assert_eq!(w.as_bytes(), b"\x03www\x07example\x04test\x00");
+        assert_eq!((w.label_count(), end), (3, 18));
+        assert_eq!(w.suffix(2), b"\x07example\x04test\x00");
+        assert_eq!(w.suffix(0), b"\x00");
+        assert_eq!(w.suffix(3), w.as_bytes());
+        assert!(
+            WireName::parse(b"\x03www\xc0\x0c", 0).is_none(),
+            "pointers are not read"
+        );
+        assert!(WireName::parse(b"\x03ww", 0).is_none(), "truncated");
+        let long = [&[63u8][..], &[b'a'; 63]].concat().repeat(4);
+        assert!(
+            WireName::parse(&[&long[..], &[0]].concat(), 0).is_none(),
+            "over 255 bytes"
+        );
+        assert_eq!(
+            name_from_wire(w.as_bytes()),
+            Name::from_ascii("www.example.test.").unwrap()
+        );
     }
 }
