@@ -20,7 +20,7 @@ use crate::dns::rrl::{Limiter, RrlSettings};
 use crate::geo::{Continent, Coords, Country, GeoDb};
 use crate::health::Thresholds;
 use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
-use crate::zone::{Zone, label_count, origin_from_file_name};
+use crate::zone::{NameMap, WireName, Zone, origin_from_file_name};
 
 mod service;
 
@@ -174,7 +174,8 @@ pub struct Pool {
 #[derive(Debug, Clone, Default)]
 pub struct Zones {
     list: Vec<Zone>,
-    by_origin: HashMap<Name, usize>,
+    /// Zone index by lower-cased wire-format origin.
+    by_origin: NameMap<usize>,
 }
 
 impl Zones {
@@ -183,11 +184,20 @@ impl Zones {
         self.position(qname).map(|i| &self.list[i])
     }
 
+    /// [`Zones::find`] for a name already in wire form.
+    pub fn find_wire(&self, qname: &WireName) -> Option<&Zone> {
+        self.position_wire(qname).map(|i| &self.list[i])
+    }
+
     /// Index of the zone with the longest origin that `qname` is at or below.
     fn position(&self, qname: &Name) -> Option<usize> {
-        (0..=label_count(qname))
+        self.position_wire(&WireName::from_name(qname)?)
+    }
+
+    fn position_wire(&self, qname: &WireName) -> Option<usize> {
+        (0..=qname.label_count())
             .rev()
-            .find_map(|labels| self.by_origin.get(&qname.trim_to(labels as usize)).copied())
+            .find_map(|labels| self.by_origin.get(qname.suffix(labels)).copied())
     }
 
     /// Every zone.
@@ -576,8 +586,11 @@ impl Builder<'_> {
                 );
             }
             let zone = Zone::load(&file, &origin)?;
-            seen.insert(origin.clone(), file);
-            zones.by_origin.insert(origin, zones.list.len());
+            let key = WireName::from_name(&origin)
+                .map(|w| Box::<[u8]>::from(w.as_bytes()))
+                .unwrap_or_default();
+            seen.insert(origin, file);
+            zones.by_origin.insert(key, zones.list.len());
             zones.list.push(zone);
         }
         if zones.list.is_empty() {
