@@ -9,12 +9,12 @@
 //! client's address the decision depended on, which becomes the EDNS Client Subnet scope
 //! (RFC 7871 §7.2.1).
 
-use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rand::Rng;
+use smallvec::SmallVec;
 
 use crate::geo::{Location, distance_km};
 use crate::health::{HealthTable, Override};
@@ -141,9 +141,9 @@ pub enum Basis {
 
 /// The pools of a service ranked for one client.
 #[derive(Debug, Clone)]
-pub struct Order<'m> {
-    /// Most preferred first.
-    pub pools: Cow<'m, [PoolId]>,
+pub struct Order {
+    /// Most preferred first (inline up to 8 pools: no allocation per query).
+    pub pools: SmallVec<[PoolId; 8]>,
     /// Why.
     pub basis: Basis,
     /// How many leading bits of the client's address the ranking depended on (0 = none).
@@ -151,9 +151,9 @@ pub struct Order<'m> {
 }
 
 /// Ranks `service`'s pools for `client`. Pure, no health involved.
-pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Order<'m> {
+pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Order {
     let listed = |pools: &'m [PoolId], basis, scope| Order {
-        pools: Cow::Borrowed(pools),
+        pools: SmallVec::from_slice(pools),
         basis,
         scope,
     };
@@ -193,7 +193,7 @@ pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Ord
             let Some(here) = loc.coords else {
                 return listed(&service.pools, Basis::Unknown, scope);
             };
-            let mut ranked: Vec<(f64, PoolId)> = service
+            let mut ranked: SmallVec<[(f64, PoolId); 8]> = service
                 .pools
                 .iter()
                 .map(|&id| {
@@ -206,7 +206,7 @@ pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Ord
             // Stable: equally distant pools keep config order.
             ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
             Order {
-                pools: Cow::Owned(ranked.into_iter().map(|(_, id)| id).collect()),
+                pools: ranked.into_iter().map(|(_, id)| id).collect(),
                 basis: Basis::Distance,
                 scope,
             }
@@ -214,7 +214,7 @@ pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Ord
         Steering::Hash => {
             let net = client.hash_network();
             let key = network_hash(net);
-            let mut ranked: Vec<(f64, PoolId)> = service
+            let mut ranked: SmallVec<[(f64, PoolId); 8]> = service
                 .pools
                 .iter()
                 .map(|&id| {
@@ -224,7 +224,7 @@ pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Ord
                 .collect();
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
             Order {
-                pools: Cow::Owned(ranked.into_iter().map(|(_, id)| id).collect()),
+                pools: ranked.into_iter().map(|(_, id)| id).collect(),
                 basis: Basis::Hash(net),
                 scope: net.prefix_len(),
             }
@@ -296,6 +296,10 @@ fn choose<R: Rng + ?Sized>(
         .or_else(|| ranked.iter().copied().find(any_usable))
 }
 
+/// Chosen members of a pool (indices into its `members`), inline up to 8: no allocation per
+/// query for usual pool sizes.
+pub type Members = SmallVec<[usize; 8]>;
+
 /// The result of steering and selection for one query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -305,7 +309,7 @@ pub enum Outcome {
         /// The pool the answer comes from.
         pool: PoolId,
         /// Indices of the chosen members, in answer order.
-        members: Vec<usize>,
+        members: Members,
     },
     /// `when_all_down = "nodata"`.
     NoData,
@@ -459,9 +463,9 @@ fn select<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
     allowed: impl Fn(&Member) -> bool,
-) -> Vec<usize> {
+) -> Members {
     let members = &model.pools[pool.0 as usize].members;
-    let candidates: Vec<usize> = members
+    let candidates: Members = members
         .iter()
         .enumerate()
         .filter(|(_, m)| family.matches(m) && allowed(m))
@@ -480,7 +484,7 @@ fn select<R: Rng + ?Sized>(
         Selection::Weighted => weighted_sample(members, candidates, k, rng),
         Selection::Hash => {
             let key = network_hash(client.hash_network());
-            let mut ranked: Vec<(f64, usize)> = candidates
+            let mut ranked: SmallVec<[(f64, usize); 8]> = candidates
                 .into_iter()
                 .map(|i| (rendezvous(key, members[i].key, members[i].weight.0), i))
                 .collect();
@@ -516,11 +520,11 @@ fn rendezvous(key: u64, item: u64, weight: u32) -> f64 {
 /// Zero-weight candidates (only present when failing open) are drawn uniformly.
 fn weighted_sample<R: Rng + ?Sized>(
     members: &[Member],
-    mut candidates: Vec<usize>,
+    mut candidates: Members,
     k: usize,
     rng: &mut R,
-) -> Vec<usize> {
-    let mut out = Vec::with_capacity(k);
+) -> Members {
+    let mut out = Members::new();
     let w = |i: usize| u64::from(members[i].weight.0.max(1));
     let mut total: u64 = candidates.iter().map(|&i| w(i)).sum();
     while out.len() < k && !candidates.is_empty() {
@@ -577,7 +581,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         let mut firsts = [0u32; 3];
         for _ in 0..20_000 {
-            let got = weighted_sample(&members, vec![0, 1], 2, &mut rng);
+            let got = weighted_sample(&members, Members::from_slice(&[0, 1]), 2, &mut rng);
             assert_eq!(got.len(), 2);
             assert_ne!(got[0], got[1]);
             firsts[got[0]] += 1;
