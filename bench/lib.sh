@@ -61,7 +61,7 @@ bench_serve() { # CONFIG LOG
   echo "Meridian did not start" >&2; cat "$2" >&2; exit 1
 }
 
-# --- Servers under test (dns.sh) ---------------------------------------------------------------
+# --- Servers under test (dns.sh, zone-load.sh) -------------------------------------------------
 # A script calls bench_rundir first. Every process it starts with srv_start is recorded by name
 # with its kernel start time; cleanup signals only recorded processes, and only while the PID
 # still belongs to the process that was started, so a reused PID is never hit.
