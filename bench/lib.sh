@@ -61,7 +61,7 @@ bench_serve() { # CONFIG LOG
   echo "Meridian did not start" >&2; cat "$2" >&2; exit 1
 }
 
-# --- Servers under test (dns.sh, zone-load.sh) -------------------------------------------------
+# --- Servers under test (dns.sh, zone-load.sh, profile.sh) ------------------------------------
 # A script calls bench_rundir first. Every process it starts with srv_start is recorded by name
 # with its kernel start time; cleanup signals only recorded processes, and only while the PID
 # still belongs to the process that was started, so a reused PID is never hit.
@@ -272,7 +272,7 @@ zone:
 CONF
 }
 
-# --- The benchmark zone and services (dns.sh) --------------------------------------------------
+# --- The benchmark zone and services (dns.sh, profile.sh) --------------------------------------
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BACKENDS="127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14"
 
