@@ -11,7 +11,7 @@
 # 127.0.0.11-14) and the servers, stops what it started. See bench/README.md.
 #
 # Arguments:
-#   DURATION_SECONDS  length of each dnsperf run, 1..600 (default 10)
+#   DURATION_SECONDS  length of each dnsperf run, 1..600 (default: $DUR, else 10)
 # Environment (all optional):
 #   REPEAT=3          runs per (mode, server, name); the table shows medians
 #   ONLY="meridian gdnsd knot nsd"  servers; meridian-rrl is a second Meridian with
@@ -44,7 +44,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/bench/lib.sh"
 bench_args 1 "$@"
 
-DUR="${1:-10}"
+DUR="${1:-${DUR:-10}}"
 REPEAT="${REPEAT:-3}"
 ONLY="${ONLY:-meridian gdnsd knot nsd}"
 [ -z "${RRL:-}" ] || [[ " $ONLY " == *" meridian-rrl "* ]] || ONLY="$ONLY meridian-rrl"
