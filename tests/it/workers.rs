@@ -1,13 +1,14 @@
 //! DNS workers (`[dns] workers`): each has its own UDP socket on every listen address
 //! (`SO_REUSEPORT`), the kernel spreads clients over them, every worker answers alike over UDP
-//! and TCP, and all of them stop at shutdown; and the setting's validation.
+//! and TCP, and all of them stop at shutdown. Also DNS over TCP under heavier pipelining than
+//! `tcp.rs` uses, and the setting's validation.
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::process::Command;
 
 use hickory_proto::rr::RecordType;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 
@@ -138,6 +139,63 @@ async fn with_three_workers_clients_on_many_ports_are_all_answered_over_udp_and_
         }
     }
     m.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_answers_thousands_of_pipelined_queries_long_ones_and_split_ones_in_order() {
+    let m = Meridian::start("", SERVICE).await;
+
+    // 3,000 queries in one stream (about 190 KB of replies, several writes' worth), read while
+    // they are being written.
+    let n = 3000;
+    let s = TcpStream::connect(m.tcp).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    let writer = tokio::spawn(async move {
+        let burst: Vec<u8> = (0..n).flat_map(|i| framed(&case(i, i as u16).0)).collect();
+        write.write_all(&burst).await.unwrap();
+        write
+    });
+    for i in 0..n {
+        let len = tokio::time::timeout(REPLY_TIMEOUT, read.read_u16())
+            .await
+            .expect("reply in time")
+            .expect("reply");
+        let mut reply = vec![0; usize::from(len)];
+        read.read_exact(&mut reply).await.unwrap();
+        let r = parse(&reply);
+        assert_eq!(r.metadata.id, i as u16, "in order");
+        assert_eq!(answer_addrs(&r), case(i, 0).1);
+    }
+    let mut s = read.reunite(writer.await.unwrap()).unwrap();
+
+    // A query longer than the first read buffer (EDNS padding, RFC 7830), then a query split
+    // over two writes with the next one's first half: each is answered once it is complete.
+    let mut long = QueryBuilder::new("static.example.test.", RecordType::A)
+        .id(1)
+        .edns(1232)
+        .build();
+    // The OPT record, with no options, ends the query: its RDLENGTH is the last two bytes.
+    let rdlength_at = long.len() - 2;
+    let padding = 6000u16;
+    long[rdlength_at..].copy_from_slice(&(4 + padding).to_be_bytes());
+    long.extend_from_slice(&[0, 12]);
+    long.extend_from_slice(&padding.to_be_bytes());
+    long.resize(long.len() + usize::from(padding), 0);
+    write_frame(&mut s, &long).await;
+    let r = parse(&read_frame(&mut s).await.expect("reply to the long query"));
+    assert_eq!(
+        (r.metadata.id, answer_addrs(&r)),
+        (1, vec![ip("192.0.2.80")])
+    );
+
+    let (a, b) = (case(0, 2).0, case(1, 3).0);
+    let mut both = framed(&a);
+    both.extend_from_slice(&framed(&b));
+    let cut = framed(&a).len() + 5;
+    s.write_all(&both[..cut]).await.unwrap();
+    assert_eq!(parse(&read_frame(&mut s).await.unwrap()).metadata.id, 2);
+    s.write_all(&both[cut..]).await.unwrap();
+    assert_eq!(parse(&read_frame(&mut s).await.unwrap()).metadata.id, 3);
 }
 
 #[tokio::test]
