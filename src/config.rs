@@ -129,6 +129,11 @@ pub struct DnsConfig {
     /// closed at once (RFC 7766 §6.2.2). Default: 1024.
     #[serde(default = "default_tcp_max")]
     pub tcp_max_connections: Spanned<u32>,
+    /// DNS worker threads: each has its own UDP socket on every listen address (the kernel
+    /// spreads queries over them with `SO_REUSEPORT`), and DNS over TCP, the directors and the
+    /// HTTP API share as many runtime threads. Default: one per core this process may run on.
+    /// Range 1–1024.
+    pub workers: Option<Spanned<u32>>,
     /// Response rate limiting over UDP. Default: off (no table); a `[dns.rrl]` table turns it
     /// on.
     pub rrl: Option<RrlConfig>,

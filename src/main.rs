@@ -137,12 +137,16 @@ fn check(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
 
 fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&config)?;
+    // DNS over UDP runs on its own worker threads; DNS over TCP, the directors and the API share
+    // this runtime, with as many threads as there are DNS workers.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(model.dns.workers)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         info!("loaded {}: {}", config.display(), model.summary());
-        let listeners = Listeners::bind(&model.dns.listen, model.http.as_ref().map(|h| h.listen))?
+        let http = model.http.as_ref().map(|h| h.listen);
+        let listeners = Listeners::bind(&model.dns.listen, model.dns.workers, http)?
             .with_directors(&model.director_listen())?;
         if let (Some(addr), Some(name)) = (listeners.udp_addrs().first(), example_name(&model)) {
             info!("try: dig @{} -p {} {name} A", addr.ip(), addr.port());

@@ -63,6 +63,9 @@ pub struct DnsSettings {
     pub tcp_idle_timeout: Duration,
     /// Most concurrent DNS-over-TCP connections.
     pub tcp_max_connections: u32,
+    /// DNS worker threads (and UDP sockets per listen address); also the number of runtime
+    /// threads serving DNS over TCP, the directors and the API.
+    pub workers: usize,
     /// Response rate limiting over UDP, when on: its settings and its table, which a reload
     /// replaces with an empty one.
     pub rrl: Option<Arc<Limiter>>,
@@ -327,6 +330,17 @@ impl Model {
     }
 }
 
+/// Most DNS worker threads `[dns] workers` accepts.
+pub const MAX_WORKERS: u32 = 1024;
+
+/// The default number of DNS workers: one per core this process may run on (its CPU affinity
+/// mask, so `taskset -c 1` gives one), capped at [`MAX_WORKERS`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_WORKERS as usize)
+}
+
 /// A hash that is the same on every platform, instance and release (64-bit FNV-1a, then the
 /// SplitMix64 finaliser to spread the bits), so hash steering and selection agree across the
 /// name servers of one zone and survive restarts. Not for untrusted-key hash tables.
@@ -473,11 +487,25 @@ impl Builder<'_> {
                 "dns.tcp_max_connections must be at least 1",
             );
         }
+        let workers = match &d.workers {
+            Some(w) if !(1..=MAX_WORKERS).contains(w.get_ref()) => {
+                return self.err(
+                    w.span(),
+                    format!(
+                        "dns.workers = {}: must be between 1 and {MAX_WORKERS}",
+                        w.get_ref()
+                    ),
+                );
+            }
+            Some(w) => *w.get_ref() as usize,
+            None => default_workers(),
+        };
         Ok(DnsSettings {
             listen,
             max_udp_payload: payload,
             tcp_idle_timeout,
             tcp_max_connections: tcp_max,
+            workers,
             rrl: self.rrl(d.rrl.as_ref())?,
         })
     }

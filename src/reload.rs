@@ -70,6 +70,14 @@ async fn attempt(
             warn!("{w}");
             warnings.push(w.to_string());
         }
+        if model.dns.workers != running.model.dns.workers {
+            let w = format!(
+                "dns.workers changed from {} to {}: takes effect at the next restart",
+                running.model.dns.workers, model.dns.workers
+            );
+            warn!("{w}");
+            warnings.push(w);
+        }
         // A director address no longer listed stops accepting at once; a new one is bound at
         // the next restart.
         let running_directors = running.model.director_listen();

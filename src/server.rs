@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiState};
 use crate::director;
-use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp};
+use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp, udp};
 use crate::health::probe::Probe;
 use crate::health::prober::{self, Command, HealthControl};
 use crate::metrics::Telemetry;
@@ -24,12 +24,13 @@ use crate::state::SharedState;
 /// How long shutdown waits for open connections before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Bound sockets: one UDP socket and one TCP listener per DNS address, the HTTP API's, and one
-/// TCP listener per director address.
+/// Bound sockets: per DNS address one UDP socket per worker (all bound to it with
+/// `SO_REUSEPORT`) and one TCP listener, the HTTP API's, and one TCP listener per director
+/// address.
 #[derive(Debug)]
 pub struct Listeners {
-    /// UDP sockets, in config order.
-    pub udp: Vec<UdpSocket>,
+    /// UDP sockets: per DNS address in config order, one per worker.
+    pub udp: Vec<Vec<UdpSocket>>,
     /// TCP listeners, in config order.
     pub tcp: Vec<TcpListener>,
     /// The HTTP API listener, if any.
@@ -40,14 +41,18 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds UDP and TCP on every DNS address, and the HTTP address if given. For port 0 the
-    /// DNS TCP listener takes the same port the kernel gave the UDP socket, so one `-p PORT`
-    /// works for both.
-    pub fn bind(dns: &[SocketAddr], http: Option<SocketAddr>) -> io::Result<Listeners> {
+    /// Binds TCP and `workers` UDP sockets (at least one) on every DNS address, and the HTTP
+    /// address if given. For port 0 the UDP sockets take the port the kernel gave the TCP
+    /// listener, so one `-p PORT` works for both.
+    pub fn bind(
+        dns: &[SocketAddr],
+        workers: usize,
+        http: Option<SocketAddr>,
+    ) -> io::Result<Listeners> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         for &addr in dns {
-            let (u, t) = bind_pair(addr)?;
+            let (u, t) = bind_pair(addr, workers.max(1))?;
             udp.push(u);
             tcp.push(t);
         }
@@ -89,11 +94,11 @@ impl Listeners {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// Local addresses of the UDP sockets.
+    /// Local addresses of the UDP sockets, one per DNS address.
     pub fn udp_addrs(&self) -> Vec<SocketAddr> {
         self.udp
             .iter()
-            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|group| group.first()?.local_addr().ok())
             .collect()
     }
 
@@ -111,42 +116,66 @@ impl Listeners {
 /// retransmit); the kernel caps this at `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
 
+/// A new, unbound socket of `kind` for `addr`'s address family.
+fn socket_for(
+    addr: SocketAddr,
+    kind: socket2::Type,
+    protocol: socket2::Protocol,
+) -> io::Result<socket2::Socket> {
+    socket2::Socket::new(socket2::Domain::for_address(addr), kind, Some(protocol))
+}
+
 /// A TCP listener on `addr` (SO_REUSEADDR, as the standard library sets it) with
 /// [`LISTEN_BACKLOG`].
 fn tcp_listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
+    let socket = socket_for(addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
 }
 
-fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+/// A TCP listener and `workers` UDP sockets on `addr`. The TCP listener is bound first and
+/// without `SO_REUSEPORT`, so it holds the address alone: a second Meridian (or a test's second
+/// server on port 0) fails there, instead of quietly joining the first one's UDP group, which
+/// the kernel allows to any socket of the same user with `SO_REUSEPORT` set, even when the
+/// port was picked by the kernel (port 0). For port 0, a UDP port already taken by another
+/// socket means a new try with another TCP port.
+fn bind_pair(addr: SocketAddr, workers: usize) -> io::Result<(Vec<UdpSocket>, TcpListener)> {
     let with_context = |what: &str, e: io::Error| {
         io::Error::new(e.kind(), format!("cannot bind {what} {addr}: {e}"))
     };
     if addr.port() != 0 {
-        let u = UdpSocket::bind(addr).map_err(|e| with_context("udp", e))?;
         let t = tcp_listen(addr).map_err(|e| with_context("tcp", e))?;
+        let u = udp_group(addr, workers).map_err(|e| with_context("udp", e))?;
         return Ok((u, t));
     }
     let mut last = None;
     for _ in 0..20 {
-        let u = UdpSocket::bind(addr).map_err(|e| with_context("udp", e))?;
-        let same_port = u.local_addr()?;
-        match tcp_listen(same_port) {
-            Ok(t) => return Ok((u, t)),
+        let t = tcp_listen(addr).map_err(|e| with_context("tcp", e))?;
+        match udp_group(t.local_addr()?, workers) {
+            Ok(u) => return Ok((u, t)),
             Err(e) => last = Some(e),
         }
     }
     Err(with_context(
-        "tcp",
+        "udp",
         last.unwrap_or_else(|| io::Error::other("no free port")),
     ))
+}
+
+/// `n` UDP sockets bound to `addr` with `SO_REUSEPORT`, among which the kernel spreads
+/// datagrams by a hash of their source and destination (address and port), so one client's
+/// queries keep going to the same worker.
+fn udp_group(addr: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> {
+    (0..n)
+        .map(|_| {
+            let socket = socket_for(addr, socket2::Type::DGRAM, socket2::Protocol::UDP)?;
+            socket.set_reuse_port(true)?;
+            socket.bind(&addr.into())?;
+            Ok(socket.into())
+        })
+        .collect()
 }
 
 /// Runs the prober on its own thread with its own single-threaded runtime, so probe I/O
@@ -159,13 +188,21 @@ fn spawn_health_thread(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    spawn_thread("meridian-health".into(), move || runtime.block_on(prober))
+}
+
+/// Runs `f` on a new OS thread called `name`. The returned receiver completes when the thread
+/// has finished, whether `f` returned or panicked (the sender is dropped either way), so a
+/// task can wait for it without blocking the runtime.
+fn spawn_thread(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> io::Result<tokio::sync::oneshot::Receiver<()>> {
     let (done, finished) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("meridian-health".into())
-        .spawn(move || {
-            runtime.block_on(prober);
-            let _ = done.send(());
-        })?;
+    std::thread::Builder::new().name(name).spawn(move || {
+        f();
+        let _ = done.send(());
+    })?;
     Ok(finished)
 }
 
@@ -244,18 +281,48 @@ pub async fn run<P: Probe>(
         connections: Arc::new(Semaphore::new(settings.tcp_max_connections as usize)),
         idle_timeout: settings.tcp_idle_timeout,
     };
-    for socket in listeners.udp {
-        socket.set_nonblocking(true)?;
-        let addr = socket.local_addr()?;
-        let socket = tokio::net::UdpSocket::from_std(socket)?;
+    // One thread per UDP socket: a worker per listen address. Each blocks in its receive;
+    // at shutdown a clone of its socket is shut down for reading, which wakes it. The threads
+    // start at once (so the line below means they run) but answer only once everything is
+    // up and `/readyz` says so; until then queries wait in their sockets.
+    let mut wakers = Vec::new();
+    let mut gates = Vec::new();
+    for group in listeners.udp {
+        let Some(addr) = group.first().map(UdpSocket::local_addr).transpose()? else {
+            continue;
+        };
+        let mut started = Vec::new();
+        for socket in group {
+            wakers.push(socket.try_clone()?);
+            let (state, metrics) = (state.clone(), telemetry.metrics.dns.clone());
+            let shutdown = shutdown.clone();
+            let (up, running) = tokio::sync::oneshot::channel();
+            let (open, gate) = tokio::sync::oneshot::channel::<()>();
+            started.push(running);
+            gates.push(open);
+            let done = spawn_thread(format!("meridian-dns-{}", wakers.len() - 1), move || {
+                let _ = up.send(());
+                // Dropped unopened when start-up failed: then there is nothing to serve.
+                if gate.blocking_recv().is_ok() {
+                    serve_udp(socket, state, metrics, shutdown);
+                }
+            })?;
+            tracker.spawn(async move {
+                let _ = done.await;
+            });
+        }
+        for running in started {
+            let _ = running.await;
+        }
         info!("listening for dns-udp on {addr}");
         bound_to.push(format!("dns-udp {addr}"));
-        tracker.spawn(serve_udp(
-            socket,
-            state.clone(),
-            telemetry.metrics.dns.clone(),
-            shutdown.clone(),
-        ));
+    }
+    {
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            shutdown.cancelled().await;
+            wakers.iter().for_each(udp::wake);
+        });
     }
     for listener in listeners.tcp {
         listener.set_nonblocking(true)?;
@@ -295,11 +362,15 @@ pub async fn run<P: Probe>(
         }
     }
     info!(
-        "serving {}; listeners: {}",
+        "serving {}; {} DNS workers; listeners: {}",
         state.load().model.summary(),
+        settings.workers,
         bound_to.join(", ")
     );
     let _ = ready_tx.send(true);
+    for open in gates {
+        let _ = open.send(());
+    }
     shutdown.cancelled().await;
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())

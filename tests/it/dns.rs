@@ -364,7 +364,7 @@ async fn ipv6_listeners_answer_over_udp_and_tcp() {
     );
     std::fs::write(&path, text).unwrap();
     let model = meridian::Model::load(&path).unwrap();
-    let listeners = meridian::Listeners::bind(&model.dns.listen, None).unwrap();
+    let listeners = meridian::Listeners::bind(&model.dns.listen, model.dns.workers, None).unwrap();
     let (udp, tcp) = (listeners.udp_addrs()[0], listeners.tcp_addrs()[0]);
     assert!(udp.is_ipv6() && tcp.is_ipv6());
     let state = std::sync::Arc::new(meridian::SharedState::new(model));

@@ -19,3 +19,4 @@ mod smoke;
 mod steering;
 mod support;
 mod tcp;
+mod workers;

@@ -71,7 +71,7 @@ impl Meridian {
     pub async fn serve(model: Model, dir: tempfile::TempDir) -> Meridian {
         let config_path = model.config_path.clone();
         let http = model.http.as_ref().map(|_| "127.0.0.1:0".parse().unwrap());
-        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], http)
+        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], model.dns.workers, http)
             .and_then(|l| l.with_directors(&model.director_listen()))
             .expect("bind");
         let udp = listeners.udp_addrs()[0];
