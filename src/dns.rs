@@ -343,7 +343,7 @@ fn answer_node<R: Rng + ?Sized>(
     };
     let model = &snap.model;
     if let (Some(id), Some(family)) = (node.service, family) {
-        let service = &model.services[id];
+        let service = &model.services[id as usize];
         answer_service(snap, zone, service, owner, family, resp, asker);
         return;
     }
@@ -353,7 +353,7 @@ fn answer_node<R: Rng + ?Sized>(
             answer_service(
                 snap,
                 zone,
-                &model.services[id],
+                &model.services[id as usize],
                 owner,
                 Family::V4,
                 resp,

@@ -30,7 +30,7 @@ pub struct ZoneError {
 }
 
 /// Entries handed to the parser at a time (see the module docs).
-const CHUNK_ENTRIES: usize = 1_000;
+const CHUNK_ENTRIES: usize = 25;
 
 /// The compression pointer to offset 12, where the question name starts: the owner of every
 /// record an answer copies from an [`RrSet`] is the query name.
@@ -131,7 +131,7 @@ pub struct Node {
     /// True when this name (below the apex) owns NS records: a delegation point (RFC 1034 §4.2.1).
     pub cut: bool,
     /// Index into the model's services when this name is a service (A/AAAA computed per query).
-    pub service: Option<usize>,
+    pub service: Option<u32>,
 }
 
 impl Node {
@@ -333,11 +333,28 @@ impl Zone {
             line: 1,
             reason: format!("cannot read zone file: {e}"),
         })?;
-        Zone::parse(path, &text, origin)
+        let flat = flatten_groups(&text).map_err(|(line, reason)| ZoneError {
+            file: path.to_path_buf(),
+            line,
+            reason,
+        })?;
+        // Only the flattened copy is needed from here on: a large file is not held twice.
+        drop(text);
+        Zone::parse_flat(path, &flat, origin)
     }
 
     /// Parses master-file text for `origin`; `path` is used for `$INCLUDE` and in errors.
     pub fn parse(path: &Path, text: &str, origin: &Name) -> Result<Zone, ZoneError> {
+        let flat = flatten_groups(text).map_err(|(line, reason)| ZoneError {
+            file: path.to_path_buf(),
+            line,
+            reason,
+        })?;
+        Zone::parse_flat(path, &flat, origin)
+    }
+
+    /// [`Zone::parse`] on text [`flatten_groups`] already rewrote.
+    fn parse_flat(path: &Path, text: &str, origin: &Name) -> Result<Zone, ZoneError> {
         let err = |line: usize, reason: String| ZoneError {
             file: path.to_path_buf(),
             line,
@@ -346,17 +363,12 @@ impl Zone {
         let origin = origin.to_lowercase();
         let origin_wire = WireName::from_name(&origin)
             .ok_or_else(|| err(1, format!("zone name {origin} is too long")))?;
-        let flat = flatten_groups(text).map_err(|(line, reason)| err(line, reason))?;
-        let text = flat.as_str();
-
-        // Every line is at most one name; reserving up front spares the map its rehashes.
-        let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
         let mut zone = Zone {
             origin_labels: label_count(&origin),
             origin_wire: origin_wire.as_bytes().into(),
             origin: origin.clone(),
             file: path.to_path_buf(),
-            nodes: NameMap::with_capacity_and_hasher(lines, Default::default()),
+            nodes: NameMap::with_capacity_and_hasher(owner_lines(text), Default::default()),
             negative_soa: Record::from_rdata(origin.clone(), 0, RData::Update0(RecordType::SOA)),
             negative_tail: Box::default(),
         };
@@ -533,7 +545,9 @@ impl Zone {
         self.nodes
             .get_mut(wire.as_bytes())
             .expect("just added")
-            .service = Some(service);
+            .service = Some(
+                u32::try_from(service).map_err(|_| format!("service {name}: too many services"))?,
+            );
         Ok(())
     }
 
@@ -617,6 +631,17 @@ impl Zone {
             None => Found::NxDomain,
         }
     }
+}
+
+/// Lines that start with an owner name: about the number of names, so the map is sized once
+/// instead of growing (and briefly holding two tables) while a large zone loads.
+fn owner_lines(text: &str) -> usize {
+    let starts = text
+        .as_bytes()
+        .windows(2)
+        .filter(|w| w[0] == b'\n' && !w[1].is_ascii_whitespace() && w[1] != b'$')
+        .count();
+    starts + 1
 }
 
 /// Parses `text` (already flattened) with hickory's parser in chunks and hands every record to

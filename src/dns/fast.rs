@@ -121,7 +121,7 @@ pub(super) fn answer<R: Rng + ?Sized>(
                 let pick = select::pick(
                     model,
                     &snap.health,
-                    &model.services[id],
+                    &model.services[id as usize],
                     family,
                     &client,
                     rng,
