@@ -246,6 +246,16 @@ impl HealthTable {
     pub fn get(&self, index: usize) -> &MemberHealth {
         &self.members[index]
     }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True for a model without members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
 }
 
 #[cfg(test)]
