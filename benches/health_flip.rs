@@ -23,17 +23,19 @@ use meridian::metrics::Telemetry;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-/// The DNS thread answers this many queries before the flips start (its baseline).
-const BASELINE_QUERIES: u64 = 300_000;
 /// However the machine behaves, the DNS thread stops after this long.
 const DNS_TIME_LIMIT: Duration = Duration::from_secs(300);
 /// Distinct query packets the DNS thread cycles through.
 const QUERY_NAMES: usize = 1024;
+/// The DNS thread reads its CPU time once per this many answers.
+const CPU_BATCH: u64 = 64;
 
 struct Sizes {
     services: usize,
     members: usize,
     cycles: usize,
+    /// The DNS thread answers this many queries before the flips start (its baseline).
+    baseline: u64,
 }
 
 impl Sizes {
@@ -52,7 +54,8 @@ impl Sizes {
         Sizes {
             services: var("SERVICES", if full { 10_000 } else { 100 }),
             members: var("MEMBERS", if full { 10 } else { 3 }),
-            cycles: var("CYCLES", if full { 500 } else { 10 }),
+            cycles: var("CYCLES", if full { 4000 } else { 10 }),
+            baseline: if full { 300_000 } else { 10_000 },
         }
     }
 }
@@ -136,6 +139,8 @@ struct Histogram {
     count: u64,
     max: u64,
     over_1ms: u64,
+    /// The most CPU time one batch of `CPU_BATCH` answers took.
+    max_batch_cpu: Duration,
 }
 
 impl Histogram {
@@ -145,6 +150,7 @@ impl Histogram {
             count: 0,
             max: 0,
             over_1ms: 0,
+            max_batch_cpu: Duration::ZERO,
         }
     }
 
@@ -183,14 +189,24 @@ impl Histogram {
 
     fn line(&self, label: &str) -> String {
         format!(
-            "{label:<24} {:>10} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            "{label:<18} {:>9} {:>8.2} {:>8.2} {:>9.1} {:>6} {:>9.1}",
             self.count,
             us(self.quantile(0.5)),
             us(self.quantile(0.999)),
             us(Duration::from_nanos(self.max)),
-            self.over_1ms
+            self.over_1ms,
+            us(self.max_batch_cpu)
         )
     }
+}
+
+/// CPU time this thread has used. Wall time includes being preempted, which on a shared machine
+/// happens for milliseconds at a time; CPU time only counts work, so a real stall (a lock, a
+/// long copy) shows in it and preemption does not.
+fn thread_cpu() -> Duration {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .expect("thread CPU clock");
+    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
 }
 
 fn us(d: Duration) -> f64 {
@@ -201,29 +217,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Durations of one kind of writer step, for median and maximum.
-fn summary(label: &str, mut v: Vec<Duration>) -> String {
-    v.sort();
-    if v.is_empty() {
-        return format!("{label:<24} none");
-    }
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+/// One kind of writer step: wall times for median, p99 and maximum, and the most CPU time
+/// one step took.
+fn summary(label: &str, steps: &[(Duration, Duration)]) -> String {
+    let mut wall: Vec<Duration> = steps.iter().map(|s| s.0).collect();
+    wall.sort();
+    let Some(&max) = wall.last() else {
+        return format!("{label:<20} none");
+    };
+    let at = |q: f64| wall[((wall.len() - 1) as f64 * q).round() as usize];
+    let cpu = steps.iter().map(|s| s.1).max().unwrap_or_default();
     format!(
-        "{label:<24} {:>10} {:>9.3} {:>9.3} {:>9.3} (ms)",
-        v.len(),
+        "{label:<20} {:>6} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+        wall.len(),
         ms(at(0.5)),
         ms(at(0.99)),
-        ms(*v.last().unwrap())
+        ms(max),
+        ms(cpu)
     )
 }
 
-/// Answers queries from `state` until `stop`, recording each answer's time (snapshot load
-/// included) in the baseline histogram until `BASELINE_QUERIES` are done (then says so on
-/// `baseline_done`), and in the flips histogram after that.
+/// Answers queries from `state` until `stop`, recording each answer's wall time (snapshot load
+/// included), and the CPU time of each batch of `CPU_BATCH` answers, in the baseline histogram
+/// until `baseline` are done (then says so on `baseline_done`), and in the flips
+/// histogram after that.
 fn dns_thread(
     state: Arc<SharedState>,
     queries: Vec<Vec<u8>>,
     stop: Arc<AtomicBool>,
+    baseline_queries: u64,
     baseline_done: mpsc::Sender<()>,
 ) -> (Histogram, Histogram) {
     let client = ClientAddr(SocketAddr::from(([127, 0, 0, 1], 5353)));
@@ -231,6 +253,7 @@ fn dns_thread(
     let (mut baseline, mut during) = (Histogram::new(), Histogram::new());
     let started = Instant::now();
     let mut n: u64 = 0;
+    let mut batch_cpu = thread_cpu();
     while !stop.load(Ordering::Relaxed) && started.elapsed() < DNS_TIME_LIMIT {
         let packet = &queries[n as usize % queries.len()];
         let t = Instant::now();
@@ -248,13 +271,19 @@ fn dns_thread(
         let took = t.elapsed();
         black_box(reply);
         n += 1;
-        if n <= BASELINE_QUERIES {
-            baseline.record(took);
-            if n == BASELINE_QUERIES {
-                let _ = baseline_done.send(());
-            }
+        let h = if n <= baseline_queries {
+            &mut baseline
         } else {
-            during.record(took);
+            &mut during
+        };
+        h.record(took);
+        if n.is_multiple_of(CPU_BATCH) {
+            let cpu = thread_cpu();
+            h.max_batch_cpu = h.max_batch_cpu.max(cpu - batch_cpu);
+            batch_cpu = cpu;
+        }
+        if n == baseline_queries {
+            let _ = baseline_done.send(());
         }
     }
     (baseline, during)
@@ -344,7 +373,8 @@ fn main() {
     let (baseline_tx, baseline_rx) = mpsc::channel();
     let dns = {
         let (state, stop) = (state.clone(), stop.clone());
-        std::thread::spawn(move || dns_thread(state, queries, stop, baseline_tx))
+        let n = sizes.baseline;
+        std::thread::spawn(move || dns_thread(state, queries, stop, n, baseline_tx))
     };
     baseline_rx
         .recv_timeout(DNS_TIME_LIMIT)
@@ -354,7 +384,7 @@ fn main() {
     // successes); every result publishes (a streak lowers the TTL, the last one flips).
     // Targets are spread over the model, and each is a service's member the DNS thread asks
     // for.
-    let mut flips = Vec::with_capacity(sizes.cycles * 2);
+    let mut flips: Vec<(Duration, Duration)> = Vec::with_capacity(sizes.cycles * 2);
     let mut streaks = Vec::with_capacity(sizes.cycles * 3);
     let mut rounds = 0u64;
     let flipping = Instant::now();
@@ -363,10 +393,11 @@ fn main() {
         let member = writer.targets()[target].members[0];
         for obs in [&down, &down, &down, &up, &up] {
             let before = writer.table().get(member).state;
+            let cpu = thread_cpu();
             let t = Instant::now();
             let changed = writer.apply(target, obs);
             let generation = changed.then(|| writer.publish());
-            let took = t.elapsed();
+            let took = (t.elapsed(), thread_cpu() - cpu);
             assert!(changed, "every result of the cycle changes an answer");
             assert_eq!(state.load().generation, generation.unwrap());
             let after = writer.table().get(member).state;
@@ -386,11 +417,11 @@ fn main() {
 
     println!();
     println!(
-        "writer step: result → published  {:>6} {:>9} {:>9} {:>9}",
-        "n", "median", "p99", "max"
+        "result → published (ms) {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "n", "median", "p99", "max", "max CPU"
     );
-    println!("{}", summary("flip (down or up)", flips));
-    println!("{}", summary("streak (TTL change)", streaks));
+    println!("{}", summary("  flip (down or up)", &flips));
+    println!("{}", summary("  streak (TTL change)", &streaks));
     println!(
         "{rounds} publishes in {:.1} ms; DNS answered {} queries meanwhile",
         ms(flipping),
@@ -398,10 +429,15 @@ fn main() {
     );
     println!();
     println!(
-        "DNS answer (µs)          {:>10} {:>9} {:>9} {:>9} {:>8}",
-        "n", "median", "p99.9", "max", ">1ms"
+        "DNS answer (µs)    {:>9} {:>8} {:>8} {:>9} {:>6} {:>9}",
+        "n",
+        "median",
+        "p99.9",
+        "max",
+        ">1ms",
+        format!("CPU/{CPU_BATCH}q")
     );
-    println!("{}", baseline.line("before the flips"));
-    println!("{}", during.line("during the flips"));
+    println!("{}", baseline.line("  before the flips"));
+    println!("{}", during.line("  during the flips"));
     println!("peak RSS {:.1} MB", rss_peak as f64 / 1024.0);
 }

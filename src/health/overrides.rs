@@ -177,7 +177,7 @@ pub fn restore(model: &Model, table: &mut HealthTable, saved: &StateFile) -> Vec
             pool.name == o.pool && m.address.to_string() == o.member && m.port == o.port
         });
         match hit {
-            Some((_, m)) => table.members[m.index].admin = Some(o.value),
+            Some((_, m)) => table.get_mut(m.index).admin = Some(o.value),
             None => unknown.push(o.clone()),
         }
     }

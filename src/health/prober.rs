@@ -228,7 +228,7 @@ pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> Healt
         if let Some((i, probe)) = old.get(&member_key(pool, m))
             && *probe == probe_of(next, pool, m)
         {
-            table.members[m.index] = prev_table.members[*i].clone();
+            *table.get_mut(m.index) = prev_table.get(*i).clone();
         }
     }
     table
@@ -293,15 +293,13 @@ fn reload_transitions(
 
 /// The health table a model starts with: monitored members unknown, the rest up.
 pub fn initial_table(model: &Model) -> HealthTable {
-    HealthTable {
-        members: model
-            .members()
-            .map(|(pool, _)| match pool.monitor {
-                Some(_) => MemberHealth::unknown(),
-                None => MemberHealth::unmonitored(),
-            })
-            .collect(),
-    }
+    model
+        .members()
+        .map(|(pool, _)| match pool.monitor {
+            Some(_) => MemberHealth::unknown(),
+            None => MemberHealth::unmonitored(),
+        })
+        .collect()
 }
 
 /// How long the first probe round can take at most: every probe is bounded by its timeout and
@@ -581,7 +579,7 @@ async fn admin(
     let indices = overrides::resolve(model, selector)?;
     let mut next = table.clone();
     for &i in &indices {
-        let entry = &mut next.members[i];
+        let entry = next.get_mut(i);
         entry.admin = action.apply(entry.admin);
     }
     let saved = overrides::collect(model, &next);
@@ -597,8 +595,8 @@ async fn admin(
             index: i,
             pool: pool.name.clone(),
             member: member.address.to_string(),
-            from: table.members[i].display_state(),
-            to: next.members[i].display_state(),
+            from: table.get(i).display_state(),
+            to: next.get(i).display_state(),
         };
         info!(
             pool = %change.pool, member = %change.member, action = ?action,
@@ -620,9 +618,10 @@ fn passive(
     reason: Arc<str>,
     telemetry: &Telemetry,
 ) -> bool {
-    let Some(entry) = table.members.get_mut(member) else {
+    if member >= table.len() {
         return false;
-    };
+    }
+    let entry = table.get_mut(member);
     if entry.unmonitored {
         return false;
     }
@@ -660,7 +659,7 @@ fn apply(
     let t = &target.thresholds;
     let mut changed = false;
     for &m in &target.members {
-        let entry = &mut table.members[m];
+        let entry = table.get_mut(m);
         let before = (entry.state, entry.probes_until_flip(t));
         if let Some(flip) = entry.observe(obs, t) {
             let (pool, member) = model.member(m);
@@ -700,7 +699,7 @@ fn apply(
             };
             record(telemetry, table, m, event);
         }
-        let entry = &table.members[m];
+        let entry = table.get(m);
         changed |= before != (entry.state, entry.probes_until_flip(t));
     }
     changed
@@ -710,7 +709,7 @@ fn apply(
 /// member's `since`.
 fn record(telemetry: &Telemetry, table: &mut HealthTable, index: usize, event: Change) {
     telemetry.metrics.transition(&event.to);
-    table.members[index].since = Some(tokio::time::Instant::now());
+    table.get_mut(index).since = Some(tokio::time::Instant::now());
     telemetry.events.push(event);
 }
 
