@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use meridian::SharedState;
 use meridian::dns::{self, ClientAddr, Request, Transport};
+use meridian::health::overrides;
 use meridian::health::prober::Writer;
 use meridian::health::{HealthState, Observation};
 use meridian::metrics::Telemetry;
@@ -315,6 +316,19 @@ fn main() {
     let targets = meridian::health::prober::plan(&model).len();
     let plan = t.elapsed();
 
+    // A restart with operator overrides: every 100th member drained in the state file.
+    let mut table = meridian::health::prober::initial_table(&model);
+    for (_, m) in model.members().step_by(100) {
+        table.get_mut(m.index).admin = Some(meridian::health::Override::Drain);
+    }
+    let saved = overrides::collect(&model, &table);
+    let mut table = meridian::health::prober::initial_table(&model);
+    let t = Instant::now();
+    let unknown = overrides::restore(&model, &mut table, &saved);
+    let restore = t.elapsed();
+    assert!(unknown.is_empty());
+    drop(table);
+
     let t = Instant::now();
     let state = Arc::new(SharedState::new(model));
     let telemetry = Telemetry::new(&state);
@@ -351,6 +365,11 @@ fn main() {
         (rss_model.saturating_sub(rss_before)) as f64 / 1024.0
     );
     println!("first probe plan (prober::plan)    {:>9.1} ms", ms(plan));
+    println!(
+        "restore {:>6} saved overrides      {:>9.1} ms",
+        saved.overrides.len(),
+        ms(restore)
+    );
     println!(
         "snapshot + writer (incl. plan)     {:>9.1} ms",
         ms(writer_start)
