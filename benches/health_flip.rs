@@ -142,6 +142,10 @@ struct Histogram {
     over_1ms: u64,
     /// The most CPU time one batch of `CPU_BATCH` answers took.
     max_batch_cpu: Duration,
+    /// How long the phase lasted.
+    wall: Duration,
+    /// CPU time the thread used in the phase.
+    cpu: Duration,
 }
 
 impl Histogram {
@@ -152,6 +156,8 @@ impl Histogram {
             max: 0,
             over_1ms: 0,
             max_batch_cpu: Duration::ZERO,
+            wall: Duration::ZERO,
+            cpu: Duration::ZERO,
         }
     }
 
@@ -190,8 +196,10 @@ impl Histogram {
 
     fn line(&self, label: &str) -> String {
         format!(
-            "{label:<18} {:>9} {:>8.2} {:>8.2} {:>9.1} {:>6} {:>9.1}",
+            "{label:<18} {:>9} {:>7.0}k {:>7.0}k {:>8.2} {:>8.2} {:>9.1} {:>6} {:>9.1}",
             self.count,
+            self.count as f64 / self.wall.as_secs_f64().max(1e-9) / 1e3,
+            self.count as f64 / self.cpu.as_secs_f64().max(1e-9) / 1e3,
             us(self.quantile(0.5)),
             us(self.quantile(0.999)),
             us(Duration::from_nanos(self.max)),
@@ -254,7 +262,8 @@ fn dns_thread(
     let (mut baseline, mut during) = (Histogram::new(), Histogram::new());
     let started = Instant::now();
     let mut n: u64 = 0;
-    let mut batch_cpu = thread_cpu();
+    let cpu_start = thread_cpu();
+    let mut batch_cpu = cpu_start;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < DNS_TIME_LIMIT {
         let packet = &queries[n as usize % queries.len()];
         let t = Instant::now();
@@ -284,9 +293,14 @@ fn dns_thread(
             batch_cpu = cpu;
         }
         if n == baseline_queries {
+            baseline.wall = started.elapsed();
+            baseline.cpu = thread_cpu() - cpu_start;
+            batch_cpu = cpu_start + baseline.cpu; // batches do not span the two phases
             let _ = baseline_done.send(());
         }
     }
+    during.wall = started.elapsed().saturating_sub(baseline.wall);
+    during.cpu = (thread_cpu() - cpu_start).saturating_sub(baseline.cpu);
     (baseline, during)
 }
 
@@ -448,8 +462,10 @@ fn main() {
     );
     println!();
     println!(
-        "DNS answer (µs)    {:>9} {:>8} {:>8} {:>9} {:>6} {:>9}",
+        "DNS answer (µs)    {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9}",
         "n",
+        "per s",
+        "per CPUs",
         "median",
         "p99.9",
         "max",
