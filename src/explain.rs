@@ -137,7 +137,7 @@ pub fn offline_snapshot(model: Model) -> Result<Snapshot, String> {
     let state = crate::state::SharedState::restore(model)?;
     let snap = state.load();
     let mut health = (*snap.health).clone();
-    for m in &mut health.members {
+    for m in health.iter_mut() {
         m.state = crate::health::HealthState::Up;
     }
     Ok(Snapshot {

@@ -673,7 +673,7 @@ impl Collector for SnapshotCollector {
             MetricType::Gauge,
         )?;
         let mut counts = [0i64; MEMBER_STATES.len()];
-        for h in &snap.health.members {
+        for h in snap.health.iter() {
             let shown = h.display_state();
             if let Some(i) = MEMBER_STATES.iter().position(|&s| s == shown) {
                 counts[i] += 1;

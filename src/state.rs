@@ -55,7 +55,7 @@ impl SharedState {
                 gone.value
             );
         }
-        let restored = table.members.iter().filter(|m| m.admin.is_some()).count();
+        let restored = table.iter().filter(|m| m.admin.is_some()).count();
         if restored > 0 {
             tracing::info!(
                 "restored {restored} operator overrides from {}",
@@ -69,7 +69,7 @@ impl SharedState {
     /// overrides). The table must have one entry per member of `model`.
     pub fn with_health(model: Model, health: Arc<HealthTable>) -> SharedState {
         assert_eq!(
-            health.members.len(),
+            health.len(),
             model.member_count(),
             "one health entry per member"
         );

@@ -228,7 +228,7 @@ pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> Healt
         if let Some((i, probe)) = old.get(&member_key(pool, m))
             && *probe == probe_of(next, pool, m)
         {
-            table.members[m.index] = prev_table.members[*i].clone();
+            *table.get_mut(m.index) = prev_table.get(*i).clone();
         }
     }
     table
@@ -293,15 +293,13 @@ fn reload_transitions(
 
 /// The health table a model starts with: monitored members unknown, the rest up.
 pub fn initial_table(model: &Model) -> HealthTable {
-    HealthTable {
-        members: model
-            .members()
-            .map(|(pool, _)| match pool.monitor {
-                Some(_) => MemberHealth::unknown(),
-                None => MemberHealth::unmonitored(),
-            })
-            .collect(),
-    }
+    model
+        .members()
+        .map(|(pool, _)| match pool.monitor {
+            Some(_) => MemberHealth::unknown(),
+            None => MemberHealth::unmonitored(),
+        })
+        .collect()
 }
 
 /// How long the first probe round can take at most: every probe is bounded by its timeout and
@@ -318,11 +316,144 @@ pub fn first_round_bound(model: &Model, targets: &[Target]) -> Duration {
     longest * rounds as u32 + Duration::from_millis(500)
 }
 
+/// The one health writer: the running model, its working health table and probe plan. It
+/// applies probe results, passive failures, operator actions and reloads one at a time, records
+/// every change of a member's state (log, events ring, metrics), and publishes a new snapshot
+/// when an answer could change. [`run`] drives it from the probe tasks and the command channel;
+/// benchmarks drive it directly. Nothing else writes health.
+#[derive(Debug)]
+pub struct Writer {
+    state: Arc<SharedState>,
+    telemetry: Telemetry,
+    model: Arc<Model>,
+    table: HealthTable,
+    targets: Vec<Target>,
+}
+
+impl Writer {
+    /// A writer for the snapshot in force in `state`, with that model's probe plan.
+    pub fn new(state: Arc<SharedState>, telemetry: Telemetry) -> Writer {
+        let snap = state.load();
+        let model = snap.model.clone();
+        let table = (*snap.health).clone();
+        drop(snap);
+        let targets = plan(&model);
+        Writer {
+            state,
+            telemetry,
+            model,
+            table,
+            targets,
+        }
+    }
+
+    /// The model being probed.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The probe plan of [`Writer::model`]; results are addressed by position in it.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// The working table: the published one plus probe details not worth a snapshot.
+    pub fn table(&self) -> &HealthTable {
+        &self.table
+    }
+
+    /// Applies one result of target `target` (a position in [`Writer::targets`]) to every
+    /// member it decides, without publishing. True when something an answer depends on
+    /// changed, so the caller should [`Writer::publish`] (once for a batch of results).
+    pub fn apply(&mut self, target: usize, obs: &Observation) -> bool {
+        apply(
+            &self.model,
+            &self.targets[target],
+            obs,
+            &mut self.table,
+            &self.telemetry,
+        )
+    }
+
+    /// Publishes the working table with the running model; returns the new generation.
+    pub fn publish(&self) -> u64 {
+        self.state.publish_health(Arc::new(self.table.clone()))
+    }
+
+    /// Applies a passive failure reported against `seen` (see [`Command::Passive`]) and
+    /// publishes if the member flipped.
+    pub fn passive(&mut self, seen: &Arc<Model>, member: usize, reason: Arc<str>) {
+        if Arc::ptr_eq(seen, &self.model)
+            && passive(
+                &self.model,
+                &mut self.table,
+                member,
+                reason,
+                &self.telemetry,
+            )
+        {
+            self.publish();
+        }
+    }
+
+    /// Applies an operator action (saved to the state file first), records and publishes it.
+    pub async fn admin(
+        &mut self,
+        selector: &Selector,
+        action: Action,
+    ) -> Result<Vec<AdminChange>, AdminError> {
+        let changes = admin(&self.model, &mut self.table, selector, action).await?;
+        for change in changes.iter().filter(|c| c.from != c.to) {
+            let event = Change {
+                pool: change.pool.clone(),
+                member: member_id(self.model.member(change.index).1),
+                from: change.from.clone(),
+                to: change.to.clone(),
+                reason: Some(Arc::from(format!("admin {}", action.name()))),
+                streak: 0,
+                cause: Cause::Admin,
+            };
+            record(&self.telemetry, &mut self.table, change.index, event);
+        }
+        self.publish();
+        Ok(changes)
+    }
+
+    /// Switches to `next` (see [`carry_over`]), records what the reload changed, plans its
+    /// probes and publishes it; returns the generation of the snapshot that carries it.
+    pub fn reload(&mut self, next: Model) -> u64 {
+        let next = Arc::new(next);
+        let prev_table = std::mem::take(&mut self.table);
+        self.table = carry_over(&self.model, &prev_table, &next);
+        let changes = reload_transitions(&self.model, &prev_table, &next, &self.table);
+        self.model = next;
+        self.targets = plan(&self.model);
+        for (index, event) in changes {
+            match index {
+                Some(i) => record(&self.telemetry, &mut self.table, i, event),
+                None => {
+                    self.telemetry.metrics.transition(&event.to);
+                    self.telemetry.events.push(event);
+                }
+            }
+        }
+        self.state
+            .publish(self.model.clone(), Arc::new(self.table.clone()))
+    }
+
+    /// The writer's view now (for the status page).
+    pub fn observe(&self) -> Observed {
+        Observed {
+            snapshot: self.state.load(),
+            table: self.table.clone(),
+        }
+    }
+}
+
 /// The probe tasks of one plan. Results carry the plan's epoch so results of a replaced plan
 /// are ignored.
 struct Probing {
     epoch: u64,
-    targets: Vec<Target>,
     reported: Vec<bool>,
     missing: usize,
     stop: CancellationToken,
@@ -330,13 +461,13 @@ struct Probing {
 
 fn start_probing<P: Probe>(
     epoch: u64,
-    model: &Model,
+    writer: &Writer,
     probe: &Arc<P>,
-    (results, metrics): (&mpsc::Sender<(u64, usize, Observation)>, &Arc<Metrics>),
+    results: &mpsc::Sender<(u64, usize, Observation)>,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Probing {
-    let targets = plan(model);
+    let (model, targets) = (writer.model(), writer.targets());
     info!(
         "health: {} probe targets for {} members",
         targets.len(),
@@ -351,7 +482,7 @@ fn start_probing<P: Probe>(
             target.thresholds,
             probe.clone(),
             permits.clone(),
-            (results.clone(), metrics.clone()),
+            (results.clone(), writer.telemetry.metrics.clone()),
             stop.clone(),
         ));
     }
@@ -359,7 +490,6 @@ fn start_probing<P: Probe>(
         epoch,
         reported: vec![false; targets.len()],
         missing: targets.len(),
-        targets,
         stop,
     }
 }
@@ -376,16 +506,11 @@ pub async fn run<P: Probe>(
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let snap = state.load();
-    let mut model = snap.model.clone();
-    let mut table = (*snap.health).clone();
-    drop(snap);
-
+    let mut writer = Writer::new(state, telemetry);
     let (tx, mut rx) = mpsc::channel::<(u64, usize, Observation)>(1024);
     let tracker = TaskTracker::new();
-    let metrics = &telemetry.metrics;
-    let mut probing = start_probing(1, &model, &probe, (&tx, metrics), &tracker, &shutdown);
-    if probing.targets.is_empty() {
+    let mut probing = start_probing(1, &writer, &probe, &tx, &tracker, &shutdown);
+    if probing.missing == 0 {
         let _ = ready.send(true);
     }
     loop {
@@ -395,57 +520,20 @@ pub async fn run<P: Probe>(
             Some(cmd) = commands.recv() => {
                 match cmd {
                     Command::Admin { selector, action, reply } => {
-                        let result = admin(&model, &mut table, &selector, action).await;
-                        if let Ok(changes) = &result {
-                            for change in changes.iter().filter(|c| c.from != c.to) {
-                                let event = Change {
-                                    pool: change.pool.clone(),
-                                    member: member_id(model.member(change.index).1),
-                                    from: change.from.clone(),
-                                    to: change.to.clone(),
-                                    reason: Some(Arc::from(format!("admin {}", action.name()))),
-                                    streak: 0,
-                                    cause: Cause::Admin,
-                                };
-                                record(&telemetry, &mut table, change.index, event);
-                            }
-                            state.publish_health(Arc::new(table.clone()));
-                        }
-                        let _ = reply.send(result);
+                        let _ = reply.send(writer.admin(&selector, action).await);
                     }
                     Command::Observe { reply } => {
-                        let _ = reply.send(Observed {
-                            snapshot: state.load(),
-                            table: table.clone(),
-                        });
+                        let _ = reply.send(writer.observe());
                     }
                     Command::Passive { model: seen, member, reason } => {
-                        if Arc::ptr_eq(&seen, &model)
-                            && passive(&model, &mut table, member, reason, &telemetry)
-                        {
-                            state.publish_health(Arc::new(table.clone()));
-                        }
+                        writer.passive(&seen, member, reason);
                     }
                     Command::Reload { model: next, reply } => {
-                        let next: Arc<Model> = Arc::from(next);
-                        let prev_table = std::mem::take(&mut table);
-                        table = carry_over(&model, &prev_table, &next);
-                        let changes = reload_transitions(&model, &prev_table, &next, &table);
-                        model = next;
+                        let generation = writer.reload(*next);
                         probing.stop.cancel();
                         probing = start_probing(
-                            probing.epoch + 1, &model, &probe, (&tx, metrics), &tracker, &shutdown,
+                            probing.epoch + 1, &writer, &probe, &tx, &tracker, &shutdown,
                         );
-                        for (index, event) in changes {
-                            match index {
-                                Some(i) => record(&telemetry, &mut table, i, event),
-                                None => {
-                                    telemetry.metrics.transition(&event.to);
-                                    telemetry.events.push(event);
-                                }
-                            }
-                        }
-                        let generation = state.publish(model.clone(), Arc::new(table.clone()));
                         info!(generation, "health: now probing the reloaded config");
                         let _ = reply.send(generation);
                     }
@@ -463,12 +551,12 @@ pub async fn run<P: Probe>(
                     probing.reported[i] = true;
                     probing.missing -= 1;
                 }
-                changed |= apply(&model, &probing.targets[i], &obs, &mut table, &telemetry);
+                changed |= writer.apply(i, &obs);
             }
             next = rx.try_recv().ok();
         }
         if changed {
-            let generation = state.publish_health(Arc::new(table.clone()));
+            let generation = writer.publish();
             debug!(generation, "health published");
         }
         if probing.missing == 0 && !*ready.borrow() {
@@ -491,7 +579,7 @@ async fn admin(
     let indices = overrides::resolve(model, selector)?;
     let mut next = table.clone();
     for &i in &indices {
-        let entry = &mut next.members[i];
+        let entry = next.get_mut(i);
         entry.admin = action.apply(entry.admin);
     }
     let saved = overrides::collect(model, &next);
@@ -507,8 +595,8 @@ async fn admin(
             index: i,
             pool: pool.name.clone(),
             member: member.address.to_string(),
-            from: table.members[i].display_state(),
-            to: next.members[i].display_state(),
+            from: table.get(i).display_state(),
+            to: next.get(i).display_state(),
         };
         info!(
             pool = %change.pool, member = %change.member, action = ?action,
@@ -530,9 +618,10 @@ fn passive(
     reason: Arc<str>,
     telemetry: &Telemetry,
 ) -> bool {
-    let Some(entry) = table.members.get_mut(member) else {
+    if member >= table.len() {
         return false;
-    };
+    }
+    let entry = table.get_mut(member);
     if entry.unmonitored {
         return false;
     }
@@ -570,7 +659,7 @@ fn apply(
     let t = &target.thresholds;
     let mut changed = false;
     for &m in &target.members {
-        let entry = &mut table.members[m];
+        let entry = table.get_mut(m);
         let before = (entry.state, entry.probes_until_flip(t));
         if let Some(flip) = entry.observe(obs, t) {
             let (pool, member) = model.member(m);
@@ -610,7 +699,7 @@ fn apply(
             };
             record(telemetry, table, m, event);
         }
-        let entry = &table.members[m];
+        let entry = table.get(m);
         changed |= before != (entry.state, entry.probes_until_flip(t));
     }
     changed
@@ -620,7 +709,7 @@ fn apply(
 /// member's `since`.
 fn record(telemetry: &Telemetry, table: &mut HealthTable, index: usize, event: Change) {
     telemetry.metrics.transition(&event.to);
-    table.members[index].since = Some(tokio::time::Instant::now());
+    table.get_mut(index).since = Some(tokio::time::Instant::now());
     telemetry.events.push(event);
 }
 
