@@ -545,9 +545,8 @@ impl Zone {
         self.nodes
             .get_mut(wire.as_bytes())
             .expect("just added")
-            .service = Some(
-                u32::try_from(service).map_err(|_| format!("service {name}: too many services"))?,
-            );
+            .service =
+            Some(u32::try_from(service).map_err(|_| format!("service {name}: too many services"))?);
         Ok(())
     }
 
