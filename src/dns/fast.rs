@@ -45,7 +45,7 @@ enum Body<'a> {
     /// The chosen members of a service, as A or AAAA records with this TTL.
     Members {
         pool: &'a crate::model::Pool,
-        members: &'a [usize],
+        members: select::Members,
         ttl: u32,
     },
     /// NOERROR/NXDOMAIN with the negative SOA in authority (RFC 2308).
@@ -100,7 +100,6 @@ pub(super) fn answer<R: Rng + ?Sized>(
         return false;
     };
     let mut scope = 0;
-    let mut picked = None;
     let body = match zone.find_wire(&qname, qtype) {
         Found::Exact(node) => {
             let family = match qtype {
@@ -127,8 +126,15 @@ pub(super) fn answer<R: Rng + ?Sized>(
                     rng,
                 );
                 scope = pick.scope;
-                picked = Some((pick.outcome, pick.ttl));
-                Body::Negative(0) // replaced below, once `picked` is borrowed
+                match pick.outcome {
+                    Outcome::Members { pool, members } if !members.is_empty() => Body::Members {
+                        pool: &model.pools[pool.0 as usize],
+                        members,
+                        ttl: pick.ttl,
+                    },
+                    Outcome::Members { .. } | Outcome::NoData => Body::Negative(0),
+                    Outcome::ServFail => Body::ServFail,
+                }
             } else {
                 match node.rrset(qtype) {
                     // NS, MX and SRV answers carry addresses in the additional section.
@@ -148,17 +154,6 @@ pub(super) fn answer<R: Rng + ?Sized>(
         Found::NxDomain => Body::Negative(RCODE_NXDOMAIN),
         Found::Wildcard(_) | Found::Referral { .. } => return false,
     };
-    let body = match &picked {
-        None => body,
-        Some((Outcome::Members { pool, members }, ttl)) if !members.is_empty() => Body::Members {
-            pool: &model.pools[pool.0 as usize],
-            members,
-            ttl: *ttl,
-        },
-        Some((Outcome::Members { .. } | Outcome::NoData, _)) => Body::Negative(0),
-        Some((Outcome::ServFail, _)) => Body::ServFail,
-    };
-
     let limit = match (req.transport, &opt) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => 512,
@@ -277,7 +272,7 @@ fn encode(
     match body {
         Body::Static(wire, _) => out.extend_from_slice(wire),
         Body::Members { pool, members, ttl } => {
-            for &i in *members {
+            for &i in members {
                 out.extend_from_slice(&OWNER_IS_QNAME);
                 match &pool.members[i].record.data {
                     RData::A(a) => {
