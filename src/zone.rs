@@ -3,10 +3,15 @@
 //! RFC 1034 §4.3.2 questions (exact match, zone cut, empty non-terminal, wildcard source) are hash
 //! lookups on slices of the query and a million-record zone stays small.
 //!
-//! Large files are parsed in chunks of [`CHUNK_ENTRIES`] entries (each chunk starts at a record
-//! with an explicit owner and is preceded by the `$ORIGIN` and `$TTL` in force there), so the
-//! parser's own tree of records never holds more than one chunk.
+//! Plain one-line records (A, AAAA, CNAME, NS, PTR, MX, TXT), almost all of a large zone, are read
+//! straight into wire format by [`lines`]; every other entry goes to hickory's parser in chunks of
+//! at most [`CHUNK_ENTRIES`] entries, each preceded by the `$ORIGIN` and `$TTL` in force there, so
+//! the parser's own tree of records never holds more than one chunk. Both give the same zone:
+//! RRsets take records as hickory's `RecordSet` does, whichever chunk they come from.
 
+mod lines;
+
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
@@ -37,7 +42,7 @@ const CHUNK_ENTRIES: usize = 25;
 pub const OWNER_IS_QNAME: [u8; 2] = [0xC0, 0x0C];
 
 /// All records of one type at one owner name, encoded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RrSet {
     /// The type shared by every record.
     pub rtype: RecordType,
@@ -88,43 +93,87 @@ impl RrSet {
         out
     }
 
-    /// Appends `record` unless an identical one is already here (a master file may repeat a
-    /// record; an RRset is a set).
-    fn push_record(&mut self, record: &Record) -> Result<(), String> {
-        let mut rdata = Vec::new();
-        let mut encoder = BinEncoder::new(&mut rdata);
-        encoder.set_name_encoding(NameEncoding::Uncompressed);
-        record
-            .data
-            .emit(&mut encoder)
-            .map_err(|e| format!("cannot encode {} record: {e}", record.record_type()))?;
-        let len = u16::try_from(rdata.len())
-            .map_err(|_| format!("{} record data too long", record.record_type()))?;
-        let mut rest = &self.wire[..];
-        while rest.len() >= 12 {
-            let have = usize::from(u16::from_be_bytes([rest[10], rest[11]]));
-            if rest[12..12 + have] == rdata[..] {
+    /// Adds one record as hickory's `RecordSet::insert` does, so that where chunk boundaries
+    /// fall never changes a zone: a record equal to one already here (RFC 2136 §1.1.1: class
+    /// and data, names without case, not the TTL) is dropped, one that differs only in class
+    /// replaces it in place, a CNAME replaces the CNAME, and a second SOA is an error.
+    fn push(&mut self, class: DNSClass, ttl: u32, rdata: &[u8]) -> Result<(), String> {
+        let rtype = self.rtype;
+        let len =
+            u16::try_from(rdata.len()).map_err(|_| format!("{rtype} record data too long"))?;
+        match rtype {
+            RecordType::SOA if self.count > 0 => {
+                return Err("more than one SOA record".to_string());
+            }
+            RecordType::CNAME => {
+                self.wire = Box::default();
+                self.count = 0;
+            }
+            _ => {}
+        }
+        let mut at = 0;
+        while at + 12 <= self.wire.len() {
+            let have = usize::from(u16::from_be_bytes([self.wire[at + 10], self.wire[at + 11]]));
+            let data = at + 12..at + 12 + have;
+            if same_rdata(rtype, &self.wire[data.clone()], rdata) {
+                if self.wire[at + 4..at + 6] == u16::from(class).to_be_bytes() {
+                    return Ok(());
+                }
+                self.wire[at + 4..at + 6].copy_from_slice(&u16::from(class).to_be_bytes());
+                self.wire[at + 6..at + 10].copy_from_slice(&ttl.to_be_bytes());
+                self.wire[data].copy_from_slice(rdata);
                 return Ok(());
             }
-            rest = &rest[12 + have..];
+            at = data.end;
         }
         // Sized exactly: most RRsets hold one record, and a zone can hold millions.
         let mut wire = Vec::with_capacity(self.wire.len() + 12 + rdata.len());
         wire.extend_from_slice(&self.wire);
         wire.extend_from_slice(&OWNER_IS_QNAME);
-        wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
-        wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
-        wire.extend_from_slice(&record.ttl.to_be_bytes());
+        wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
+        wire.extend_from_slice(&u16::from(class).to_be_bytes());
+        wire.extend_from_slice(&ttl.to_be_bytes());
         wire.extend_from_slice(&len.to_be_bytes());
-        wire.extend_from_slice(&rdata);
+        wire.extend_from_slice(rdata);
         self.wire = wire.into_boxed_slice();
         self.count = self.count.saturating_add(1);
         Ok(())
     }
 }
 
+/// True when two RDATA of `rtype` are the same data as hickory's `RData` equality sees it:
+/// equal bytes, or (rarely) bytes equal but for ASCII case whose names then compare equal.
+fn same_rdata(rtype: RecordType, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    if !a.eq_ignore_ascii_case(b) {
+        return false;
+    }
+    let read = |data: &[u8]| {
+        RData::read(
+            &mut BinDecoder::new(data),
+            rtype,
+            Restrict::new(data.len() as u16),
+        )
+        .ok()
+    };
+    matches!((read(a), read(b)), (Some(a), Some(b)) if a == b)
+}
+
+/// The RDATA of a parsed record, encoded with uncompressed names into `out`.
+fn encode_rdata(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    record
+        .data
+        .emit(&mut encoder)
+        .map_err(|e| format!("cannot encode {} record: {e}", record.record_type()))
+}
+
 /// Everything Meridian knows about one owner name inside a zone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Node {
     /// Static RRsets from the master file, ordered by type number.
     pub rrsets: Box<[RrSet]>,
@@ -309,7 +358,7 @@ pub enum Found<'z> {
 }
 
 /// One zone loaded from a master file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Zone {
     /// The apex, lower-cased and fully qualified.
     pub origin: Name,
@@ -338,23 +387,54 @@ impl Zone {
             line,
             reason,
         })?;
-        // Only the flattened copy is needed from here on: a large file is not held twice.
-        drop(text);
-        Zone::parse_flat(path, &flat, origin)
+        match flat {
+            Cow::Borrowed(_) => Zone::parse_flat(path, &text, origin, Reader::Lines),
+            Cow::Owned(flat) => {
+                // Only the flattened copy is needed from here on: a large file is not held
+                // twice.
+                drop(text);
+                Zone::parse_flat(path, &flat, origin, Reader::Lines)
+            }
+        }
     }
 
     /// Parses master-file text for `origin`; `path` is used for `$INCLUDE` and in errors.
     pub fn parse(path: &Path, text: &str, origin: &Name) -> Result<Zone, ZoneError> {
+        Zone::parse_with(path, text, origin, Reader::Lines)
+    }
+
+    /// [`Zone::parse`] with every entry read by hickory's parser: the reference the direct
+    /// line reader is checked against (tests and the `zone` fuzz target).
+    #[doc(hidden)]
+    pub fn parse_with_hickory_only(
+        path: &Path,
+        text: &str,
+        origin: &Name,
+    ) -> Result<Zone, ZoneError> {
+        Zone::parse_with(path, text, origin, Reader::HickoryOnly)
+    }
+
+    fn parse_with(
+        path: &Path,
+        text: &str,
+        origin: &Name,
+        reader: Reader,
+    ) -> Result<Zone, ZoneError> {
         let flat = flatten_groups(text).map_err(|(line, reason)| ZoneError {
             file: path.to_path_buf(),
             line,
             reason,
         })?;
-        Zone::parse_flat(path, &flat, origin)
+        Zone::parse_flat(path, &flat, origin, reader)
     }
 
     /// [`Zone::parse`] on text [`flatten_groups`] already rewrote.
-    fn parse_flat(path: &Path, text: &str, origin: &Name) -> Result<Zone, ZoneError> {
+    fn parse_flat(
+        path: &Path,
+        text: &str,
+        origin: &Name,
+        reader: Reader,
+    ) -> Result<Zone, ZoneError> {
         let err = |line: usize, reason: String| ZoneError {
             file: path.to_path_buf(),
             line,
@@ -374,9 +454,33 @@ impl Zone {
         };
         zone.add_node(&origin_wire);
 
-        for_each_chunk(path, text, &origin, |record| {
-            zone.add_record(record)
-                .map_err(|reason| err(find_line(text, &record.name, &origin), reason))
+        let mut rdata = Vec::new();
+        for_each_entry(path, text, &origin, reader, |entry| match entry {
+            Entry::Parsed(record) => {
+                let owner = WireName::from_name(&record.name)
+                    .ok_or_else(|| format!("{}: name too long", record.name));
+                owner
+                    .and_then(|owner| {
+                        encode_rdata(record, &mut rdata)?;
+                        zone.add_wire(
+                            &owner,
+                            record.record_type(),
+                            record.dns_class,
+                            record.ttl,
+                            &rdata,
+                        )
+                    })
+                    .map_err(|reason| err(find_line(text, &record.name, &origin), reason))
+            }
+            Entry::Read {
+                owner,
+                rtype,
+                ttl,
+                rdata,
+                line,
+            } => zone
+                .add_wire(owner, rtype, DNSClass::IN, ttl, rdata)
+                .map_err(|reason| err(line, reason)),
         })?;
 
         // Keep a stable order of RRsets per node: by type number, so ANY answers are
@@ -389,32 +493,39 @@ impl Zone {
         Ok(zone)
     }
 
-    /// Stores one parsed record at its (lower-cased) owner.
-    fn add_record(&mut self, record: &Record) -> Result<(), String> {
-        let owner = &record.name;
-        let wire = WireName::from_name(owner).ok_or_else(|| format!("{owner}: name too long"))?;
-        if wire.label_count() < self.origin_labels
-            || wire.suffix(self.origin_labels) != &*self.origin_wire
+    /// Stores one record at its (lower-cased) owner.
+    fn add_wire(
+        &mut self,
+        owner: &WireName,
+        rtype: RecordType,
+        class: DNSClass,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), String> {
+        if owner.label_count() < self.origin_labels
+            || owner.suffix(self.origin_labels) != &*self.origin_wire
         {
             return Err(format!(
-                "{owner} {} is outside zone {}",
-                record.record_type(),
+                "{} {rtype} is outside zone {}",
+                name_from_wire(owner.as_bytes()),
                 self.origin
             ));
         }
-        if record.dns_class != DNSClass::IN {
+        if class != DNSClass::IN {
             return Err(format!(
-                "{owner} {}: only class IN is served, not {}",
-                record.record_type(),
-                record.dns_class
+                "{} {rtype}: only class IN is served, not {class}",
+                name_from_wire(owner.as_bytes()),
             ));
         }
-        self.add_node(&wire);
-        let node = self
-            .nodes
-            .get_mut(wire.as_bytes())
-            .expect("add_node inserted it");
-        let rtype = record.record_type();
+        let node = match self.nodes.get_mut(owner.as_bytes()) {
+            Some(node) => node,
+            None => {
+                self.add_node(owner);
+                self.nodes
+                    .get_mut(owner.as_bytes())
+                    .expect("add_node inserted it")
+            }
+        };
         let set = match node.rrsets.iter().position(|s| s.rtype == rtype) {
             Some(i) => &mut node.rrsets[i],
             None => {
@@ -428,7 +539,7 @@ impl Zone {
                 node.rrsets.last_mut().expect("just pushed")
             }
         };
-        set.push_record(record)
+        set.push(class, ttl, rdata)
     }
 
     fn validate(&mut self, text: &str) -> Result<(), ZoneError> {
@@ -469,7 +580,9 @@ impl Zone {
             count: 0,
             wire: Box::default(),
         };
-        tail.push_record(&negative)
+        let mut rdata = Vec::new();
+        encode_rdata(&negative, &mut rdata)
+            .and_then(|()| tail.push(negative.dns_class, negative.ttl, &rdata))
             .map_err(|reason| err(1, reason))?;
         self.negative_tail = tail.wire[OWNER_IS_QNAME.len()..].into();
         self.negative_soa = negative;
@@ -632,92 +745,228 @@ impl Zone {
     }
 }
 
-/// Lines that start with an owner name: about the number of names, so the map is sized once
-/// instead of growing (and briefly holding two tables) while a large zone loads.
+/// About the number of names: lines that start with an owner other than the line before's, so
+/// the map is sized once instead of growing (and briefly holding two tables) while a large zone
+/// loads, and not sized for every record either (a table twice too large is most of a zone's
+/// memory).
 fn owner_lines(text: &str) -> usize {
-    let starts = text
-        .as_bytes()
-        .windows(2)
-        .filter(|w| w[0] == b'\n' && !w[1].is_ascii_whitespace() && w[1] != b'$')
-        .count();
-    starts + 1
+    let mut previous = "";
+    let mut owners = 1;
+    for line in text.split('\n') {
+        if line.starts_with(|c: char| c.is_whitespace() || c == '$') {
+            continue;
+        }
+        let owner = line.split([' ', '\t']).next().unwrap_or("");
+        if !owner.is_empty() && owner != previous {
+            owners += 1;
+            previous = owner;
+        }
+    }
+    owners
 }
 
-/// Parses `text` (already flattened) with hickory's parser in chunks and hands every record to
-/// `sink`. A parse error names the line of the entry that fails.
-fn for_each_chunk(
+/// Which entries [`lines`] reads directly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// Plain one-line records (the default).
+    Lines,
+    /// None: hickory reads everything (the reference).
+    HickoryOnly,
+}
+
+/// One entry of a master file, as it reaches the zone.
+enum Entry<'a> {
+    /// A record hickory's parser produced.
+    Parsed(&'a Record),
+    /// A record [`lines`] read from line `line`.
+    Read {
+        owner: &'a WireName,
+        rtype: RecordType,
+        ttl: u32,
+        rdata: &'a [u8],
+        line: usize,
+    },
+}
+
+/// Entries waiting to be handed to hickory's parser together.
+struct Chunk<'t> {
+    /// Byte offset of the first line in the text.
+    start: usize,
+    /// Its 1-based line number.
+    line: usize,
+    /// The `$ORIGIN` and `$TTL` lines in force before it.
+    context: (Option<&'t str>, Option<&'t str>),
+    /// The owner to write before the first line when it starts with blanks (its owner was on a
+    /// line read directly).
+    owner: Option<String>,
+    /// Entries in it.
+    entries: usize,
+}
+
+/// Reads `text` (already flattened) and hands every record to `sink`: plain one-line records
+/// read by [`lines`] as they come, everything between them parsed by hickory in chunks. A parse
+/// error names the line of the entry that fails.
+fn for_each_entry(
     path: &Path,
     text: &str,
     origin: &Name,
-    mut sink: impl FnMut(&Record) -> Result<(), ZoneError>,
+    reader: Reader,
+    mut sink: impl FnMut(Entry<'_>) -> Result<(), ZoneError>,
 ) -> Result<(), ZoneError> {
-    // The context at the start of the current chunk, and as of the current line.
-    let (mut chunk_origin, mut chunk_ttl): (Option<&str>, Option<&str>) = (None, None);
+    // The `$ORIGIN` and `$TTL` lines as of the current line, for chunk preambles.
     let (mut cur_origin, mut cur_ttl): (Option<&str>, Option<&str>) = (None, None);
+    // The same, as the line reader needs them; `None` when it cannot know (then hickory reads).
+    let mut origin_wire: Option<Vec<u8>> = Some(case_preserving_wire(origin));
+    let mut default_ttl: Option<u32> = None;
     let mut included = false;
-    let (mut chunk_start, mut chunk_line, mut entries) = (0usize, 1usize, 0usize);
+    let mut last_owner: Option<WireName> = None;
+    let mut pending: Option<Chunk<'_>> = None;
+    let mut rdata = Vec::with_capacity(64);
     let mut at = 0usize;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let first = line.as_bytes().first().copied().unwrap_or(b'\n');
-        if first == b'$' {
-            let directive = line.split_whitespace().next().unwrap_or("");
-            if directive.eq_ignore_ascii_case("$ORIGIN") {
-                cur_origin = Some(line.trim_end());
-            } else if directive.eq_ignore_ascii_case("$TTL") {
-                cur_ttl = Some(line.trim_end());
-            } else if directive.eq_ignore_ascii_case("$INCLUDE") {
-                // An included file may change the context where this scan cannot see it.
-                included = true;
-            }
-        } else if !first.is_ascii_whitespace() {
-            // An entry with an explicit owner: a chunk may end before it, once a `$TTL` fixes
-            // the default TTL (without one, a record's TTL can come from the record before).
-            if entries >= CHUNK_ENTRIES && cur_ttl.is_some() && !included {
-                parse_chunk(
-                    path,
-                    origin,
-                    (chunk_origin, chunk_ttl),
-                    &text[chunk_start..at],
-                    chunk_line,
-                    &mut sink,
-                )?;
-                (chunk_start, chunk_line, entries) = (at, index + 1, 0);
-                (chunk_origin, chunk_ttl) = (cur_origin, cur_ttl);
-            }
-            entries += 1;
-        } else {
-            entries += 1;
+    let flush = |pending: &mut Option<Chunk<'_>>,
+                 end: usize,
+                 sink: &mut dyn FnMut(Entry<'_>) -> Result<(), ZoneError>| {
+        match pending.take() {
+            Some(chunk) => parse_chunk(path, origin, &chunk, &text[chunk.start..end], sink),
+            None => Ok(()),
         }
-        at += line.len();
+    };
+    for (index, raw) in text.split_inclusive('\n').enumerate() {
+        let line_at = at;
+        at += raw.len();
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let bytes = line.as_bytes();
+        let Some(&first) = bytes.first() else {
+            continue;
+        };
+        if first == b'$' {
+            let words: Vec<&str> = line.split_whitespace().take(3).collect();
+            // Directives are read as hickory's lexer reads them only in their plain form; after
+            // any other `$` line the context is unknown, and hickory reads the rest in one go.
+            let plain = |arg: &str| !arg.contains('"') && !arg.starts_with(['@', '$']);
+            let understood = match words[..] {
+                ["$ORIGIN", arg] if plain(arg) => {
+                    origin_wire = Name::parse(arg, None)
+                        .ok()
+                        .filter(|_| arg.ends_with('.'))
+                        .map(|name| case_preserving_wire(&name));
+                    origin_wire.is_some()
+                }
+                ["$TTL", arg] if plain(arg) => {
+                    default_ttl = hickory_proto::serialize::txt::parse_ttl(arg).ok();
+                    default_ttl.is_some()
+                }
+                _ => {
+                    included = true;
+                    false
+                }
+            };
+            if pending.is_none() && !(understood && reader == Reader::Lines && !included) {
+                pending = Some(Chunk {
+                    start: line_at,
+                    line: index + 1,
+                    context: (cur_origin, cur_ttl),
+                    owner: None,
+                    entries: 0,
+                });
+            }
+            match words.first() {
+                Some(&"$ORIGIN") => cur_origin = Some(line.trim_end()),
+                Some(&"$TTL") => cur_ttl = Some(line.trim_end()),
+                _ => {}
+            }
+            continue;
+        }
+        let blank = line.starts_with(char::is_whitespace);
+        if blank && pending.is_none() && line.trim().is_empty() {
+            continue;
+        }
+
+        if reader == Reader::Lines
+            && !included
+            && let (Some(origin_wire), Some(default_ttl)) = (&origin_wire, default_ttl)
+            && let Some(read) = lines::read(bytes, origin_wire, default_ttl, &mut rdata)
+        {
+            let owner = read.owner.or_else(|| last_owner.clone());
+            if let Some(owner) = owner {
+                flush(&mut pending, line_at, &mut sink)?;
+                sink(Entry::Read {
+                    owner: &owner,
+                    rtype: read.rtype,
+                    ttl: read.ttl,
+                    rdata: &rdata,
+                    line: index + 1,
+                })?;
+                last_owner = Some(owner);
+                continue;
+            }
+        }
+
+        if !blank {
+            last_owner = origin_wire
+                .as_deref()
+                .and_then(|origin| lines::first_word_owner(bytes, origin));
+            // A chunk may end before an entry with an explicit owner, once a `$TTL` fixes the
+            // default TTL (without one, a record's TTL can come from the record before).
+            if pending
+                .as_ref()
+                .is_some_and(|chunk| chunk.entries >= CHUNK_ENTRIES)
+                && cur_ttl.is_some()
+                && !included
+            {
+                flush(&mut pending, line_at, &mut sink)?;
+            }
+        }
+        let chunk = pending.get_or_insert_with(|| Chunk {
+            start: line_at,
+            line: index + 1,
+            context: (cur_origin, cur_ttl),
+            // The entry's owner was on a line read directly, which hickory will not see.
+            owner: if blank {
+                last_owner
+                    .as_ref()
+                    .map(|owner| name_from_wire(owner.as_bytes()).to_ascii())
+            } else {
+                None
+            },
+            entries: 0,
+        });
+        chunk.entries += 1;
     }
-    parse_chunk(
-        path,
-        origin,
-        (chunk_origin, chunk_ttl),
-        &text[chunk_start..],
-        chunk_line,
-        &mut sink,
-    )
+    flush(&mut pending, text.len(), &mut sink)
 }
 
-/// Parses one chunk that starts at line `first_line` of the file, after `context` (the
-/// `$ORIGIN` and `$TTL` lines in force there).
+/// The wire form of `name` with its labels as hickory holds them (case kept).
+fn case_preserving_wire(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(usize::from(name.len() as u8) + 2);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+    wire
+}
+
+/// Parses one chunk, the text of `chunk`, after its context (the `$ORIGIN` and `$TTL` lines in
+/// force there) and the owner it continues.
 fn parse_chunk(
     path: &Path,
     origin: &Name,
-    context: (Option<&str>, Option<&str>),
-    chunk: &str,
-    first_line: usize,
-    sink: &mut impl FnMut(&Record) -> Result<(), ZoneError>,
+    chunk: &Chunk<'_>,
+    body: &str,
+    sink: &mut dyn FnMut(Entry<'_>) -> Result<(), ZoneError>,
 ) -> Result<(), ZoneError> {
-    let mut text = String::with_capacity(chunk.len() + 128);
+    let mut text = String::with_capacity(body.len() + 128);
     let mut preamble_lines = 0;
-    for line in [context.0, context.1].into_iter().flatten() {
+    for line in [chunk.context.0, chunk.context.1].into_iter().flatten() {
         text.push_str(line);
         text.push('\n');
         preamble_lines += 1;
     }
-    text.push_str(chunk);
+    if let Some(owner) = &chunk.owner {
+        text.push_str(owner);
+    }
+    text.push_str(body);
     let parsed = Parser::new(
         text.as_str(),
         Some(path.to_path_buf()),
@@ -730,14 +979,14 @@ fn parse_chunk(
             let line = first_failing_line(path, &text, origin);
             return Err(ZoneError {
                 file: path.to_path_buf(),
-                line: first_line + line.saturating_sub(preamble_lines + 1),
+                line: chunk.line + line.saturating_sub(preamble_lines + 1),
                 reason: format!("cannot parse record: {e}"),
             });
         }
     };
     for set in rrsets.values() {
         for record in set.records_without_rrsigs() {
-            sink(record)?;
+            sink(Entry::Parsed(record))?;
         }
     }
     Ok(())
@@ -748,7 +997,41 @@ fn parse_chunk(
 ///
 /// hickory-proto's lexer treats `"` inside parentheses as an ordinary character, so
 /// `TXT ( "a" "b" )` would load with the quotes in the data; on one line it is read correctly.
-fn flatten_groups(text: &str) -> Result<String, (usize, String)> {
+fn flatten_groups(text: &str) -> Result<Cow<'_, str>, (usize, String)> {
+    if text.bytes().any(|b| matches!(b, b'(' | b')' | b';')) {
+        flatten_full(text).map(Cow::Owned)
+    } else {
+        // Nothing to rewrite (no groups, no comments): the text stands as it is, once its
+        // quoting is checked as `flatten_full` checks it.
+        check_quotes(text).map(|()| Cow::Borrowed(text))
+    }
+}
+
+/// The errors [`flatten_full`] gives a text without parentheses and comments.
+fn check_quotes(text: &str) -> Result<(), (usize, String)> {
+    let (mut in_quote, mut escaped, mut line) = (false, false, 1usize);
+    for b in text.bytes() {
+        if b == b'\n' {
+            if in_quote {
+                return Err((line, "unterminated quoted string".to_string()));
+            }
+            line += 1;
+        } else if escaped {
+            escaped = false;
+        } else if b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            in_quote = !in_quote;
+        }
+    }
+    if in_quote {
+        return Err((line, "unterminated quoted string".to_string()));
+    }
+    Ok(())
+}
+
+/// [`flatten_groups`] for a text with groups or comments: a rewritten copy.
+fn flatten_full(text: &str) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
     let (mut depth, mut in_quote, mut escaped, mut in_comment) = (0u32, false, false, false);
     let (mut line, mut open_line, mut pending) = (1usize, 0usize, 0usize);
@@ -885,6 +1168,8 @@ fn find_line(text: &str, name: &Name, origin: &Name) -> usize {
     let absolute = name.to_ascii().to_ascii_lowercase();
     let relative = if name == origin {
         "@".to_string()
+    } else if !origin.zone_of(name) {
+        absolute.clone()
     } else {
         let n = label_count(name) - label_count(origin);
         name.trim_to(label_count(name) as usize)
@@ -929,12 +1214,12 @@ pub fn origin_from_file_name(path: &Path) -> Option<Name> {
 mod tests {
     use super::*;
 
+    fn origin() -> Name {
+        Name::from_ascii("example.test.").unwrap()
+    }
+
     fn zone(text: &str) -> Result<Zone, ZoneError> {
-        Zone::parse(
-            Path::new("t.zone"),
-            text,
-            &Name::from_ascii("example.test.").unwrap(),
-        )
+        Zone::parse(Path::new("t.zone"), text, &origin())
     }
 
     const HEAD: &str =
@@ -975,6 +1260,51 @@ mod tests {
         assert_eq!(strings, [&b"a b"[..], &b"c;d"[..]]);
         let e = zone(&format!("{HEAD}x TXT ( \"a\"\ny A 192.0.2.1\n")).unwrap_err();
         assert_eq!((e.line, e.reason.as_str()), (5, "'(' is never closed"));
+    }
+
+    #[test]
+    fn text_without_groups_is_checked_as_flattening_would() {
+        for text in [
+            "a TXT \"x\"\n",
+            "a TXT \"x\n\"\n",
+            "a TXT \"x\\\"\n",
+            "a TXT x\\\n\"y\n",
+            "a TXT \"x",
+            "a TXT \\\"x\n",
+            "",
+        ] {
+            let quick = flatten_groups(text).map(|flat| flat.into_owned());
+            assert_eq!(quick, flatten_full(text), "{text:?}");
+        }
+    }
+
+    /// Found by the differential property test: a name outside the zone, in a multi-line entry
+    /// read by hickory, made locating its line underflow.
+    #[test]
+    fn a_name_outside_the_zone_is_refused_with_its_line() {
+        let e = zone(&format!("{HEAD}other.   ( A\n 192.0.2.1 ) ; note\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.reason.contains("outside zone"), "{e}");
+    }
+
+    /// Also found by it: a repeated record keeps its first TTL, as hickory keeps it within a
+    /// chunk (RFC 2136 §1.1.1 equality ignores the TTL), whether the line reader or hickory
+    /// reads the repeat.
+    #[test]
+    fn a_repeated_record_keeps_its_first_ttl() {
+        let text = format!("{HEAD}a A 192.0.2.1\n  MX 0 .\n  60 ( MX\n 0 . )\n");
+        for parsed in [
+            zone(&text).unwrap(),
+            Zone::parse_with_hickory_only(Path::new("t.zone"), &text, &origin()).unwrap(),
+        ] {
+            let n = Name::from_ascii("a.example.test.").unwrap();
+            let Found::Exact(node) = parsed.find(&n, RecordType::MX) else {
+                panic!("a exists")
+            };
+            let records = node.rrset(RecordType::MX).unwrap().records(&n);
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].ttl, 300);
+        }
     }
 
     #[test]

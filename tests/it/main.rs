@@ -20,3 +20,4 @@ mod steering;
 mod support;
 mod tcp;
 mod workers;
+mod zone_reader;
