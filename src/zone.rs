@@ -902,6 +902,13 @@ fn for_each_entry(
             }
         }
 
+        if typeless(line) {
+            return Err(ZoneError {
+                file: path.to_path_buf(),
+                line: index + 1,
+                reason: "entry has a TTL or class but no record type".to_string(),
+            });
+        }
         if !blank {
             last_owner = origin_wire
                 .as_deref()
@@ -934,6 +941,30 @@ fn for_each_entry(
         chunk.entries += 1;
     }
     flush(&mut pending, text.len(), &mut sink)
+}
+
+/// True when an entry (a flattened line, not a directive) may have a TTL or class but no record
+/// type. hickory's parser accepts such a line and carries its TTL and class over to the next
+/// record it reads; RFC 1035 §5.1 has no such entry, so it is refused instead. A word with
+/// quotes or escapes might be a TTL or class once unquoted, so only plain words count as a
+/// type; a line whose other words are all TTLs, classes or unsure is refused.
+fn typeless(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    if !line.starts_with(char::is_whitespace) {
+        words.next();
+    }
+    let mut any = false;
+    for word in words {
+        let plain = !word.contains(['"', '\\']);
+        if plain
+            && hickory_proto::serialize::txt::parse_ttl(word).is_err()
+            && word.to_ascii_uppercase().parse::<DNSClass>().is_err()
+        {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// The wire form of `name` with its labels as hickory holds them (case kept).
@@ -1305,6 +1336,25 @@ mod tests {
             assert_eq!(records.len(), 1);
             assert_eq!(records[0].ttl, 300);
         }
+    }
+
+    /// Found by the `zone` fuzz target: hickory accepts a line with a TTL but no type and gives
+    /// that TTL to the next record, which the line reader would not; such entries are refused.
+    #[test]
+    fn an_entry_without_a_type_is_refused() {
+        for entry in ["ns9 1209600", "  1209600 ; expire", "x IN", "  \"60\" IN"] {
+            let text = format!("{HEAD}{entry}\n*.w IN A 192.0.2.100\n");
+            let e = zone(&text).unwrap_err();
+            assert_eq!(e.line, 5, "{entry}: {e}");
+            assert!(e.reason.contains("no record type"), "{e}");
+        }
+        // An owner alone names the owner of the blank-owner entries after it.
+        let text = format!("{HEAD}ns9\n  A 192.0.2.9\n");
+        let z = zone(&text).unwrap();
+        assert!(
+            z.node(&Name::from_ascii("ns9.example.test.").unwrap())
+                .is_some()
+        );
     }
 
     #[test]

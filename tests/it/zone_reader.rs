@@ -66,6 +66,7 @@ const BAD_RECORDS: &[&str] = &[
     "SOA ns1 host 2 3 4 5 6",
     "SRV 1 2 x",
     "TXT x\"y",
+    "",
 ];
 const DIRECTIVES: &[&str] = &[
     "$ORIGIN sub.example.test.",
