@@ -903,6 +903,8 @@ fn for_each_entry(
         }
 
         if typeless(line) {
+            // Errors come in file order: the entries before this one first.
+            flush(&mut pending, line_at, &mut sink)?;
             return Err(ZoneError {
                 file: path.to_path_buf(),
                 line: index + 1,
