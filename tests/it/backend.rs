@@ -186,15 +186,27 @@ impl Backend {
         // not hand it to another test's `bind(127.0.0.1:0)`.
         let hold = TcpSocket::new_v4().expect("socket");
         hold.set_reuseaddr(true).expect("SO_REUSEADDR");
-        if hold.bind(self.addr).is_ok() {
+        let held = hold.bind(self.addr);
+        if held.is_ok() {
             *self._port_hold.lock().expect("hold lock") = Some(hold);
         }
-        let refused = TcpStream::connect(self.addr).await;
+        let mut refused = TcpStream::connect(self.addr).await;
+        // Connecting to a free port of the ephemeral range can, rarely, pick that very port as
+        // its source and connect to itself (TCP simultaneous open); that is not a listener.
+        for _ in 0..3 {
+            match &refused {
+                Ok(s) if s.local_addr().ok() == s.peer_addr().ok() => {
+                    refused = TcpStream::connect(self.addr).await;
+                }
+                _ => break,
+            }
+        }
         assert!(
             refused
                 .as_ref()
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
-            "backend {} still accepts connections after stop: {refused:?}",
+            "backend {} still accepts connections after stop: {refused:?} (holding the port: \
+             {held:?})",
             self.addr
         );
     }
