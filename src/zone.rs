@@ -82,7 +82,8 @@ impl RrSet {
                 break;
             };
             let mut decoder = BinDecoder::new(rdata);
-            // Encoded by `push_record` from parsed data: decoding it back cannot fail.
+            // Encoded by `push` from parsed or directly read data: decoding it back cannot
+            // fail.
             if let Ok(data) = RData::read(&mut decoder, rtype, Restrict::new(len as u16)) {
                 let mut record = Record::from_rdata(owner.clone(), ttl, data);
                 record.dns_class = class;
@@ -403,15 +404,22 @@ impl Zone {
         Zone::parse_with(path, text, origin, Reader::Lines)
     }
 
-    /// [`Zone::parse`] with every entry read by hickory's parser: the reference the direct
-    /// line reader is checked against (tests and the `zone` fuzz target).
+    /// [`Zone::parse`] with every entry read by hickory's parser, in chunks as usual or (with
+    /// `chunked` false) in one piece: the references the line reader and the chunking are
+    /// checked against (tests and the `zone` fuzz target).
     #[doc(hidden)]
-    pub fn parse_with_hickory_only(
+    pub fn parse_reference(
         path: &Path,
         text: &str,
         origin: &Name,
+        chunked: bool,
     ) -> Result<Zone, ZoneError> {
-        Zone::parse_with(path, text, origin, Reader::HickoryOnly)
+        let reader = if chunked {
+            Reader::HickoryOnly
+        } else {
+            Reader::HickoryUnchunked
+        };
+        Zone::parse_with(path, text, origin, reader)
     }
 
     fn parse_with(
@@ -772,6 +780,8 @@ enum Reader {
     Lines,
     /// None: hickory reads everything (the reference).
     HickoryOnly,
+    /// None, and hickory reads the whole file at once.
+    HickoryUnchunked,
 }
 
 /// One entry of a master file, as it reaches the zone.
@@ -796,11 +806,31 @@ struct Chunk<'t> {
     line: usize,
     /// The `$ORIGIN` and `$TTL` lines in force before it.
     context: (Option<&'t str>, Option<&'t str>),
-    /// The owner to write before the first line when it starts with blanks (its owner was on a
-    /// line read directly).
+    /// The owner of the entries before it, written as a line of its own after the context:
+    /// hickory reads it as the owner of blank-owner entries, which may have been on a line read
+    /// directly (and hickory does not carry it over from one chunk to the next anyway).
     owner: Option<String>,
     /// Entries in it.
     entries: usize,
+}
+
+impl<'t> Chunk<'t> {
+    fn new(
+        start: usize,
+        index: usize,
+        context: (Option<&'t str>, Option<&'t str>),
+        owner: &Option<WireName>,
+    ) -> Chunk<'t> {
+        Chunk {
+            start,
+            line: index + 1,
+            context,
+            owner: owner
+                .as_ref()
+                .map(|owner| name_from_wire(owner.as_bytes()).to_ascii()),
+            entries: 0,
+        }
+    }
 }
 
 /// Reads `text` (already flattened) and hands every record to `sink`: plain one-line records
@@ -818,7 +848,7 @@ fn for_each_entry(
     // The same, as the line reader needs them; `None` when it cannot know (then hickory reads).
     let mut origin_wire: Option<Vec<u8>> = Some(case_preserving_wire(origin));
     let mut default_ttl: Option<u32> = None;
-    let mut included = false;
+    let mut context_unknown = false;
     let mut last_owner: Option<WireName> = None;
     let mut pending: Option<Chunk<'_>> = None;
     let mut rdata = Vec::with_capacity(64);
@@ -841,8 +871,10 @@ fn for_each_entry(
         };
         if first == b'$' {
             let words: Vec<&str> = line.split_whitespace().take(3).collect();
-            // Directives are read as hickory's lexer reads them only in their plain form; after
-            // any other `$` line the context is unknown, and hickory reads the rest in one go.
+            // `$ORIGIN` and `$TTL` are followed here only in their plain form. After `$INCLUDE`
+            // or any other `$` line the context is unknown: hickory reads the rest of the file
+            // in one go. A relative or unparsable `$ORIGIN`, or an unparsable `$TTL`, only stops
+            // the line reader until the next plain one.
             let plain = |arg: &str| !arg.contains('"') && !arg.starts_with(['@', '$']);
             let understood = match words[..] {
                 ["$ORIGIN", arg] if plain(arg) => {
@@ -857,18 +889,17 @@ fn for_each_entry(
                     default_ttl.is_some()
                 }
                 _ => {
-                    included = true;
+                    context_unknown = true;
                     false
                 }
             };
-            if pending.is_none() && !(understood && reader == Reader::Lines && !included) {
-                pending = Some(Chunk {
-                    start: line_at,
-                    line: index + 1,
-                    context: (cur_origin, cur_ttl),
-                    owner: None,
-                    entries: 0,
-                });
+            if pending.is_none() && !(understood && reader == Reader::Lines && !context_unknown) {
+                pending = Some(Chunk::new(
+                    line_at,
+                    index,
+                    (cur_origin, cur_ttl),
+                    &last_owner,
+                ));
             }
             match words.first() {
                 Some(&"$ORIGIN") => cur_origin = Some(line.trim_end()),
@@ -883,7 +914,7 @@ fn for_each_entry(
         }
 
         if reader == Reader::Lines
-            && !included
+            && !context_unknown
             && let (Some(origin_wire), Some(default_ttl)) = (&origin_wire, default_ttl)
             && let Some(read) = lines::read(bytes, origin_wire, default_ttl, &mut rdata)
         {
@@ -902,13 +933,13 @@ fn for_each_entry(
             }
         }
 
-        if typeless(line) {
+        if let Err(reason) = check_entry(line) {
             // Errors come in file order: the entries before this one first.
             flush(&mut pending, line_at, &mut sink)?;
             return Err(ZoneError {
                 file: path.to_path_buf(),
                 line: index + 1,
-                reason: "entry has a TTL or class but no record type".to_string(),
+                reason,
             });
         }
         if !blank {
@@ -920,53 +951,56 @@ fn for_each_entry(
             if pending
                 .as_ref()
                 .is_some_and(|chunk| chunk.entries >= CHUNK_ENTRIES)
+                && reader != Reader::HickoryUnchunked
                 && cur_ttl.is_some()
-                && !included
+                && !context_unknown
             {
                 flush(&mut pending, line_at, &mut sink)?;
             }
         }
-        let chunk = pending.get_or_insert_with(|| Chunk {
-            start: line_at,
-            line: index + 1,
-            context: (cur_origin, cur_ttl),
-            // The entry's owner was on a line read directly, which hickory will not see.
-            owner: if blank {
-                last_owner
-                    .as_ref()
-                    .map(|owner| name_from_wire(owner.as_bytes()).to_ascii())
-            } else {
-                None
-            },
-            entries: 0,
-        });
+        let chunk = pending
+            .get_or_insert_with(|| Chunk::new(line_at, index, (cur_origin, cur_ttl), &last_owner));
         chunk.entries += 1;
     }
     flush(&mut pending, text.len(), &mut sink)
 }
 
-/// True when an entry (a flattened line, not a directive) may have a TTL or class but no record
-/// type. hickory's parser accepts such a line and carries its TTL and class over to the next
-/// record it reads; RFC 1035 §5.1 has no such entry, so it is refused instead. A word with
-/// quotes or escapes might be a TTL or class once unquoted, so only plain words count as a
-/// type; a line whose other words are all TTLs, classes or unsure is refused.
-fn typeless(line: &str) -> bool {
+/// Refuses what hickory's parser would carry over from an entry (a flattened line, not a
+/// directive) to the entries after it, within a chunk but not across chunks, so that a zone
+/// never depends on where chunks end:
+///
+/// - an entry with a TTL or class but no record type (RFC 1035 §5.1 has no such entry): hickory
+///   keeps the TTL for the next record;
+/// - a class other than `IN` (the only one served): hickory keeps it for the entries after;
+/// - a TTL, class or type word with quotes or escapes: what it stands for is only known after
+///   unquoting, so it is refused rather than guessed.
+fn check_entry(line: &str) -> Result<(), String> {
+    const CLASSES: [&str; 6] = ["IN", "CH", "HS", "NONE", "ANY", "*"];
     let mut words = line.split_whitespace();
     if !line.starts_with(char::is_whitespace) {
         words.next();
     }
     let mut any = false;
     for word in words {
-        let plain = !word.contains(['"', '\\']);
-        if plain
-            && hickory_proto::serialize::txt::parse_ttl(word).is_err()
-            && word.to_ascii_uppercase().parse::<DNSClass>().is_err()
-        {
-            return false;
+        if word.contains(['"', '\\']) {
+            return Err(format!(
+                "{word} is quoted or escaped where a TTL, class or record type is expected"
+            ));
+        }
+        let ttl = hickory_proto::serialize::txt::parse_ttl(word).is_ok();
+        match CLASSES.iter().find(|c| word.eq_ignore_ascii_case(c)) {
+            _ if ttl => {}
+            Some(&"IN") => {}
+            Some(_) => return Err(format!("only class IN is served, not {word}")),
+            // The record type: what follows is its data.
+            None => return Ok(()),
         }
         any = true;
     }
-    any
+    if any {
+        return Err("entry has a TTL or class but no record type".to_string());
+    }
+    Ok(())
 }
 
 /// The wire form of `name` with its labels as hickory holds them (case kept).
@@ -981,7 +1015,7 @@ fn case_preserving_wire(name: &Name) -> Vec<u8> {
 }
 
 /// Parses one chunk, the text of `chunk`, after its context (the `$ORIGIN` and `$TTL` lines in
-/// force there) and the owner it continues.
+/// force there) and a line naming the owner it continues.
 fn parse_chunk(
     path: &Path,
     origin: &Name,
@@ -998,6 +1032,8 @@ fn parse_chunk(
     }
     if let Some(owner) = &chunk.owner {
         text.push_str(owner);
+        text.push('\n');
+        preamble_lines += 1;
     }
     text.push_str(body);
     let parsed = Parser::new(
@@ -1040,25 +1076,60 @@ fn flatten_groups(text: &str) -> Result<Cow<'_, str>, (usize, String)> {
     }
 }
 
+/// Where a character stands with respect to quoting, following hickory's lexer: a `"` opens a
+/// string only where a word starts (at the start of a line, after blanks, after a string or a
+/// parenthesis), elsewhere it is an ordinary character; inside a string `\` escapes the next
+/// character. Unlike the lexer, a string may not run past the end of its line, so that every
+/// line of the flattened text is one entry for both the line reader and the chunker.
+#[derive(Default)]
+struct Quoting {
+    in_quote: bool,
+    escaped: bool,
+    word_start: bool,
+}
+
+impl Quoting {
+    fn new_line(&mut self) {
+        self.escaped = false;
+        self.word_start = true;
+    }
+
+    /// Steps over `c` (not a newline); true when it is inside a string or is one of its quotes.
+    fn step(&mut self, c: char) -> bool {
+        if self.in_quote {
+            if self.escaped {
+                self.escaped = false;
+            } else if c == '\\' {
+                self.escaped = true;
+            } else if c == '"' {
+                self.in_quote = false;
+                self.word_start = true;
+            }
+            return true;
+        }
+        if c == '"' && self.word_start {
+            self.in_quote = true;
+            return true;
+        }
+        self.word_start = c.is_whitespace() || c == '(' || c == ')';
+        false
+    }
+}
+
 /// The errors [`flatten_full`] gives a text without parentheses and comments.
 fn check_quotes(text: &str) -> Result<(), (usize, String)> {
-    let (mut in_quote, mut escaped, mut line) = (false, false, 1usize);
-    for b in text.bytes() {
-        if b == b'\n' {
-            if in_quote {
-                return Err((line, "unterminated quoted string".to_string()));
-            }
-            line += 1;
-        } else if escaped {
-            escaped = false;
-        } else if b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            in_quote = !in_quote;
+    let mut quoting = Quoting {
+        word_start: true,
+        ..Quoting::default()
+    };
+    for (index, line) in text.split('\n').enumerate() {
+        quoting.new_line();
+        for c in line.chars() {
+            quoting.step(c);
         }
-    }
-    if in_quote {
-        return Err((line, "unterminated quoted string".to_string()));
+        if quoting.in_quote {
+            return Err((index + 1, "unterminated quoted string".to_string()));
+        }
     }
     Ok(())
 }
@@ -1066,15 +1137,21 @@ fn check_quotes(text: &str) -> Result<(), (usize, String)> {
 /// [`flatten_groups`] for a text with groups or comments: a rewritten copy.
 fn flatten_full(text: &str) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
-    let (mut depth, mut in_quote, mut escaped, mut in_comment) = (0u32, false, false, false);
+    let mut quoting = Quoting {
+        word_start: true,
+        ..Quoting::default()
+    };
+    let (mut depth, mut escaped, mut in_comment) = (0u32, false, false);
     let (mut line, mut open_line, mut pending) = (1usize, 0usize, 0usize);
     for c in text.chars() {
         if c == '\n' {
+            if quoting.in_quote {
+                return Err((line, "unterminated quoted string".to_string()));
+            }
             line += 1;
             in_comment = false;
-            if in_quote {
-                return Err((line - 1, "unterminated quoted string".to_string()));
-            }
+            escaped = false;
+            quoting.new_line();
             if depth > 0 {
                 out.push(' ');
                 pending += 1;
@@ -1088,8 +1165,14 @@ fn flatten_full(text: &str) -> Result<String, (usize, String)> {
         if in_comment {
             continue;
         }
-        if escaped {
+        if !quoting.in_quote && escaped {
+            // `\(`, `\)` and `\;` outside strings are kept as written.
             escaped = false;
+            quoting.step(c);
+            out.push(c);
+            continue;
+        }
+        if quoting.step(c) {
             out.push(c);
             continue;
         }
@@ -1098,11 +1181,6 @@ fn flatten_full(text: &str) -> Result<String, (usize, String)> {
                 escaped = true;
                 out.push(c);
             }
-            '"' => {
-                in_quote = !in_quote;
-                out.push(c);
-            }
-            _ if in_quote => out.push(c),
             ';' => in_comment = true,
             '(' => {
                 if depth == 0 {
@@ -1122,7 +1200,7 @@ fn flatten_full(text: &str) -> Result<String, (usize, String)> {
     if depth > 0 {
         return Err((open_line, "'(' is never closed".to_string()));
     }
-    if in_quote {
+    if quoting.in_quote {
         return Err((line, "unterminated quoted string".to_string()));
     }
     out.extend(std::iter::repeat_n('\n', pending));
@@ -1301,7 +1379,8 @@ mod tests {
             "a TXT \"x\"\n",
             "a TXT \"x\n\"\n",
             "a TXT \"x\\\"\n",
-            "a TXT x\\\n\"y\n",
+            "a TXT x\\\n\"y\"\n",
+            "a TXT x\"y \"z\n",
             "a TXT \"x",
             "a TXT \\\"x\n",
             "",
@@ -1328,7 +1407,7 @@ mod tests {
         let text = format!("{HEAD}a A 192.0.2.1\n  MX 0 .\n  60 ( MX\n 0 . )\n");
         for parsed in [
             zone(&text).unwrap(),
-            Zone::parse_with_hickory_only(Path::new("t.zone"), &text, &origin()).unwrap(),
+            Zone::parse_reference(Path::new("t.zone"), &text, &origin(), true).unwrap(),
         ] {
             let n = Name::from_ascii("a.example.test.").unwrap();
             let Found::Exact(node) = parsed.find(&n, RecordType::MX) else {
@@ -1344,7 +1423,7 @@ mod tests {
     /// that TTL to the next record, which the line reader would not; such entries are refused.
     #[test]
     fn an_entry_without_a_type_is_refused() {
-        for entry in ["ns9 1209600", "  1209600 ; expire", "x IN", "  \"60\" IN"] {
+        for entry in ["ns9 1209600", "  1209600 ; expire", "x IN", "x 60 in"] {
             let text = format!("{HEAD}{entry}\n*.w IN A 192.0.2.100\n");
             let e = zone(&text).unwrap_err();
             assert_eq!(e.line, 5, "{entry}: {e}");
@@ -1357,6 +1436,43 @@ mod tests {
             z.node(&Name::from_ascii("ns9.example.test.").unwrap())
                 .is_some()
         );
+    }
+
+    /// Found in review: inputs on which the line reader, hickory in chunks and hickory in one
+    /// piece disagreed. Each now loads the same zone, or is refused, whichever reads it.
+    #[test]
+    fn readers_agree_on_what_review_found() {
+        let cases = [
+            // A quoted `"@"` is not the origin (refused by hickory's label rules).
+            (format!("{HEAD}\"@\" A 192.0.2.7\n"), false),
+            // A blank-owner entry after a directive hickory reads, after a line read directly.
+            (
+                format!("{HEAD}www A 192.0.2.2\n$ORIGIN sub\n  A 192.0.2.3\n"),
+                true,
+            ),
+            // A class other than IN is refused where it is written.
+            (format!("{HEAD}a CH A 192.0.2.7\na IN A 192.0.2.7\n"), false),
+            // A quote inside a word is an ordinary character; a string ends on its line.
+            (
+                format!("{HEAD}a TXT x\"y \"z\nb A 192.0.2.2\nc\" x\"y A\n"),
+                false,
+            ),
+            (format!("{HEAD}a TXT x\"y z\nb A 192.0.2.2\n"), true),
+            (format!("{HEAD}a TXT x\\\n\"b\" TXT c\n"), true),
+        ];
+        for (text, loads) in cases {
+            let direct = zone(&text);
+            assert_eq!(direct.is_ok(), loads, "{text}: {direct:?}");
+            for chunked in [true, false] {
+                let reference =
+                    Zone::parse_reference(Path::new("t.zone"), &text, &origin(), chunked);
+                match (&direct, reference) {
+                    (Ok(direct), Ok(reference)) => assert_eq!(direct, &reference, "{text}"),
+                    (Err(_), Err(_)) => {}
+                    (direct, reference) => panic!("{text}: {direct:?} / {reference:?}"),
+                }
+            }
+        }
     }
 
     #[test]

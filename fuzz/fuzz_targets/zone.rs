@@ -1,6 +1,6 @@
 //! Fuzz target: master-file text in, a zone or a `file:line: reason` error out. No input may
-//! panic, and reading plain lines directly gives the same zone as hickory's parser alone (both
-//! load it, identically, or both refuse it).
+//! panic, and reading plain lines directly gives the same zone as hickory's parser alone, in
+//! chunks or in one piece (all three load it, identically, or all refuse it).
 #![no_main]
 
 use hickory_proto::rr::Name;
@@ -18,14 +18,19 @@ fuzz_target!(|data: &[u8]| {
     let origin = Name::from_ascii("example.test.").unwrap();
     let path = std::path::Path::new("example.test.zone");
     let direct = Zone::parse(path, text, &origin);
-    let reference = Zone::parse_with_hickory_only(path, text, &origin);
-    match (direct, reference) {
-        (Ok(direct), Ok(reference)) => assert_eq!(direct, reference),
-        (Err(_), Err(_)) => {}
-        (direct, reference) => panic!(
-            "only one reader refused: direct {:?}, hickory {:?}",
+    let chunked = Zone::parse_reference(path, text, &origin, true);
+    let whole = Zone::parse_reference(path, text, &origin, false);
+    match (direct, chunked, whole) {
+        (Ok(direct), Ok(chunked), Ok(whole)) => {
+            assert_eq!(direct, chunked);
+            assert_eq!(direct, whole);
+        }
+        (Err(_), Err(_), Err(_)) => {}
+        (direct, chunked, whole) => panic!(
+            "not all refused: direct {:?}, chunked {:?}, whole {:?}",
             direct.err().map(|e| e.to_string()),
-            reference.err().map(|e| e.to_string())
+            chunked.err().map(|e| e.to_string()),
+            whole.err().map(|e| e.to_string())
         ),
     }
 });

@@ -42,6 +42,8 @@ pub(super) fn read(
     default_ttl: u32,
     rdata: &mut Vec<u8>,
 ) -> Option<Line> {
+    // hickory's lexer ends a line at `\r` as at `\n` (a CRLF file).
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut tokens = [Token::default(); MAX_TOKENS];
     let count = tokenize(line, &mut tokens)?;
     let tokens = &tokens[..count];
@@ -49,7 +51,8 @@ pub(super) fn read(
     let (owner, mut at) = if blank {
         (None, 0)
     } else {
-        let first = tokens.first()?;
+        // A quoted `"@"` is the text `@` to hickory, not the origin.
+        let first = tokens.first().filter(|t| !t.quoted)?;
         (Some(owner_name(first.text, origin)?), 1)
     };
 
@@ -336,6 +339,9 @@ mod tests {
 
         let (_, _, _, rdata) = line("m MX 0 .").unwrap();
         assert_eq!(rdata, b"\x00\x00\x00");
+
+        let (_, _, _, rdata) = line("crlf A 192.0.2.9\r").unwrap();
+        assert_eq!(rdata, [192, 0, 2, 9]);
     }
 
     #[test]
@@ -358,7 +364,8 @@ mod tests {
             "a MX +1 x",
             "a MX 70000 x",
             "a 4294967296 A 192.0.2.1",
-            "a A 192.0.2.1\r",
+            "a A 192.0.2.1\r\r",
+            "\"@\" A 192.0.2.1",
             "caf\u{e9} A 192.0.2.1",
             "a TXT",
             "",

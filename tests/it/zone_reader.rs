@@ -1,7 +1,8 @@
 //! Differential property test of zone loading (proptest, in the normal suite): master files
 //! built from a grammar of plain and awkward entries load to the same zone whether plain lines
-//! are read directly into wire format (the default) or every entry goes through hickory's
-//! parser, and are refused by both when either refuses them.
+//! are read directly into wire format (the default), every entry goes through hickory's parser
+//! in chunks, or hickory reads the whole file at once; and are refused by all three when any
+//! refuses them.
 
 use std::path::Path;
 
@@ -30,7 +31,9 @@ const OWNERS: &[&str] = &[
     "caf\u{e9}",
 ];
 /// Owners it refuses, or that are outside the zone.
-const BAD_OWNERS: &[&str] = &["-x", "xn--abc", "a_b", "other.", "@x", "\"q\"", "a..b"];
+const BAD_OWNERS: &[&str] = &[
+    "-x", "xn--abc", "a_b", "other.", "@x", "\"q\"", "\"@\"", "a..b",
+];
 const TTLS: &[&str] = &["", "", "60", "1h", "0", "4294967295", "007"];
 const CLASSES: &[&str] = &["", "", "IN", "in"];
 const BAD: &[&str] = &["4294967296", "CH", "X", "1 2", "IN IN"];
@@ -51,6 +54,8 @@ const RECORDS: &[&str] = &[
     "TXT plain",
     "TXT \"a\\\"b\"",
     "SRV 0 0 80 Target",
+    "TXT x\"y",
+    "TXT x\\",
 ];
 /// Type and RDATA that do not go together, or records that break the zone's rules.
 const BAD_RECORDS: &[&str] = &[
@@ -65,7 +70,9 @@ const BAD_RECORDS: &[&str] = &[
     "TXT",
     "SOA ns1 host 2 3 4 5 6",
     "SRV 1 2 x",
-    "TXT x\"y",
+    "TXT x\"y \"z",
+    "TXT \"open",
+    "\"A\" 192.0.2.1",
     "",
 ];
 const DIRECTIVES: &[&str] = &[
@@ -77,6 +84,7 @@ const DIRECTIVES: &[&str] = &[
     "$TTL 2h",
 ];
 const BAD_DIRECTIVES: &[&str] = &[
+    "$TTL \"600\"",
     "$ORIGIN other.",
     "$ORIGIN rel",
     "$TTL x",
@@ -162,15 +170,20 @@ proptest! {
         let path = Path::new("example.test.zone");
         let origin = Name::from_ascii("example.test.").unwrap();
         let direct = Zone::parse(path, &text, &origin);
-        let reference = Zone::parse_with_hickory_only(path, &text, &origin);
-        match (direct, reference) {
-            (Ok(direct), Ok(reference)) => prop_assert_eq!(direct, reference, "{}", text),
-            (Err(_), Err(_)) => {}
-            (direct, reference) => prop_assert!(
+        let chunked = Zone::parse_reference(path, &text, &origin, true);
+        let whole = Zone::parse_reference(path, &text, &origin, false);
+        match (direct, chunked, whole) {
+            (Ok(direct), Ok(chunked), Ok(whole)) => {
+                prop_assert_eq!(&direct, &chunked, "{}", text);
+                prop_assert_eq!(&direct, &whole, "{}", text);
+            }
+            (Err(_), Err(_), Err(_)) => {}
+            (direct, chunked, whole) => prop_assert!(
                 false,
-                "one refused:\n{text}\ndirect: {:?}\nhickory: {:?}",
+                "not all refused:\n{text}\ndirect: {:?}\nchunked: {:?}\nwhole: {:?}",
                 direct.err().map(|e| e.to_string()),
-                reference.err().map(|e| e.to_string())
+                chunked.err().map(|e| e.to_string()),
+                whole.err().map(|e| e.to_string())
             ),
         }
     }
@@ -197,9 +210,11 @@ fn mixed_zone_matches_hickory_record_for_record() {
     let path = Path::new("example.test.zone");
     let origin = Name::from_ascii("example.test.").unwrap();
     let direct = Zone::parse(path, &text, &origin).unwrap_or_else(|e| panic!("{e}"));
-    let reference =
-        Zone::parse_with_hickory_only(path, &text, &origin).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(direct, reference);
+    for chunked in [true, false] {
+        let reference =
+            Zone::parse_reference(path, &text, &origin, chunked).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(direct, reference);
+    }
     // Every owner: the apex, ns1, 200 hosts, 200 SRV names, a `_tcp` parent under each of the
     // five origins, 200 MX names and the four `$ORIGIN` subdomains.
     assert_eq!(direct.len(), 2 + 200 + 200 + 5 + 200 + 4);
