@@ -95,9 +95,9 @@ impl RrSet {
     }
 
     /// Adds one record as hickory's `RecordSet::insert` does, so that where chunk boundaries
-    /// fall never changes a zone: a record equal to one already here (RFC 2136 §1.1.1: class
-    /// and data, names without case, not the TTL) is dropped, one that differs only in class
-    /// replaces it in place, a CNAME replaces the CNAME, and a second SOA is an error.
+    /// fall never changes a zone: a record equal to one already here (RFC 2136 §1.1.1: data,
+    /// names without case, not the TTL; the class is always IN here) is dropped, a CNAME
+    /// replaces the CNAME, and a second SOA is an error.
     fn push(&mut self, class: DNSClass, ttl: u32, rdata: &[u8]) -> Result<(), String> {
         let rtype = self.rtype;
         let len =
@@ -117,12 +117,6 @@ impl RrSet {
             let have = usize::from(u16::from_be_bytes([self.wire[at + 10], self.wire[at + 11]]));
             let data = at + 12..at + 12 + have;
             if same_rdata(rtype, &self.wire[data.clone()], rdata) {
-                if self.wire[at + 4..at + 6] == u16::from(class).to_be_bytes() {
-                    return Ok(());
-                }
-                self.wire[at + 4..at + 6].copy_from_slice(&u16::from(class).to_be_bytes());
-                self.wire[at + 6..at + 10].copy_from_slice(&ttl.to_be_bytes());
-                self.wire[data].copy_from_slice(rdata);
                 return Ok(());
             }
             at = data.end;
