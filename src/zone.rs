@@ -97,7 +97,8 @@ impl RrSet {
     /// Adds one record as hickory's `RecordSet::insert` does, so that where chunk boundaries
     /// fall never changes a zone: a record equal to one already here (RFC 2136 §1.1.1: data,
     /// names without case, not the TTL; the class is always IN here) is dropped, a CNAME
-    /// replaces the CNAME, and a second SOA is an error.
+    /// replaces the CNAME and an ANAME the ANAME (one per name, RFC 1034 and the ANAME draft),
+    /// and a second SOA is an error.
     fn push(&mut self, class: DNSClass, ttl: u32, rdata: &[u8]) -> Result<(), String> {
         let rtype = self.rtype;
         let len =
@@ -106,7 +107,7 @@ impl RrSet {
             RecordType::SOA if self.count > 0 => {
                 return Err("more than one SOA record".to_string());
             }
-            RecordType::CNAME => {
+            RecordType::CNAME | RecordType::ANAME => {
                 self.wire = Box::default();
                 self.count = 0;
             }
@@ -1411,6 +1412,31 @@ mod tests {
             assert_eq!(records.len(), 1);
             assert_eq!(records[0].ttl, 300);
         }
+    }
+
+    /// Found by the `zone` fuzz target (with its dictionary): hickory keeps one ANAME per name,
+    /// the later, as it does for CNAME; two ANAME lines in different chunks (a line read
+    /// directly between them) kept both.
+    #[test]
+    fn a_later_aname_replaces_the_earlier() {
+        let text = format!("{HEAD}d ANAME one\nx A 192.0.2.1\nd ANAME two\n");
+        let direct = zone(&text).unwrap();
+        for chunked in [true, false] {
+            let reference =
+                Zone::parse_reference(Path::new("t.zone"), &text, &origin(), chunked).unwrap();
+            assert_eq!(direct, reference);
+        }
+        let n = Name::from_ascii("d.example.test.").unwrap();
+        let Found::Exact(node) = direct.find(&n, RecordType::ANAME) else {
+            panic!("d exists")
+        };
+        let records = node.rrset(RecordType::ANAME).unwrap().records(&n);
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            records[0].data.to_string(),
+            "two.example.test.",
+            "{records:?}"
+        );
     }
 
     /// Found by the `zone` fuzz target: hickory accepts a line with a TTL but no type and gives

@@ -54,6 +54,8 @@ const RECORDS: &[&str] = &[
     "TXT plain",
     "TXT \"a\\\"b\"",
     "SRV 0 0 80 Target",
+    "ANAME Target",
+    "ANAME other.example.test.",
     "TXT x\"y",
     "TXT x\\",
 ];
