@@ -651,7 +651,7 @@ impl Builder<'_> {
             Some(file) => {
                 let base = self.src.path.parent().unwrap_or(Path::new("."));
                 let path = base.join(file.get_ref());
-                match std::fs::read_to_string(&path) {
+                match read_token(&path) {
                     Ok(text) if !text.trim().is_empty() => Some(Secret(text.trim().to_string())),
                     Ok(_) => {
                         return self.err(
@@ -954,4 +954,25 @@ impl Builder<'_> {
             key: stable_hash(name.as_bytes()),
         })
     }
+}
+
+/// Largest admin token file read: a token is one line, and a path such as `/dev/zero` must not
+/// make a reload read forever.
+const TOKEN_FILE_MAX: usize = 4096;
+
+/// The admin token file's text. A file longer than `TOKEN_FILE_MAX` is refused without being
+/// read further; bytes that are not UTF-8 are refused like any unreadable file.
+fn read_token(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(TOKEN_FILE_MAX as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > TOKEN_FILE_MAX {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {TOKEN_FILE_MAX} bytes (it holds one token)"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
 }

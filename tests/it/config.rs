@@ -210,6 +210,35 @@ fn a_service_cannot_also_have_static_addresses() {
     );
 }
 
+/// The admin token file holds one token: an empty, oversized or non-text file is refused
+/// with the config line naming it, and a large file (or `/dev/zero`) is not read to its end.
+#[test]
+fn a_bad_admin_token_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/example.test.zone"), ZONE).unwrap();
+    let path = dir.path().join("meridian.toml");
+    let config =
+        format!("{VALID}\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n");
+    std::fs::write(&path, &config).unwrap();
+    let token = dir.path().join("admin.token");
+    let load = |contents: &[u8]| {
+        std::fs::write(&token, contents).unwrap();
+        Model::load(&path).map(|m| m.http.unwrap().admin_token.is_some())
+    };
+    assert!(load(b"s3cret\n").unwrap());
+    assert!(load(&[b'x'; 4096]).unwrap());
+    let prefix = format!("{}:19: http.admin_token_file: ", path.display());
+    for (contents, reason) in [
+        (&b" \n"[..], "is empty"),
+        (&[b'x'; 4097][..], "larger than 4096 bytes"),
+        (&b"\xff\xfe"[..], "not UTF-8 text"),
+    ] {
+        let e = load(contents).unwrap_err().to_string();
+        assert!(e.starts_with(&prefix) && e.contains(reason), "{e}");
+    }
+}
+
 #[test]
 fn every_shipped_example_config_loads() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
