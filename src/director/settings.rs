@@ -91,8 +91,7 @@ pub fn validate(
     for (i, d) in configs.iter().enumerate() {
         let director = one(src, &format!("directors[{i}]"), d, services, pools)?;
         for addr in &director.listen {
-            // Port 0 asks the system for a free port, so two such listeners never collide.
-            if addr.port() != 0 && out.iter().any(|o| o.listen.contains(addr)) {
+            if out.iter().any(|o| o.listen.contains(addr)) {
                 return Err(src.error_at(
                     d.get_ref().listen.span(),
                     format!("directors[{i}].listen: {addr} is used by another director"),
