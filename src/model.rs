@@ -650,20 +650,10 @@ impl Builder<'_> {
             None => None,
             Some(file) => {
                 let base = self.src.path.parent().unwrap_or(Path::new("."));
-                let path = base.join(file.get_ref());
-                match read_token(&path) {
-                    Ok(text) if !text.trim().is_empty() => Some(Secret(text.trim().to_string())),
-                    Ok(_) => {
-                        return self.err(
-                            file.span(),
-                            format!("http.admin_token_file: {} is empty", path.display()),
-                        );
-                    }
-                    Err(e) => {
-                        return self.err(
-                            file.span(),
-                            format!("http.admin_token_file: cannot read {}: {e}", path.display()),
-                        );
+                match read_token(&base.join(file.get_ref())) {
+                    Ok(token) => Some(Secret(token)),
+                    Err(reason) => {
+                        return self.err(file.span(), format!("http.admin_token_file: {reason}"));
                     }
                 }
             }
@@ -956,23 +946,39 @@ impl Builder<'_> {
     }
 }
 
-/// Largest admin token file read: a token is one line, and a path such as `/dev/zero` must not
-/// make a reload read forever.
+/// Largest admin token file read: a token is one line, and a wrong path such as `/dev/zero`
+/// must not make a reload read forever.
 const TOKEN_FILE_MAX: usize = 4096;
 
-/// The admin token file's text. A file longer than `TOKEN_FILE_MAX` is refused without being
-/// read further; bytes that are not UTF-8 are refused like any unreadable file.
-fn read_token(path: &Path) -> std::io::Result<String> {
-    use std::io::{Error, ErrorKind, Read};
+/// The token in an admin token file: a regular file (a FIFO or terminal would block a reload),
+/// at most `TOKEN_FILE_MAX` bytes, holding one token of visible ASCII (what an HTTP
+/// `Authorization` header can carry) with surrounding whitespace ignored.
+fn read_token(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
+    std::fs::File::open(path)
+        .map_err(cannot)?
         .take(TOKEN_FILE_MAX as u64 + 1)
-        .read_to_end(&mut bytes)?;
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
     if bytes.len() > TOKEN_FILE_MAX {
-        return Err(Error::new(
-            ErrorKind::InvalidData,
-            format!("larger than {TOKEN_FILE_MAX} bytes (it holds one token)"),
+        return Err(format!(
+            "{shown} is larger than {TOKEN_FILE_MAX} bytes (it holds one token)"
         ));
     }
-    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+    let token = bytes.trim_ascii();
+    if token.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    if !token.iter().all(u8::is_ascii_graphic) {
+        return Err(format!(
+            "{shown}: the token must be visible ASCII without spaces (as an HTTP header carries it)"
+        ));
+    }
+    Ok(String::from_utf8_lossy(token).into_owned())
 }

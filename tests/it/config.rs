@@ -210,31 +210,51 @@ fn a_service_cannot_also_have_static_addresses() {
     );
 }
 
-/// The admin token file holds one token: an empty, oversized or non-text file is refused
-/// with the config line naming it, and a large file (or `/dev/zero`) is not read to its end.
+/// The admin token file holds one token: an empty, oversized, non-ASCII or irregular file
+/// (a directory, a device such as `/dev/zero`) is refused with the config line naming it, and
+/// nothing is read to its end.
 #[test]
 fn a_bad_admin_token_file_is_refused_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
     std::fs::write(dir.path().join("zones/example.test.zone"), ZONE).unwrap();
     let path = dir.path().join("meridian.toml");
-    let config =
-        format!("{VALID}\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n");
-    std::fs::write(&path, &config).unwrap();
     let token = dir.path().join("admin.token");
-    let load = |contents: &[u8]| {
+    let load = |file: &str, contents: &[u8]| {
+        let config =
+            format!("{VALID}\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = {file:?}\n");
+        std::fs::write(&path, &config).unwrap();
         std::fs::write(&token, contents).unwrap();
-        Model::load(&path).map(|m| m.http.unwrap().admin_token.is_some())
+        let line = config
+            .lines()
+            .position(|l| l.starts_with("admin_token_file"))
+            .unwrap()
+            + 1;
+        Model::load(&path)
+            .map(|m| m.http.unwrap().admin_token.is_some())
+            .map_err(|e| (line, e.to_string()))
     };
-    assert!(load(b"s3cret\n").unwrap());
-    assert!(load(&[b'x'; 4096]).unwrap());
-    let prefix = format!("{}:19: http.admin_token_file: ", path.display());
-    for (contents, reason) in [
-        (&b" \n"[..], "is empty"),
-        (&[b'x'; 4097][..], "larger than 4096 bytes"),
-        (&b"\xff\xfe"[..], "not UTF-8 text"),
+    assert!(load("admin.token", b" s3cret-T0ken\n").unwrap());
+    assert!(load("admin.token", &[b'x'; 4096]).unwrap());
+    for (file, contents, reason) in [
+        ("admin.token", &b" \n"[..], "is empty"),
+        (
+            "admin.token",
+            &[b'x'; 4097][..],
+            "is larger than 4096 bytes",
+        ),
+        (
+            "admin.token",
+            "pässword".as_bytes(),
+            "must be visible ASCII",
+        ),
+        ("admin.token", &b"two words"[..], "must be visible ASCII"),
+        ("zones", &b"x"[..], "is not a regular file"),
+        ("/dev/zero", &b"x"[..], "is not a regular file"),
+        ("missing.token", &b"x"[..], "cannot read"),
     ] {
-        let e = load(contents).unwrap_err().to_string();
+        let (line, e) = load(file, contents).unwrap_err();
+        let prefix = format!("{}:{line}: http.admin_token_file: ", path.display());
         assert!(e.starts_with(&prefix) && e.contains(reason), "{e}");
     }
 }
