@@ -165,7 +165,7 @@ fn zone_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn direct_reading_gives_the_zone_hickory_gives(text in zone_text()) {
