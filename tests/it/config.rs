@@ -23,14 +23,21 @@ members = [
 pools = ["eu"]
 "#;
 
-/// Writes `config` and a zone file, loads them, and returns the error with the temp dir
-/// replaced by `DIR`.
-pub fn error_of(config: &str, zone: &str) -> String {
+/// A temp dir holding `meridian.toml` (`config`) and `zones/example.test.zone` (`zone`), and
+/// the config's path. The dir is removed when the returned guard drops.
+pub fn config_dir(config: &str, zone: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
     std::fs::write(dir.path().join("zones/example.test.zone"), zone).unwrap();
     let path = dir.path().join("meridian.toml");
     std::fs::write(&path, config).unwrap();
+    (dir, path)
+}
+
+/// Writes `config` and a zone file, loads them, and returns the error with the temp dir
+/// replaced by `DIR`.
+pub fn error_of(config: &str, zone: &str) -> String {
+    let (dir, path) = config_dir(config, zone);
     match Model::load(&path) {
         Ok(_) => panic!("config was accepted:\n{config}"),
         Err(e) => e
@@ -41,11 +48,8 @@ pub fn error_of(config: &str, zone: &str) -> String {
 
 #[test]
 fn the_valid_fixture_loads() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    std::fs::write(dir.path().join("zones/example.test.zone"), ZONE).unwrap();
-    std::fs::write(dir.path().join("meridian.toml"), VALID).unwrap();
-    let model = Model::load(&dir.path().join("meridian.toml")).unwrap();
+    let (_dir, path) = config_dir(VALID, ZONE);
+    let model = Model::load(&path).unwrap();
     assert_eq!(model.services.len(), 1);
     assert_eq!(model.member_count(), 1);
 }
@@ -215,10 +219,7 @@ fn a_service_cannot_also_have_static_addresses() {
 /// nothing is read to its end.
 #[test]
 fn a_bad_admin_token_file_is_refused_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    std::fs::write(dir.path().join("zones/example.test.zone"), ZONE).unwrap();
-    let path = dir.path().join("meridian.toml");
+    let (dir, path) = config_dir(VALID, ZONE);
     let token = dir.path().join("admin.token");
     let load = |file: &str, contents: &[u8]| {
         let config =

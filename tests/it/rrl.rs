@@ -349,15 +349,8 @@ fn config_errors_name_file_line_and_key() {
 #[test]
 fn defaults_and_turning_it_off() {
     let load = |text: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("zones")).unwrap();
-        std::fs::write(
-            dir.path().join("zones/example.test.zone"),
-            crate::config::ZONE,
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("meridian.toml"), text).unwrap();
-        Model::load(&dir.path().join("meridian.toml")).unwrap()
+        let (_dir, path) = crate::config::config_dir(text, crate::config::ZONE);
+        Model::load(&path).unwrap()
     };
     assert!(
         load(crate::config::VALID).dns.rrl.is_none(),

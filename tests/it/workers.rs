@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 
-use crate::config::{VALID, ZONE, error_of};
+use crate::config::{VALID, ZONE, config_dir, error_of};
 use crate::support::{
     Meridian, QueryBuilder, REPLY_TIMEOUT, answer_addrs, config_text, listening_addrs, parse,
     read_frame, spawn_serve, udp_exchange_from, write_frame,
@@ -282,11 +282,7 @@ fn workers_out_of_range_are_refused_with_file_and_line() {
 
 #[test]
 fn workers_default_to_one_per_core_this_process_may_use() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    std::fs::write(dir.path().join("zones/example.test.zone"), ZONE).unwrap();
-    let path = dir.path().join("meridian.toml");
-    std::fs::write(&path, VALID).unwrap();
+    let (_dir, path) = config_dir(VALID, ZONE);
     let model = meridian::Model::load(&path).unwrap();
     let cores = std::thread::available_parallelism().unwrap().get();
     assert_eq!(model.dns.workers, cores.min(1024));
