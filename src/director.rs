@@ -1,6 +1,6 @@
 //! The TCP director: accepts connections on `[[directors]]` listeners and forwards each one to
 //! a member of the director's service. The pool comes from the service's steering for this
-//! client, exactly as a DNS answer would ([`select::steer_pool`]); the member from the
+//! client, exactly as a DNS answer would ([`select::steer`]); the member from the
 //! director's scheduler among the pool's usable ones ([`schedule`]). A failed connect tries
 //! the next member and reports a passive failure to the health writer, which marks the member
 //! down at once. Health flips and reloads reach new connections through the snapshot; the
@@ -30,10 +30,10 @@ use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::health::Override;
 use crate::health::prober::HealthControl;
-use crate::model::{Model, WhenAllDown};
-use crate::select;
+use crate::model::{Model, PoolId};
+use crate::select::{self, Admit, Steered};
 use crate::state::{SharedState, Snapshot};
-use schedule::{Candidate, client_key, member_key};
+use schedule::{Candidate, Scheduler, client_key, member_key};
 use settings::Director;
 use stats::{Attempt, DirectorRuntime, DirectorStats, MemberRuntime, Table};
 
@@ -358,70 +358,60 @@ fn choose(
         let runtime = &table.pools[pool].members[i];
         !tried.contains(&member_key(runtime.backend)) && !rt.held_back(runtime)
     };
-    let usable = |pool: usize, i: usize, m: &crate::model::Member| {
-        select::usable(model, health, m) && fresh(pool, i)
-    };
-    // Failing open (when_all_down = "all"/"fallback" with nothing usable) still never sends a
-    // connection to a member an operator took out.
-    let not_overridden = |pool: usize, i: usize, m: &crate::model::Member| {
-        !matches!(
-            health.get(m.index).admin,
-            Some(Override::Drain | Override::ForceDown)
-        ) && fresh(pool, i)
-    };
-    let has = |pool: usize, ok: &dyn Fn(usize, usize, &crate::model::Member) -> bool| {
-        model.pools[pool]
+    let has = |pool: PoolId, admit: Admit| {
+        model.pools[pool.0 as usize]
             .members
             .iter()
             .enumerate()
-            .any(|(i, m)| ok(pool, i, m))
+            .any(|(i, m)| admit.admits(model, health, m) && fresh(pool.0 as usize, i))
     };
     // Source hashing steers with a generator seeded by the client, so a client also sticks to
     // its pool under weighted steering.
     let mut rng = match director.scheduler {
-        schedule::Scheduler::SourceHash => SmallRng::seed_from_u64(key),
+        Scheduler::SourceHash => SmallRng::seed_from_u64(key),
         // Only weighted steering and random2 draw numbers; a cheap seed serves the rest.
         _ if service.steering == crate::model::Steering::Weighted
-            || director.scheduler == schedule::Scheduler::Random2 =>
+            || director.scheduler == Scheduler::Random2 =>
         {
             SmallRng::from_rng(&mut rand::rng())
         }
         _ => SmallRng::seed_from_u64(key),
     };
+    // The same steering decision a DNS answer for this client follows.
     let sel_client = select::Client::from_addr(model, client);
-    let steered =
-        select::steer_pool(model, health, service, &sel_client, &mut rng).map(|p| p.0 as usize);
-    type Filter<'a> = &'a dyn Fn(usize, usize, &crate::model::Member) -> bool;
-    let found: Option<(usize, Filter)> = match steered {
-        // The steered pool, unless every usable member in it already failed this connection:
-        // then the next pool of the service, in order.
-        Some(p) if has(p, &usable) => Some((p, &usable)),
-        Some(_) => service
+    let decision = select::steer(model, health, service, &sel_client, &mut rng);
+    let found = match decision.steered {
+        // The steered pool, unless every usable member in it already failed this connection
+        // (or is held back after a failed connect): then the next pool in the client's order.
+        Steered::Pool(p) if has(p, Admit::Usable) => Some((p, Admit::Usable)),
+        Steered::Pool(_) => decision
+            .order
             .pools
             .iter()
-            .map(|p| p.0 as usize)
-            .find(|&p| has(p, &usable))
-            .map(|p| (p, &usable as Filter)),
-        None => match service.when_all_down {
-            WhenAllDown::All => {
-                let p = service.pools[0].0 as usize;
-                has(p, &not_overridden).then_some((p, &not_overridden as Filter))
-            }
-            WhenAllDown::Fallback(p) => {
-                let p = p.0 as usize;
-                if has(p, &usable) {
-                    Some((p, &usable as Filter))
-                } else {
-                    has(p, &not_overridden).then_some((p, &not_overridden as Filter))
-                }
-            }
-            WhenAllDown::NoData | WhenAllDown::ServFail => None,
-        },
+            .copied()
+            .find(|&p| has(p, Admit::Usable))
+            .map(|p| (p, Admit::Usable)),
+        // Nothing usable anywhere: the pool `when_all_down` names, with the members it admits
+        // (failing open never sends a connection to a member an operator took out).
+        Steered::AllDown { pool, admit } => has(pool, admit).then_some((pool, admit)),
+        Steered::NoData | Steered::ServFail => None,
     };
-    let Some((pool, ok)) = found else {
+    let Some((pool, admit)) = found else {
         return Choice::Nothing;
     };
-    schedule_in(rt, &table, model, director, pool, ok, key, &mut rng)
+    let ok = |i: usize, m: &crate::model::Member| {
+        admit.admits(model, health, m) && fresh(pool.0 as usize, i)
+    };
+    schedule_in(
+        rt,
+        &table,
+        model,
+        director,
+        pool.0 as usize,
+        &ok,
+        key,
+        &mut rng,
+    )
 }
 
 /// Runs the scheduler over the members of `pool` that pass `ok` and have a free slot.
@@ -432,7 +422,7 @@ fn schedule_in(
     model: &Arc<Model>,
     director: &Director,
     pool: usize,
-    ok: &dyn Fn(usize, usize, &crate::model::Member) -> bool,
+    ok: &dyn Fn(usize, &crate::model::Member) -> bool,
     key: u64,
     rng: &mut SmallRng,
 ) -> Choice {
@@ -443,7 +433,7 @@ fn schedule_in(
     let mut candidates = Vec::new();
     let mut full = false;
     for (i, m) in model.pools[pool].members.iter().enumerate() {
-        if !ok(pool, i, m) {
+        if !ok(i, m) {
             continue;
         }
         let active = runtimes[i].active.load(Ordering::Relaxed);

@@ -11,7 +11,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{MinHealthy, Model, WhenAllDown};
-use crate::select::{self, Basis, Client, Family, Outcome};
+use crate::select::{self, Basis, Client, Family, Outcome, Steered};
 use crate::state::Snapshot;
 
 /// Why a question cannot be explained.
@@ -180,14 +180,7 @@ pub fn explain<R: Rng + ?Sized>(
     let coords = client.location(model).and_then(|l| l.coords);
     let ranked = select::order(model, service, client);
     let pick = select::pick(model, &snap.health, service, family, client, rng);
-    let chosen_pool = match &pick.outcome {
-        Outcome::Members { pool, .. } => Some(*pool),
-        _ => None,
-    };
-    let any_usable = ranked
-        .pools
-        .iter()
-        .any(|&id| select::usable_count(model, &snap.health, id) > 0);
+    let all_down = pick.steered.all_down();
 
     let pools = ranked
         .pools
@@ -208,7 +201,7 @@ pub fn explain<R: Rng + ?Sized>(
                     }
                     _ => None,
                 },
-                chosen: any_usable && chosen_pool == Some(id),
+                chosen: pick.steered == Steered::Pool(id),
             }
         })
         .collect();
@@ -238,7 +231,7 @@ pub fn explain<R: Rng + ?Sized>(
         Outcome::NoData => ("nodata", None, Vec::new()),
         Outcome::ServFail => ("servfail", None, Vec::new()),
     };
-    let when_all_down = (!any_usable).then(|| match service.when_all_down {
+    let when_all_down = all_down.then(|| match service.when_all_down {
         WhenAllDown::All => "all".to_string(),
         WhenAllDown::Fallback(id) => format!("fallback {}", model.pools[id.0 as usize].name),
         WhenAllDown::NoData => "nodata".to_string(),

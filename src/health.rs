@@ -209,6 +209,12 @@ impl MemberHealth {
         }
     }
 
+    /// True when an operator took this member out (drained or forced down): it is handed out
+    /// nowhere, not even when a service fails open.
+    pub fn taken_out(&self) -> bool {
+        matches!(self.admin, Some(Override::Drain | Override::ForceDown))
+    }
+
     /// Probes left before this member could flip, when it is on its way: an up member with a
     /// failure streak, or a down member with a success streak. `None` when steady.
     pub fn probes_until_flip(&self, t: &Thresholds) -> Option<u32> {

@@ -19,6 +19,7 @@ pub mod director;
 pub mod dns;
 pub mod explain;
 pub mod geo;
+pub mod hash;
 pub mod health;
 pub mod metrics;
 pub mod model;

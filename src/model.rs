@@ -18,6 +18,9 @@ use crate::config::{Config, ConfigError, PoolConfig, RrlConfig, Source, parse_du
 use crate::director::settings::Director;
 use crate::dns::rrl::{Limiter, RrlSettings};
 use crate::geo::{Continent, Coords, Country, GeoDb};
+use crate::hash::stable_hash;
+// Until the zone module takes it from `hash` itself.
+pub(crate) use crate::hash::mix;
 use crate::health::Thresholds;
 use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
 use crate::zone::{NameMap, WireName, Zone, origin_from_file_name};
@@ -339,24 +342,6 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(MAX_WORKERS as usize)
-}
-
-/// A hash that is the same on every platform, instance and release (64-bit FNV-1a, then the
-/// SplitMix64 finaliser to spread the bits), so hash steering and selection agree across the
-/// name servers of one zone and survive restarts. Not for untrusted-key hash tables.
-pub fn stable_hash(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in data {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix(h)
-}
-
-/// The SplitMix64 finaliser: a bijection that spreads every input bit over the output.
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 struct Builder<'s> {

@@ -17,10 +17,9 @@ use rand::Rng;
 use smallvec::SmallVec;
 
 use crate::geo::{Location, distance_km};
-use crate::health::{HealthTable, Override};
-use crate::model::{
-    Member, Model, PoolId, Selection, Service, Steering, WhenAllDown, mix, stable_hash,
-};
+use crate::hash::{network_key, rendezvous};
+use crate::health::HealthTable;
+use crate::model::{Member, Model, PoolId, Selection, Service, Steering, WhenAllDown};
 
 /// The address family a query asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +31,17 @@ pub enum Family {
 }
 
 impl Family {
-    fn matches(self, member: &Member) -> bool {
+    /// The family a query type asks for: A is IPv4, AAAA IPv6, anything else neither.
+    pub fn of_qtype(qtype: u16) -> Option<Family> {
+        match qtype {
+            1 => Some(Family::V4),
+            28 => Some(Family::V6),
+            _ => None,
+        }
+    }
+
+    /// Does `member`'s address have this family?
+    pub fn matches(self, member: &Member) -> bool {
         matches!(
             (self, member.address.0),
             (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
@@ -213,7 +222,7 @@ pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Ord
         }
         Steering::Hash => {
             let net = client.hash_network();
-            let key = network_hash(net);
+            let key = network_key(net);
             let mut ranked: SmallVec<[(f64, PoolId); 8]> = service
                 .pools
                 .iter()
@@ -247,22 +256,111 @@ pub fn usable_count(model: &Model, health: &HealthTable, pool: PoolId) -> usize 
         .count()
 }
 
-/// Steering alone: the pool `service` sends `client` to, or `None` when no pool has a usable
-/// member. The director uses this and then schedules among the pool's usable members.
-pub fn steer_pool<R: Rng + ?Sized>(
+/// Which members of the steered pool may be handed out: the one admission rule DNS answers
+/// and director picks share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Members that are [`usable`].
+    Usable,
+    /// Failing open: any member whatever its probes say, but never one an operator took out
+    /// (drained or forced down).
+    NotTakenOut,
+}
+
+impl Admit {
+    /// Does this rule admit `member` now?
+    pub fn admits(self, model: &Model, health: &HealthTable, member: &Member) -> bool {
+        match self {
+            Admit::Usable => usable(model, health, member),
+            Admit::NotTakenOut => !health.get(member.index).taken_out(),
+        }
+    }
+}
+
+/// Steering's decision for one client: where both data planes send it. DNS answers from the
+/// pool, the director schedules among the same pool's admitted members, so the two never
+/// disagree on the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steered {
+    /// The first pool in the client's order with at least `min_healthy` usable members (for
+    /// `weighted`, a draw by pool weight among those), or failing that with any usable member.
+    Pool(PoolId),
+    /// No pool has a usable member and `when_all_down` names a pool: the client's first for
+    /// `"all"` (fail open), the fallback pool for `"fallback"`; `admit` says which of its members
+    /// go out.
+    AllDown {
+        /// The pool the stopgap answer comes from.
+        pool: PoolId,
+        /// Its members that may be handed out.
+        admit: Admit,
+    },
+    /// No pool has a usable member and `when_all_down = "nodata"`.
+    NoData,
+    /// No pool has a usable member and `when_all_down = "servfail"`.
+    ServFail,
+}
+
+impl Steered {
+    /// The pool to answer from and its admission rule, unless the service answers without
+    /// members.
+    pub fn pool(self) -> Option<(PoolId, Admit)> {
+        match self {
+            Steered::Pool(pool) => Some((pool, Admit::Usable)),
+            Steered::AllDown { pool, admit } => Some((pool, admit)),
+            Steered::NoData | Steered::ServFail => None,
+        }
+    }
+
+    /// True when no pool had a usable member and `when_all_down` decided.
+    pub fn all_down(self) -> bool {
+        !matches!(self, Steered::Pool(_))
+    }
+}
+
+/// Steering for one client: the pools ranked for it and the decision taken on that ranking.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The service's pools in the client's order.
+    pub order: Order,
+    /// Where the client goes.
+    pub steered: Steered,
+}
+
+/// Steers `client` for `service` given `health`: ranks the pools ([`order`]), takes the first
+/// healthy-enough one, and applies `when_all_down` when none has a usable member. The one
+/// steering decision DNS answers, the director and `explain` all use.
+pub fn steer<R: Rng + ?Sized>(
     model: &Model,
     health: &HealthTable,
     service: &Service,
     client: &Client,
     rng: &mut R,
-) -> Option<PoolId> {
-    choose(
-        model,
-        health,
-        service,
-        &order(model, service, client).pools,
-        rng,
-    )
+) -> Decision {
+    let order = order(model, service, client);
+    let steered = match choose(model, health, service, &order.pools, rng) {
+        Some(pool) => Steered::Pool(pool),
+        None => match service.when_all_down {
+            WhenAllDown::All => Steered::AllDown {
+                pool: order.pools[0],
+                admit: Admit::NotTakenOut,
+            },
+            WhenAllDown::Fallback(pool) => {
+                let any_usable = model.pools[pool.0 as usize]
+                    .members
+                    .iter()
+                    .any(|m| usable(model, health, m));
+                let admit = if any_usable {
+                    Admit::Usable
+                } else {
+                    Admit::NotTakenOut
+                };
+                Steered::AllDown { pool, admit }
+            }
+            WhenAllDown::NoData => Steered::NoData,
+            WhenAllDown::ServFail => Steered::ServFail,
+        },
+    };
+    Decision { order, steered }
 }
 
 /// The first pool in `ranked` with at least `min_healthy` usable members (for `weighted`, a
@@ -328,6 +426,8 @@ pub struct Pick {
     /// How many leading bits of the client's address the answer depended on, capped at the
     /// client's significant bits: the ECS SCOPE PREFIX-LENGTH to reply with.
     pub scope: u8,
+    /// The steering decision the answer follows.
+    pub steered: Steered,
 }
 
 /// Chooses the pool and members that answer `service` for `family` and `client`, given
@@ -340,66 +440,55 @@ pub fn pick<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
 ) -> Pick {
-    let usable = |m: &Member| usable(model, health, m);
-    let ranked = order(model, service, client);
+    let Decision { order, steered } = steer(model, health, service, client, rng);
     let selection_scope = if service.selection == Selection::Hash {
         client.hash_network().prefix_len()
     } else {
         0
     };
-    let scope = ranked
-        .scope
-        .max(selection_scope)
-        .min(client.significant_bits());
-    if let Some(pool) = choose(model, health, service, &ranked.pools, rng) {
-        let members = select(model, service, pool, family, client, rng, usable);
-        let ttl = transition_ttl(model, health, service, pool, family);
-        return Pick {
-            outcome: Outcome::Members { pool, members },
-            ttl,
-            scope,
-        };
-    }
-    // Failing open hands out members whatever their probes say, but never ones an operator
-    // took out (drained or forced down).
-    let not_overridden = |m: &Member| {
-        !matches!(
-            health.get(m.index).admin,
-            Some(Override::Drain | Override::ForceDown)
-        )
-    };
-    // Nothing usable anywhere: the service's policy decides (fail open by default). The answer
-    // is a stopgap, so resolvers should ask again soon.
-    let outcome = match service.when_all_down {
-        WhenAllDown::All => {
-            let pool = ranked.pools[0];
-            let members = select(model, service, pool, family, client, rng, not_overridden);
-            Outcome::Members { pool, members }
+    let client_bits = client.significant_bits();
+    let (outcome, ttl, scope) = match steered {
+        Steered::Pool(pool) => {
+            let members = select(
+                model,
+                health,
+                service,
+                pool,
+                Admit::Usable,
+                family,
+                client,
+                rng,
+            );
+            let ttl = transition_ttl(model, health, service, pool, family);
+            let outcome = Outcome::Members { pool, members };
+            (
+                outcome,
+                ttl,
+                order.scope.max(selection_scope).min(client_bits),
+            )
         }
-        WhenAllDown::Fallback(pool) => {
-            let any_usable = model.pools[pool.0 as usize].members.iter().any(usable);
-            let members = if any_usable {
-                select(model, service, pool, family, client, rng, usable)
-            } else {
-                select(model, service, pool, family, client, rng, not_overridden)
+        // Nothing usable anywhere: the service's policy decides. The answer is a stopgap, so
+        // resolvers should ask again soon (the minimum TTL).
+        Steered::AllDown { pool, admit } => {
+            let members = select(model, health, service, pool, admit, family, client, rng);
+            // Failing open answers from the client's first pool; a fallback pool is the same
+            // for everyone (only hash selection inside it depends on the client).
+            let scope = match service.when_all_down {
+                WhenAllDown::Fallback(_) => selection_scope,
+                _ => order.scope.max(selection_scope),
             };
-            Outcome::Members { pool, members }
+            let outcome = Outcome::Members { pool, members };
+            (outcome, service.min_ttl, scope.min(client_bits))
         }
-        WhenAllDown::NoData => Outcome::NoData,
-        WhenAllDown::ServFail => Outcome::ServFail,
-    };
-    // Failing open answers from the client's first pool; a fallback pool is the same for
-    // everyone (only hash selection inside it depends on the client); NODATA and SERVFAIL
-    // depend on nothing about the client.
-    let scope = match service.when_all_down {
-        WhenAllDown::All => scope,
-        WhenAllDown::Fallback(_) => selection_scope.min(client.significant_bits()),
-        WhenAllDown::NoData | WhenAllDown::ServFail => 0,
+        // NODATA and SERVFAIL depend on nothing about the client.
+        Steered::NoData => (Outcome::NoData, service.min_ttl, 0),
+        Steered::ServFail => (Outcome::ServFail, service.min_ttl, 0),
     };
     Pick {
         outcome,
-        ttl: service.min_ttl,
+        ttl,
         scope,
+        steered,
     }
 }
 
@@ -455,20 +544,24 @@ fn weighted_pool<R: Rng + ?Sized>(
     None
 }
 
+/// Selection inside the steered pool: the members of `family` that `admit` lets out, cut to
+/// `max_answers` by the service's selection mode.
+#[allow(clippy::too_many_arguments)]
 fn select<R: Rng + ?Sized>(
     model: &Model,
+    health: &HealthTable,
     service: &Service,
     pool: PoolId,
+    admit: Admit,
     family: Family,
     client: &Client,
     rng: &mut R,
-    allowed: impl Fn(&Member) -> bool,
 ) -> Members {
     let members = &model.pools[pool.0 as usize].members;
     let candidates: Members = members
         .iter()
         .enumerate()
-        .filter(|(_, m)| family.matches(m) && allowed(m))
+        .filter(|(_, m)| family.matches(m) && admit.admits(model, health, m))
         .map(|(i, _)| i)
         .collect();
     let k = service.max_answers.min(candidates.len());
@@ -483,7 +576,7 @@ fn select<R: Rng + ?Sized>(
         }
         Selection::Weighted => weighted_sample(members, candidates, k, rng),
         Selection::Hash => {
-            let key = network_hash(client.hash_network());
+            let key = network_key(client.hash_network());
             let mut ranked: SmallVec<[(f64, usize); 8]> = candidates
                 .into_iter()
                 .map(|i| (rendezvous(key, members[i].key, members[i].weight.0), i))
@@ -492,28 +585,6 @@ fn select<R: Rng + ?Sized>(
             ranked.into_iter().take(k).map(|(_, i)| i).collect()
         }
     }
-}
-
-/// A stable hash of a network (address bits and prefix length).
-fn network_hash(net: IpNet) -> u64 {
-    let mut bytes = [0u8; 17];
-    match net.network() {
-        IpAddr::V4(a) => bytes[..4].copy_from_slice(&a.octets()),
-        IpAddr::V6(a) => bytes[..16].copy_from_slice(&a.octets()),
-    }
-    bytes[16] = net.prefix_len();
-    stable_hash(&bytes)
-}
-
-/// Weighted rendezvous (highest random weight) score of an item for a key: the highest score
-/// wins. `-w / ln(u)` with `u` uniform in (0, 1) from the pair's hash makes each item win in
-/// proportion to its weight, and removing an item only moves the keys it won.
-fn rendezvous(key: u64, item: u64, weight: u32) -> f64 {
-    let h = mix(key ^ item.rotate_left(17));
-    // 53 random bits, shifted into (0, 1].
-    let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-    let w = f64::from(weight.max(1));
-    -w / u.ln().min(-f64::MIN_POSITIVE)
 }
 
 /// Draws `k` members without repetition, each draw proportional to weight among those left.
@@ -567,7 +638,7 @@ mod tests {
                 0,
                 RData::Update0(hickory_proto::rr::RecordType::A),
             ),
-            key: crate::model::stable_hash(addr.as_bytes()),
+            key: crate::hash::stable_hash(addr.as_bytes()),
         }
     }
 

@@ -360,14 +360,6 @@ fn service_dto(model: &Model, health: &HealthTable, service: &Service) -> Servic
 /// random seed so the status does not change between two looks unless health or config did.
 fn answer(model: &Model, health: &HealthTable, service: &Service, family: Family) -> AnswerDto {
     let client = select::Client::from_addr(model, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let all_down = select::steer_pool(
-        model,
-        health,
-        service,
-        &client,
-        &mut SmallRng::seed_from_u64(0),
-    )
-    .is_none();
     let pick = select::pick(
         model,
         health,
@@ -376,6 +368,7 @@ fn answer(model: &Model, health: &HealthTable, service: &Service, family: Family
         &client,
         &mut SmallRng::seed_from_u64(0),
     );
+    let all_down = pick.steered.all_down();
     let of_family = |ip: IpAddr| match family {
         Family::V4 => ip.is_ipv4(),
         Family::V6 => ip.is_ipv6(),

@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use rand::Rng;
 
+use crate::hash;
+
 /// How a director chooses among the usable members of the steered pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheduler {
@@ -165,17 +167,14 @@ fn smooth_weighted(candidates: &[Candidate], current: &mut HashMap<u64, i64>) ->
     best
 }
 
-/// Weighted rendezvous hashing: each candidate scores `weight / -ln(u)` with `u` a uniform
-/// hash of (client, member); the highest score wins. Removing a member changes only the
-/// choice of the clients it won.
+/// Weighted rendezvous hashing ([`hash::rendezvous`], as hash steering and selection use it):
+/// the highest score of (client, member) wins, so removing a member changes only the choice of
+/// the clients it won.
 fn rendezvous(candidates: &[Candidate], client: u64) -> usize {
     let mut best = 0;
     let mut best_score = f64::NEG_INFINITY;
     for (i, c) in candidates.iter().enumerate() {
-        let h = mix(client ^ mix(c.key));
-        // A uniform number in (0, 1): the top 53 bits, offset by half a step so never 0.
-        let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        let score = c.weight() as f64 / -u.ln();
+        let score = hash::rendezvous(client, c.key, c.weight);
         if score > best_score {
             best_score = score;
             best = i;
@@ -184,29 +183,14 @@ fn rendezvous(candidates: &[Candidate], client: u64) -> usize {
     best
 }
 
-/// splitmix64's finaliser: a fixed, well-mixing 64-bit hash (stable across runs and builds,
-/// unlike `std`'s randomly keyed hasher).
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// The stable identity of a client address for source hashing.
 pub fn client_key(addr: IpAddr) -> u64 {
-    match addr {
-        IpAddr::V4(v4) => mix(u64::from(u32::from(v4))),
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            mix((bits >> 64) as u64 ^ mix(bits as u64))
-        }
-    }
+    hash::addr_key(addr)
 }
 
 /// The stable identity of a member: its backend address and port.
 pub fn member_key(addr: SocketAddr) -> u64 {
-    mix(client_key(addr.ip()) ^ u64::from(addr.port()))
+    hash::mix(hash::addr_key(addr.ip()) ^ u64::from(addr.port()))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::time::Instant;
 
-use crate::model::mix;
+use crate::hash::mix;
 
 /// `[dns.rrl]` after validation.
 #[derive(Debug, Clone, PartialEq, Eq)]

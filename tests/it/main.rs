@@ -12,6 +12,7 @@ mod knot_diff;
 mod limits;
 mod malformed;
 mod observe;
+mod planes;
 mod properties;
 mod rrl;
 mod services;
