@@ -4,7 +4,7 @@
 //! `SharedState` and records how long each answer takes (a stalled DNS path would show there).
 //! Also how long loading that model takes, its resident memory, and the first probe plan.
 //!
-//! Nothing is probed: the results are fed to the writer (`health::prober::Writer`) directly.
+//! Nothing is probed: the results are fed to the writer (`prober::Writer`) directly.
 //! Run with `cargo bench --bench health_flip` (sizes: `SERVICES`, `MEMBERS`, `CYCLES`);
 //! `cargo test --benches` runs it once at a small size. See bench/README.md.
 
@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use meridian::SharedState;
 use meridian::dns::{self, ClientAddr, Request, Transport};
 use meridian::health::overrides;
-use meridian::health::prober::Writer;
 use meridian::health::{HealthState, Observation};
 use meridian::metrics::Telemetry;
+use meridian::prober::Writer;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -327,16 +327,16 @@ fn main() {
     let (rss_model, _) = rss_kb();
 
     let t = Instant::now();
-    let targets = meridian::health::prober::plan(&model).len();
+    let targets = meridian::prober::plan(&model).len();
     let plan = t.elapsed();
 
     // A restart with operator overrides: every 100th member drained in the state file.
-    let mut table = meridian::health::prober::initial_table(&model);
+    let mut table = meridian::prober::initial_table(&model);
     for (_, m) in model.members().step_by(100) {
         table.get_mut(m.index).admin = Some(meridian::health::Override::Drain);
     }
     let saved = overrides::collect(&model, &table);
-    let mut table = meridian::health::prober::initial_table(&model);
+    let mut table = meridian::prober::initial_table(&model);
     let t = Instant::now();
     let unknown = overrides::restore(&model, &mut table, &saved);
     let restore = t.elapsed();

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::health::overrides::{Action, AdminError, Selector};
-use crate::health::prober::{AdminChange, HealthControl};
 use crate::metrics::Telemetry;
 use crate::model::Secret;
+use crate::prober::{AdminChange, HealthControl};
 use crate::reload::{self, ReloadError};
 use crate::state::SharedState;
 

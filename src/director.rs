@@ -10,7 +10,6 @@ mod connect;
 pub mod proxy_protocol;
 mod pump;
 pub mod schedule;
-pub mod settings;
 mod splice;
 pub mod stats;
 
@@ -29,12 +28,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::health::Override;
-use crate::health::prober::HealthControl;
-use crate::model::{Model, PoolId};
+use crate::model::{Director, Model, PoolId, Scheduler};
+use crate::prober::HealthControl;
 use crate::select::{self, Admit, Steered};
 use crate::state::{SharedState, Snapshot};
-use schedule::{Candidate, Scheduler, client_key, member_key};
-use settings::Director;
+use schedule::{Candidate, client_key, member_key};
 use stats::{Attempt, DirectorRuntime, DirectorStats, MemberRuntime, Table};
 
 pub use stats::{DirectorConnStats, MemberConnStats};

@@ -7,14 +7,14 @@
 
 pub mod events;
 pub mod overrides;
-pub mod probe;
-pub mod prober;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::Thresholds;
 
 /// What probes say about a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,19 +58,6 @@ impl fmt::Display for Override {
             Override::ForceUp => "force-up",
         })
     }
-}
-
-/// Hysteresis thresholds of one monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
-    /// Consecutive successes that bring a down member up.
-    pub rise: u32,
-    /// Consecutive failures that take an up member down.
-    pub fall: u32,
-    /// Time between probes of a steady member.
-    pub interval: Duration,
-    /// Time between probes while a member is transitioning.
-    pub fast_interval: Duration,
 }
 
 /// One probe result, as fed to [`MemberHealth::observe`].

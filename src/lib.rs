@@ -23,6 +23,7 @@ pub mod hash;
 pub mod health;
 pub mod metrics;
 pub mod model;
+pub mod prober;
 pub mod reload;
 pub mod select;
 pub mod server;

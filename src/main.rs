@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use meridian::health::probe::NetProbe;
-use meridian::health::prober::HealthControl;
+use meridian::prober::HealthControl;
+use meridian::prober::probe::NetProbe;
 use meridian::{Listeners, Model, SharedState, Telemetry};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -253,7 +253,7 @@ fn live_explain(
         .build()
         .ok()?;
     runtime.block_on(async {
-        let http = meridian::health::probe::plain_http_client().ok()?;
+        let http = meridian::prober::probe::plain_http_client().ok()?;
         let resp = http
             .get(&url)
             .timeout(std::time::Duration::from_secs(2))
@@ -317,7 +317,7 @@ fn admin(
         .enable_all()
         .build()?;
     let (status, body): (u16, serde_json::Value) = runtime.block_on(async {
-        let client = meridian::health::probe::plain_http_client()?;
+        let client = meridian::prober::probe::plain_http_client()?;
         let resp = client
             .post(&url)
             .bearer_auth(&token.0)

@@ -21,7 +21,8 @@ use prometheus_client::registry::Registry;
 
 use crate::director::stats::DirectorStats;
 use crate::health::events::Events;
-use crate::health::probe::{ProbeError, ProbeKind};
+use crate::model::ProbeKind;
+use crate::prober::probe::ProbeError;
 use crate::state::SharedState;
 
 /// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus scrapes).

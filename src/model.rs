@@ -15,18 +15,22 @@ use hickory_proto::rr::{Name, RData, Record};
 use toml::Spanned;
 
 use crate::config::{Config, ConfigError, PoolConfig, RrlConfig, Source, parse_duration};
-use crate::director::settings::Director;
 use crate::dns::rrl::{Limiter, RrlSettings};
 use crate::geo::{Continent, Coords, Country, GeoDb};
 use crate::hash::stable_hash;
 // Until the zone module takes it from `hash` itself.
 pub(crate) use crate::hash::mix;
-use crate::health::Thresholds;
-use crate::health::probe::{DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, ProbeKind, StatusMatch};
 use crate::zone::{NameMap, WireName, Zone, origin_from_file_name};
 
+mod director;
+mod monitor;
 mod service;
 
+pub use director::{Director, OnDown, ProxyVersion, Scheduler};
+pub use monitor::{
+    DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec, StatusMatch,
+    Thresholds,
+};
 pub use service::{GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown};
 
 /// Index of a pool in [`Model::pools`].
@@ -72,35 +76,6 @@ pub struct DnsSettings {
     /// Response rate limiting over UDP, when on: its settings and its table, which a reload
     /// replaces with an empty one.
     pub rrl: Option<Arc<Limiter>>,
-}
-
-/// A validated `[monitors.NAME]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Monitor {
-    /// Its name in the config.
-    pub name: String,
-    /// Probe protocol and, for HTTP(S), the request and what to expect.
-    pub kind: ProbeKind,
-    /// Port to probe; `None`: the member's port, else 80 (http) or 443 (https).
-    pub port: Option<u16>,
-    /// Time a probe may take.
-    pub timeout: Duration,
-    /// Hysteresis and probe intervals.
-    pub thresholds: Thresholds,
-}
-
-impl Monitor {
-    /// The address a member is probed at, or `None` when no port is known (validation
-    /// rejects that case, so it never happens in a built model).
-    pub fn target(&self, member: &Member) -> Option<SocketAddr> {
-        let ip = member.check_address.unwrap_or(member.address.0);
-        let port = self.port.or(member.port).or(match self.kind {
-            ProbeKind::Http(_) => Some(80),
-            ProbeKind::Https(_) => Some(443),
-            ProbeKind::Tcp => None,
-        })?;
-        Some(SocketAddr::new(ip, port))
-    }
 }
 
 /// A secret that never shows up in `Debug` output or logs.
@@ -397,8 +372,7 @@ impl Builder<'_> {
             services.push(service);
         }
 
-        let directors =
-            crate::director::settings::validate(self.src, &config.directors, &services, &pools)?;
+        let directors = director::validate(self.src, &config.directors, &services, &pools)?;
 
         let member_slots = pools
             .iter()
@@ -671,118 +645,6 @@ impl Builder<'_> {
             state_file: base.join(h.state_file.as_deref().unwrap_or("meridian.state")),
             unknown_is_up: h.unknown_is_up,
             max_concurrent_probes: max,
-        })
-    }
-
-    fn monitor(
-        &self,
-        name: &str,
-        m: &Spanned<crate::config::MonitorConfig>,
-    ) -> Result<Monitor, ConfigError> {
-        let cfg = m.get_ref();
-        let http_only = [
-            ("path", cfg.path.is_some()),
-            ("method", cfg.method.is_some()),
-            ("host", cfg.host.is_some()),
-            ("expect_status", cfg.expect_status.is_some()),
-            ("expect_body", cfg.expect_body.is_some()),
-            ("body_limit", cfg.body_limit.is_some()),
-            ("verify_tls", cfg.verify_tls.is_some()),
-        ];
-        if cfg.kind.get_ref() == "tcp"
-            && let Some((key, _)) = http_only.iter().find(|(_, set)| *set)
-        {
-            return self.err(
-                m.span(),
-                format!("monitors.{name}.{key} applies to http and https monitors only"),
-            );
-        }
-        let method = match &cfg.method {
-            None => HttpMethod::Get,
-            Some(v) => match v.get_ref().to_ascii_uppercase().as_str() {
-                "GET" => HttpMethod::Get,
-                "HEAD" => HttpMethod::Head,
-                _ => {
-                    return self.err(
-                        v.span(),
-                        format!(
-                            "monitors.{name}.method = {:?}: expected \"GET\" or \"HEAD\"",
-                            v.get_ref()
-                        ),
-                    );
-                }
-            },
-        };
-        let path = cfg.path.clone().unwrap_or_else(|| "/".to_string());
-        if !path.starts_with('/') {
-            return self.err(
-                m.span(),
-                format!("monitors.{name}.path = {path:?}: must start with /"),
-            );
-        }
-        let expect_status = match &cfg.expect_status {
-            Some(codes) if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) => {
-                return self.err(
-                    m.span(),
-                    format!("monitors.{name}.expect_status: status codes are 100 to 599"),
-                );
-            }
-            Some(codes) => StatusMatch::Codes(codes.clone()),
-            None => StatusMatch::default(),
-        };
-        let check = HttpCheck {
-            method,
-            path,
-            host: cfg.host.clone(),
-            expect_status,
-            expect_body: cfg.expect_body.clone(),
-            body_limit: cfg.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
-            verify_tls: cfg.verify_tls.unwrap_or(true),
-        };
-        let kind = match cfg.kind.get_ref().as_str() {
-            "http" => ProbeKind::Http(check),
-            "https" => ProbeKind::Https(check),
-            "tcp" => ProbeKind::Tcp,
-            other => {
-                return self.err(
-                    cfg.kind.span(),
-                    format!(
-                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\" or \"tcp\""
-                    ),
-                );
-            }
-        };
-        let interval = match &cfg.interval {
-            Some(v) => self.duration(&format!("monitors.{name}.interval"), v)?,
-            None => Duration::from_secs(2),
-        };
-        let timeout = match &cfg.timeout {
-            Some(v) => self.duration(&format!("monitors.{name}.timeout"), v)?,
-            None => Duration::from_secs(1),
-        };
-        let fast_interval = match &cfg.fast_interval {
-            Some(v) => self.duration(&format!("monitors.{name}.fast_interval"), v)?,
-            None => (interval / 4).max(Duration::from_millis(100)).min(interval),
-        };
-        let rise = cfg.rise.unwrap_or(2);
-        let fall = cfg.fall.unwrap_or(3);
-        if rise == 0 || fall == 0 {
-            return self.err(
-                m.span(),
-                format!("monitors.{name}: rise and fall must be at least 1"),
-            );
-        }
-        Ok(Monitor {
-            name: name.to_string(),
-            kind,
-            port: cfg.port,
-            timeout,
-            thresholds: Thresholds {
-                rise,
-                fall,
-                interval,
-                fast_interval,
-            },
         })
     }
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
-use crate::health::prober::HealthControl;
 use crate::metrics::Telemetry;
 use crate::model::Model;
+use crate::prober::HealthControl;
 use crate::state::SharedState;
 
 /// What a successful reload did.

@@ -16,9 +16,9 @@ use tracing::{info, warn};
 use crate::api::{self, ApiState};
 use crate::director;
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp, udp};
-use crate::health::probe::Probe;
-use crate::health::prober::{self, Command, HealthControl};
 use crate::metrics::Telemetry;
+use crate::prober::probe::Probe;
+use crate::prober::{self, Command, HealthControl};
 use crate::state::SharedState;
 
 /// How long shutdown waits for open connections before dropping them.

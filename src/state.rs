@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::health::HealthTable;
-use crate::health::prober::initial_table;
 use crate::model::Model;
+use crate::prober::initial_table;
 
 /// Everything the answering core needs, frozen at one moment.
 #[derive(Debug)]

@@ -18,9 +18,9 @@ use super::events::TransitionDto;
 use super::{ApiState, rfc3339};
 use crate::director::stats::DirectorConnStats;
 use crate::health::HealthTable;
-use crate::health::prober::Observed;
 use crate::metrics::{member_id, probe_type};
 use crate::model::{Model, Pool, Service, WhenAllDown};
+use crate::prober::Observed;
 use crate::select::{self, Family, Outcome};
 
 /// How many of the latest transitions the status carries (all kept ones: `/api/v1/events`).

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::settings::ProxyVersion;
+use crate::model::ProxyVersion;
 
 /// The 12-byte signature that starts every v2 header (spec §2.2).
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";

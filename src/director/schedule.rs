@@ -3,63 +3,12 @@
 //! every algorithm is tested here without sockets and the connection path only gathers inputs.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use rand::Rng;
 
 use crate::hash;
-
-/// How a director chooses among the usable members of the steered pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheduler {
-    /// Round robin: each member in turn, weights ignored.
-    RoundRobin,
-    /// Smooth weighted round robin (nginx's): in proportion to weight, interleaved.
-    WeightedRoundRobin,
-    /// Weighted least connections: the fewest active connections per unit of weight; ties
-    /// go round robin.
-    LeastConn,
-    /// Rendezvous (highest random weight) hashing of the client address: a client sticks to
-    /// a member, and a member leaving or joining moves only the clients it loses or wins.
-    SourceHash,
-    /// Power of two choices: two random members, the one with fewer active connections per
-    /// unit of weight.
-    Random2,
-}
-
-impl Scheduler {
-    /// Every scheduler with its config name.
-    pub const ALL: [(&'static str, Scheduler); 5] = [
-        ("rr", Scheduler::RoundRobin),
-        ("wrr", Scheduler::WeightedRoundRobin),
-        ("leastconn", Scheduler::LeastConn),
-        ("source-hash", Scheduler::SourceHash),
-        ("random2", Scheduler::Random2),
-    ];
-
-    /// The scheduler called `name` in the config.
-    pub fn parse(name: &str) -> Option<Scheduler> {
-        Scheduler::ALL
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, s)| *s)
-    }
-
-    /// Its config name.
-    pub fn name(self) -> &'static str {
-        Scheduler::ALL
-            .iter()
-            .find(|(_, s)| *s == self)
-            .map_or("?", |(n, _)| n)
-    }
-}
-
-impl fmt::Display for Scheduler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::model::Scheduler;
 
 /// One member that may get the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

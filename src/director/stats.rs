@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::PoolState;
-use super::settings::Director;
 use crate::model::Model;
+use crate::model::{Director, OnDown};
 
 /// How long a member whose connect just failed is skipped by the director that saw it, while
 /// the passive failure reaches the health table (or, for a member without a monitor, which
@@ -327,7 +327,7 @@ impl DirectorRuntime {
     ) {
         let force = &self.force;
         let mut w = lock(&member.watch);
-        if down && !w.down && director.on_down == super::settings::OnDown::Close {
+        if down && !w.down && director.on_down == OnDown::Close {
             tracing::info!(
                 pool = %member.pool, backend = %member.backend,
                 "director: member {} of pool {} is down, closing its {} connections (on_down = close)",

@@ -369,8 +369,8 @@ async fn ipv6_listeners_answer_over_udp_and_tcp() {
     assert!(udp.is_ipv6() && tcp.is_ipv6());
     let state = std::sync::Arc::new(meridian::SharedState::new(model));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let probe = std::sync::Arc::new(meridian::health::probe::NetProbe::new().unwrap());
-    let control = meridian::health::prober::HealthControl::new();
+    let probe = std::sync::Arc::new(meridian::prober::probe::NetProbe::new().unwrap());
+    let control = meridian::prober::HealthControl::new();
     let telemetry = meridian::Telemetry::new(&state);
     let server = tokio::spawn(meridian::run(
         state,

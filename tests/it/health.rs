@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use meridian::health::probe::plain_http_client;
+use meridian::prober::probe::plain_http_client;
 use serde_json::Value;
 use tokio::time::Instant;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use hickory_proto::op::{Edns, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use meridian::health::probe::plain_http_client;
+use meridian::prober::probe::plain_http_client;
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;

@@ -2,15 +2,66 @@
 //! member's backend port known, ACLs parsed into networks. Built with the rest of the model, so
 //! a director that could not work is refused at load time with `file:line: reason`.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::schedule::Scheduler;
+use super::{Member, Pool, Service, ServiceId, WhenAllDown};
 use crate::config::{ConfigError, DirectorConfig, Source, parse_duration};
-use crate::model::{Member, Pool, Service, ServiceId, WhenAllDown};
+
+/// How a director chooses among the usable members of the steered pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduler {
+    /// Round robin: each member in turn, weights ignored.
+    RoundRobin,
+    /// Smooth weighted round robin (nginx's): in proportion to weight, interleaved.
+    WeightedRoundRobin,
+    /// Weighted least connections: the fewest active connections per unit of weight; ties
+    /// go round robin.
+    LeastConn,
+    /// Rendezvous (highest random weight) hashing of the client address: a client sticks to
+    /// a member, and a member leaving or joining moves only the clients it loses or wins.
+    SourceHash,
+    /// Power of two choices: two random members, the one with fewer active connections per
+    /// unit of weight.
+    Random2,
+}
+
+impl Scheduler {
+    /// Every scheduler with its config name.
+    pub const ALL: [(&'static str, Scheduler); 5] = [
+        ("rr", Scheduler::RoundRobin),
+        ("wrr", Scheduler::WeightedRoundRobin),
+        ("leastconn", Scheduler::LeastConn),
+        ("source-hash", Scheduler::SourceHash),
+        ("random2", Scheduler::Random2),
+    ];
+
+    /// The scheduler called `name` in the config.
+    pub fn parse(name: &str) -> Option<Scheduler> {
+        Scheduler::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+    }
+
+    /// Its config name.
+    pub fn name(self) -> &'static str {
+        Scheduler::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Which PROXY protocol header goes to the backend before the client's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

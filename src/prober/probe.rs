@@ -17,7 +17,6 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,103 +30,7 @@ use rustls::{
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// Bytes of the body searched for [`HttpCheck::expect_body`] unless configured otherwise.
-pub const DEFAULT_BODY_LIMIT: usize = 4096;
-
-/// What to probe and how (built from the validated monitor config).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeSpec {
-    /// Which protocol, and for HTTP(S) what to ask and expect.
-    pub kind: ProbeKind,
-    /// Address and port to connect to.
-    pub target: SocketAddr,
-    /// Time the whole probe may take: connect, TLS handshake, request and body read.
-    pub timeout: Duration,
-}
-
-/// The protocol of a probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeKind {
-    /// A TCP connect: up when the connection is accepted.
-    Tcp,
-    /// An HTTP/1.1 request over plain TCP.
-    Http(HttpCheck),
-    /// An HTTP/1.1 request over TLS.
-    Https(HttpCheck),
-}
-
-/// The request an HTTP(S) probe sends and what the answer must look like.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpCheck {
-    /// Request method.
-    pub method: HttpMethod,
-    /// Request path (and query), starting with `/`.
-    pub path: String,
-    /// Host header, sent verbatim, and for HTTPS also the TLS server name (SNI) and the name the
-    /// certificate must be valid for. A bare host name, without a port. Default (`None`): the
-    /// target address.
-    pub host: Option<String>,
-    /// Status codes that count as up. Default: 200–399 (redirects are not followed).
-    pub expect_status: StatusMatch,
-    /// A substring that must appear within the first `body_limit` bytes of the body. The body
-    /// is only read when this is set.
-    pub expect_body: Option<String>,
-    /// Bytes of the body read when looking for `expect_body`. Default: [`DEFAULT_BODY_LIMIT`].
-    pub body_limit: usize,
-    /// HTTPS only: verify the certificate chain, validity period and name. Default: true.
-    pub verify_tls: bool,
-}
-
-impl Default for HttpCheck {
-    /// `GET /`, any 2xx/3xx, no body check, certificates verified.
-    fn default() -> HttpCheck {
-        HttpCheck {
-            method: HttpMethod::Get,
-            path: "/".to_string(),
-            host: None,
-            expect_status: StatusMatch::default(),
-            expect_body: None,
-            body_limit: DEFAULT_BODY_LIMIT,
-            verify_tls: true,
-        }
-    }
-}
-
-/// HTTP method of a probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HttpMethod {
-    /// `GET`.
-    #[default]
-    Get,
-    /// `HEAD` (no body, so `expect_body` can never match).
-    Head,
-}
-
-/// Which HTTP status codes count as up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusMatch {
-    /// Any code in this inclusive range.
-    Range(RangeInclusive<u16>),
-    /// Exactly one of these codes.
-    Codes(Vec<u16>),
-}
-
-impl Default for StatusMatch {
-    /// 200–399: success and redirects.
-    fn default() -> StatusMatch {
-        StatusMatch::Range(200..=399)
-    }
-}
-
-impl StatusMatch {
-    /// Does `code` count as up?
-    pub fn matches(&self, code: u16) -> bool {
-        match self {
-            StatusMatch::Range(range) => range.contains(&code),
-            StatusMatch::Codes(codes) => codes.contains(&code),
-        }
-    }
-}
+use crate::model::{HttpCheck, HttpMethod, ProbeKind, ProbeSpec};
 
 /// The outcome of one probe and how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -665,6 +568,7 @@ impl Probe for FakeProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{DEFAULT_BODY_LIMIT, StatusMatch};
 
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
@@ -1211,16 +1115,6 @@ mod tests {
         for (err, text) in cases {
             assert_eq!(err.to_string(), text);
         }
-    }
-
-    #[test]
-    fn status_match() {
-        assert!(StatusMatch::default().matches(200));
-        assert!(StatusMatch::default().matches(399));
-        assert!(!StatusMatch::default().matches(400));
-        assert!(!StatusMatch::default().matches(199));
-        assert!(StatusMatch::Codes(vec![204]).matches(204));
-        assert!(!StatusMatch::Codes(vec![204]).matches(200));
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 //! hysteresis, logs every flip, and publishes a new snapshot when an answer could change.
 //! Nothing here runs on the DNS query path.
 
+pub mod probe;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::events::{Cause, Change};
-use super::overrides::{self, Action, AdminError, Selector};
-use super::probe::{Probe, ProbeSpec};
-use super::{HealthState, HealthTable, MemberHealth, Observation, Thresholds};
+use crate::health::events::{Cause, Change};
+use crate::health::overrides::{self, Action, AdminError, Selector};
+use crate::health::{HealthState, HealthTable, MemberHealth, Observation};
 use crate::metrics::{Metrics, Telemetry, member_id};
-use crate::model::{Model, MonitorId};
+use crate::model::{Model, MonitorId, ProbeSpec, Thresholds};
 use crate::state::{SharedState, Snapshot};
+use probe::Probe;
 
 /// One distinct thing to probe, and the members whose health it decides.
 #[derive(Debug, Clone, PartialEq)]
@@ -769,7 +771,7 @@ async fn probe_loop<P: Probe>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::probe::{FakeProbe, ProbeError};
+    use crate::prober::probe::{FakeProbe, ProbeError};
     use crate::select::{self, Family, Outcome};
     use rand::SeedableRng;
     use rand::rngs::SmallRng;

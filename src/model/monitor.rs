@@ -1,0 +1,281 @@
+//! Monitors after validation: how members are probed (the protocol, the request and what the
+//! answer must look like, the port, the timeout) and the hysteresis thresholds. Pure
+//! descriptions: the prober runs them, the health table applies their thresholds.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::{Builder, Member};
+use crate::config::{ConfigError, MonitorConfig};
+
+/// A validated `[monitors.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    /// Its name in the config.
+    pub name: String,
+    /// Probe protocol and, for HTTP(S), the request and what to expect.
+    pub kind: ProbeKind,
+    /// Port to probe; `None`: the member's port, else 80 (http) or 443 (https).
+    pub port: Option<u16>,
+    /// Time a probe may take.
+    pub timeout: Duration,
+    /// Hysteresis and probe intervals.
+    pub thresholds: Thresholds,
+}
+
+impl Monitor {
+    /// The address a member is probed at, or `None` when no port is known (validation
+    /// rejects that case, so it never happens in a built model).
+    pub fn target(&self, member: &Member) -> Option<SocketAddr> {
+        let ip = member.check_address.unwrap_or(member.address.0);
+        let port = self.port.or(member.port).or(match self.kind {
+            ProbeKind::Http(_) => Some(80),
+            ProbeKind::Https(_) => Some(443),
+            ProbeKind::Tcp => None,
+        })?;
+        Some(SocketAddr::new(ip, port))
+    }
+}
+
+/// Hysteresis thresholds of one monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Consecutive successes that bring a down member up.
+    pub rise: u32,
+    /// Consecutive failures that take an up member down.
+    pub fall: u32,
+    /// Time between probes of a steady member.
+    pub interval: Duration,
+    /// Time between probes while a member is transitioning.
+    pub fast_interval: Duration,
+}
+
+/// Bytes of the body searched for [`HttpCheck::expect_body`] unless configured otherwise.
+pub const DEFAULT_BODY_LIMIT: usize = 4096;
+
+/// What to probe and how (built from the validated monitor config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// Which protocol, and for HTTP(S) what to ask and expect.
+    pub kind: ProbeKind,
+    /// Address and port to connect to.
+    pub target: SocketAddr,
+    /// Time the whole probe may take: connect, TLS handshake, request and body read.
+    pub timeout: Duration,
+}
+
+/// The protocol of a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// A TCP connect: up when the connection is accepted.
+    Tcp,
+    /// An HTTP/1.1 request over plain TCP.
+    Http(HttpCheck),
+    /// An HTTP/1.1 request over TLS.
+    Https(HttpCheck),
+}
+
+/// The request an HTTP(S) probe sends and what the answer must look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// Request method.
+    pub method: HttpMethod,
+    /// Request path (and query), starting with `/`.
+    pub path: String,
+    /// Host header, sent verbatim, and for HTTPS also the TLS server name (SNI) and the name the
+    /// certificate must be valid for. A bare host name, without a port. Default (`None`): the
+    /// target address.
+    pub host: Option<String>,
+    /// Status codes that count as up. Default: 200–399 (redirects are not followed).
+    pub expect_status: StatusMatch,
+    /// A substring that must appear within the first `body_limit` bytes of the body. The body
+    /// is only read when this is set.
+    pub expect_body: Option<String>,
+    /// Bytes of the body read when looking for `expect_body`. Default: [`DEFAULT_BODY_LIMIT`].
+    pub body_limit: usize,
+    /// HTTPS only: verify the certificate chain, validity period and name. Default: true.
+    pub verify_tls: bool,
+}
+
+impl Default for HttpCheck {
+    /// `GET /`, any 2xx/3xx, no body check, certificates verified.
+    fn default() -> HttpCheck {
+        HttpCheck {
+            method: HttpMethod::Get,
+            path: "/".to_string(),
+            host: None,
+            expect_status: StatusMatch::default(),
+            expect_body: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            verify_tls: true,
+        }
+    }
+}
+
+/// HTTP method of a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMethod {
+    /// `GET`.
+    #[default]
+    Get,
+    /// `HEAD` (no body, so `expect_body` can never match).
+    Head,
+}
+
+/// Which HTTP status codes count as up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusMatch {
+    /// Any code in this inclusive range.
+    Range(RangeInclusive<u16>),
+    /// Exactly one of these codes.
+    Codes(Vec<u16>),
+}
+
+impl Default for StatusMatch {
+    /// 200–399: success and redirects.
+    fn default() -> StatusMatch {
+        StatusMatch::Range(200..=399)
+    }
+}
+
+impl StatusMatch {
+    /// Does `code` count as up?
+    pub fn matches(&self, code: u16) -> bool {
+        match self {
+            StatusMatch::Range(range) => range.contains(&code),
+            StatusMatch::Codes(codes) => codes.contains(&code),
+        }
+    }
+}
+
+impl Builder<'_> {
+    pub(super) fn monitor(
+        &self,
+        name: &str,
+        m: &Spanned<MonitorConfig>,
+    ) -> Result<Monitor, ConfigError> {
+        let cfg = m.get_ref();
+        let http_only = [
+            ("path", cfg.path.is_some()),
+            ("method", cfg.method.is_some()),
+            ("host", cfg.host.is_some()),
+            ("expect_status", cfg.expect_status.is_some()),
+            ("expect_body", cfg.expect_body.is_some()),
+            ("body_limit", cfg.body_limit.is_some()),
+            ("verify_tls", cfg.verify_tls.is_some()),
+        ];
+        if cfg.kind.get_ref() == "tcp"
+            && let Some((key, _)) = http_only.iter().find(|(_, set)| *set)
+        {
+            return self.err(
+                m.span(),
+                format!("monitors.{name}.{key} applies to http and https monitors only"),
+            );
+        }
+        let method = match &cfg.method {
+            None => HttpMethod::Get,
+            Some(v) => match v.get_ref().to_ascii_uppercase().as_str() {
+                "GET" => HttpMethod::Get,
+                "HEAD" => HttpMethod::Head,
+                _ => {
+                    return self.err(
+                        v.span(),
+                        format!(
+                            "monitors.{name}.method = {:?}: expected \"GET\" or \"HEAD\"",
+                            v.get_ref()
+                        ),
+                    );
+                }
+            },
+        };
+        let path = cfg.path.clone().unwrap_or_else(|| "/".to_string());
+        if !path.starts_with('/') {
+            return self.err(
+                m.span(),
+                format!("monitors.{name}.path = {path:?}: must start with /"),
+            );
+        }
+        let expect_status = match &cfg.expect_status {
+            Some(codes) if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) => {
+                return self.err(
+                    m.span(),
+                    format!("monitors.{name}.expect_status: status codes are 100 to 599"),
+                );
+            }
+            Some(codes) => StatusMatch::Codes(codes.clone()),
+            None => StatusMatch::default(),
+        };
+        let check = HttpCheck {
+            method,
+            path,
+            host: cfg.host.clone(),
+            expect_status,
+            expect_body: cfg.expect_body.clone(),
+            body_limit: cfg.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+            verify_tls: cfg.verify_tls.unwrap_or(true),
+        };
+        let kind = match cfg.kind.get_ref().as_str() {
+            "http" => ProbeKind::Http(check),
+            "https" => ProbeKind::Https(check),
+            "tcp" => ProbeKind::Tcp,
+            other => {
+                return self.err(
+                    cfg.kind.span(),
+                    format!(
+                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\" or \"tcp\""
+                    ),
+                );
+            }
+        };
+        let interval = match &cfg.interval {
+            Some(v) => self.duration(&format!("monitors.{name}.interval"), v)?,
+            None => Duration::from_secs(2),
+        };
+        let timeout = match &cfg.timeout {
+            Some(v) => self.duration(&format!("monitors.{name}.timeout"), v)?,
+            None => Duration::from_secs(1),
+        };
+        let fast_interval = match &cfg.fast_interval {
+            Some(v) => self.duration(&format!("monitors.{name}.fast_interval"), v)?,
+            None => (interval / 4).max(Duration::from_millis(100)).min(interval),
+        };
+        let rise = cfg.rise.unwrap_or(2);
+        let fall = cfg.fall.unwrap_or(3);
+        if rise == 0 || fall == 0 {
+            return self.err(
+                m.span(),
+                format!("monitors.{name}: rise and fall must be at least 1"),
+            );
+        }
+        Ok(Monitor {
+            name: name.to_string(),
+            kind,
+            port: cfg.port,
+            timeout,
+            thresholds: Thresholds {
+                rise,
+                fall,
+                interval,
+                fast_interval,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_match() {
+        assert!(StatusMatch::default().matches(200));
+        assert!(StatusMatch::default().matches(399));
+        assert!(!StatusMatch::default().matches(400));
+        assert!(!StatusMatch::default().matches(199));
+        assert!(StatusMatch::Codes(vec![204]).matches(204));
+        assert!(!StatusMatch::Codes(vec![204]).matches(200));
+    }
+}
