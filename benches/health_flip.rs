@@ -331,12 +331,12 @@ fn main() {
     let plan = t.elapsed();
 
     // A restart with operator overrides: every 100th member drained in the state file.
-    let mut table = meridian::prober::initial_table(&model);
+    let mut table = meridian::health::HealthTable::initial(&model);
     for (_, m) in model.members().step_by(100) {
         table.get_mut(m.index).admin = Some(meridian::health::Override::Drain);
     }
     let saved = overrides::collect(&model, &table);
-    let mut table = meridian::prober::initial_table(&model);
+    let mut table = meridian::health::HealthTable::initial(&model);
     let t = Instant::now();
     let unknown = overrides::restore(&model, &mut table, &saved);
     let restore = t.elapsed();
@@ -345,8 +345,8 @@ fn main() {
 
     let t = Instant::now();
     let state = Arc::new(SharedState::new(model));
-    let telemetry = Telemetry::new(&state);
-    let mut writer = Writer::new(state.clone(), telemetry);
+    let telemetry = Telemetry::new(&state, meridian::director::stats::DirectorStats::new());
+    let mut writer = Writer::new(state.clone(), telemetry.health());
     let writer_start = t.elapsed();
     let members = writer.table().len();
 

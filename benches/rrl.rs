@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use meridian::dns::rrl::{Limiter, MAX_TRUNCATED_LEN, RrlSettings, truncated_reply};
+use meridian::dns::rrl::{Limiter, MAX_TRUNCATED_LEN, truncated_reply};
+use meridian::model::RrlSettings;
 use tokio::time::Instant;
 
 fn rrl(c: &mut Criterion) {

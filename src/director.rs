@@ -7,6 +7,7 @@
 //! supervisor ([`supervise`]) applies them to open ones (`drain_timeout`, `on_down`).
 
 mod connect;
+pub mod metrics;
 pub mod proxy_protocol;
 mod pump;
 pub mod schedule;

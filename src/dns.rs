@@ -6,6 +6,7 @@
 //! answers), RFC 4592 (wildcards), RFC 6604 (CNAME rcodes), RFC 6891 (EDNS), RFC 8020 (empty
 //! non-terminals), RFC 8482 (ANY) and RFC 9471 (glue).
 
+pub mod counters;
 mod fast;
 pub mod rrl;
 pub mod transport;

@@ -10,6 +10,7 @@ use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::health::overrides::StateFileError;
 use crate::model::{MinHealthy, Model, WhenAllDown};
 use crate::select::{self, Basis, Client, Family, Outcome, Steered};
 use crate::state::Snapshot;
@@ -133,17 +134,15 @@ pub const OFFLINE_HEALTH: &str =
 
 /// A snapshot for explaining without a running server: operator overrides restored from the
 /// state file, every monitored member assumed up (see [`OFFLINE_HEALTH`]).
-pub fn offline_snapshot(model: Model) -> Result<Snapshot, String> {
-    let state = crate::state::SharedState::restore(model)?;
-    let snap = state.load();
-    let mut health = (*snap.health).clone();
+pub fn offline_snapshot(model: Model) -> Result<Snapshot, StateFileError> {
+    let mut health = crate::health::overrides::restored(&model)?;
     for m in health.iter_mut() {
         m.state = crate::health::HealthState::Up;
     }
     Ok(Snapshot {
-        generation: snap.generation,
-        published: snap.published,
-        model: snap.model.clone(),
+        generation: 1,
+        published: std::time::SystemTime::now(),
+        model: std::sync::Arc::new(model),
         health: std::sync::Arc::new(health),
     })
 }
@@ -216,7 +215,7 @@ pub fn explain<R: Rng + ?Sized>(
                     MemberView {
                         address: m.address.0,
                         weight: m.weight.0,
-                        state: snap.health.get(m.index).display_state(),
+                        state: snap.health.get(m.index).shown().to_string(),
                     }
                 })
                 .collect();

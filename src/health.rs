@@ -38,6 +38,80 @@ impl fmt::Display for HealthState {
     }
 }
 
+/// A member's state as operators see it on the status page, in the API, the metrics and the
+/// transitions: an override first, then the probe state. [`MemberState::Absent`] appears only
+/// in transitions, for a member a reload added (from) or removed (to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberState {
+    /// Passing its probes (or unmonitored).
+    Up,
+    /// Failing its probes.
+    Down,
+    /// No probe result yet.
+    Unknown,
+    /// Drained by an operator.
+    Drained,
+    /// Forced down by an operator.
+    ForcedDown,
+    /// Forced up by an operator.
+    ForcedUp,
+    /// Not in the config (before a reload added it, after a reload removed it).
+    Absent,
+}
+
+impl MemberState {
+    /// The states a configured member can be shown in, in the order metrics list them.
+    pub const SHOWN: [MemberState; 6] = [
+        MemberState::Up,
+        MemberState::Down,
+        MemberState::Unknown,
+        MemberState::Drained,
+        MemberState::ForcedDown,
+        MemberState::ForcedUp,
+    ];
+
+    /// Every state a transition can go from or to.
+    pub const ALL: [MemberState; 7] = [
+        MemberState::Up,
+        MemberState::Down,
+        MemberState::Unknown,
+        MemberState::Drained,
+        MemberState::ForcedDown,
+        MemberState::ForcedUp,
+        MemberState::Absent,
+    ];
+
+    /// Its name in the API, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Up => "up",
+            MemberState::Down => "down",
+            MemberState::Unknown => "unknown",
+            MemberState::Drained => "drained",
+            MemberState::ForcedDown => "forced-down",
+            MemberState::ForcedUp => "forced-up",
+            MemberState::Absent => "absent",
+        }
+    }
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<HealthState> for MemberState {
+    fn from(state: HealthState) -> MemberState {
+        match state {
+            HealthState::Unknown => MemberState::Unknown,
+            HealthState::Up => MemberState::Up,
+            HealthState::Down => MemberState::Down,
+        }
+    }
+}
+
 /// An operator's decision that beats probe results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -217,12 +291,14 @@ impl MemberHealth {
     }
 
     /// The state shown to operators: overrides first, then the probe state.
-    pub fn display_state(&self) -> String {
-        match self.admin {
-            Some(Override::Drain) => "drained".to_string(),
-            Some(Override::ForceDown) => "forced-down".to_string(),
-            Some(Override::ForceUp) => "forced-up".to_string(),
-            None => self.state.to_string(),
+    pub fn shown(&self) -> MemberState {
+        match (self.admin, self.state) {
+            (Some(Override::Drain), _) => MemberState::Drained,
+            (Some(Override::ForceDown), _) => MemberState::ForcedDown,
+            (Some(Override::ForceUp), _) => MemberState::ForcedUp,
+            (None, HealthState::Up) => MemberState::Up,
+            (None, HealthState::Down) => MemberState::Down,
+            (None, HealthState::Unknown) => MemberState::Unknown,
         }
     }
 }
@@ -249,6 +325,17 @@ pub struct HealthTable {
 }
 
 impl HealthTable {
+    /// The table a model starts with: monitored members unknown, the rest up.
+    pub fn initial(model: &crate::model::Model) -> HealthTable {
+        model
+            .members()
+            .map(|(pool, _)| match pool.monitor {
+                Some(_) => MemberHealth::unknown(),
+                None => MemberHealth::unmonitored(),
+            })
+            .collect()
+    }
+
     /// Health of member `index`. Panics if there is no such member (indices come from the
     /// model the table was built for).
     pub fn get(&self, index: usize) -> &MemberHealth {
@@ -419,6 +506,6 @@ mod tests {
         assert!(!m.usable(true));
         m.admin = Some(Override::ForceUp);
         assert!(m.usable(false));
-        assert_eq!(m.display_state(), "forced-up");
+        assert_eq!(m.shown(), MemberState::ForcedUp);
     }
 }

@@ -151,7 +151,8 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         if let (Some(addr), Some(name)) = (listeners.udp_addrs().first(), example_name(&model)) {
             info!("try: dig @{} -p {} {name} A", addr.ip(), addr.port());
         }
-        let state = Arc::new(SharedState::restore(model)?);
+        let table = meridian::health::overrides::restored(&model)?;
+        let state = Arc::new(SharedState::with_health(model, Arc::new(table)));
         let shutdown = CancellationToken::new();
         // Handlers are installed before anything is served, so an early signal is not lost
         // (or, for SIGHUP, fatal).
@@ -165,7 +166,7 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             term,
         ));
         let (control, commands) = HealthControl::new();
-        let telemetry = Telemetry::new(&state);
+        let telemetry = Telemetry::new(&state, meridian::director::stats::DirectorStats::new());
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(
             hup,

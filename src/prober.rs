@@ -4,6 +4,7 @@
 //! hysteresis, logs every flip, and publishes a new snapshot when an answer could change.
 //! Nothing here runs on the DNS query path.
 
+pub mod metrics;
 pub mod probe;
 
 use std::collections::HashMap;
@@ -19,10 +20,10 @@ use tracing::{debug, info, warn};
 
 use crate::health::events::{Cause, Change};
 use crate::health::overrides::{self, Action, AdminError, Selector};
-use crate::health::{HealthState, HealthTable, MemberHealth, Observation};
-use crate::metrics::{Metrics, Telemetry, member_id};
+use crate::health::{HealthState, HealthTable, MemberHealth, MemberState, Observation};
 use crate::model::{Model, MonitorId, ProbeSpec, Thresholds};
 use crate::state::{SharedState, Snapshot};
+use metrics::{HealthTelemetry, ProbeMetrics};
 use probe::Probe;
 
 /// One distinct thing to probe, and the members whose health it decides.
@@ -127,10 +128,10 @@ pub struct AdminChange {
     pub pool: String,
     /// Member address.
     pub member: String,
-    /// Shown state before (`up`, `down`, `unknown`, `drained`, `forced-down`, `forced-up`).
-    pub from: String,
+    /// Shown state before.
+    pub from: MemberState,
     /// Shown state after.
-    pub to: String,
+    pub to: MemberState,
 }
 
 /// A handle for operator actions and reloads; cheap to clone. Everything is applied by the one
@@ -210,7 +211,7 @@ impl HealthControl {
 /// override when its pool, address and port are the same and it is probed the same way (same
 /// monitor settings, same probe address); every other member starts afresh.
 pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> HealthTable {
-    let mut table = initial_table(next);
+    let mut table = HealthTable::initial(next);
     let probe_of = |model: &Model, pool: &crate::model::Pool, m: &crate::model::Member| {
         model.monitor_of(pool).map(|mon| {
             (
@@ -252,10 +253,10 @@ fn reload_transitions(
     next: &Model,
     next_table: &HealthTable,
 ) -> Vec<(Option<usize>, Change)> {
-    let shown = |table: &HealthTable, i: usize| table.get(i).display_state();
-    let event = |pool: &str, m: &crate::model::Member, from: String, to: String| Change {
+    let shown = |table: &HealthTable, i: usize| table.get(i).shown();
+    let event = |pool: &str, m: &crate::model::Member, from, to| Change {
         pool: pool.to_string(),
-        member: member_id(m),
+        member: m.id(),
         from,
         to,
         reason: Some(Arc::from("config reloaded")),
@@ -274,7 +275,7 @@ fn reload_transitions(
     for (pool, m) in next.members() {
         let to = shown(next_table, m.index);
         match old.get(&member_key(pool, m)) {
-            None => out.push((Some(m.index), event(&pool.name, m, "absent".into(), to))),
+            None => out.push((Some(m.index), event(&pool.name, m, MemberState::Absent, to))),
             Some(&i) if shown(prev_table, i) != to => {
                 out.push((
                     Some(m.index),
@@ -287,21 +288,10 @@ fn reload_transitions(
     for (pool, m) in prev.members() {
         if !new.contains_key(&member_key(pool, m)) {
             let from = shown(prev_table, m.index);
-            out.push((None, event(&pool.name, m, from, "absent".into())));
+            out.push((None, event(&pool.name, m, from, MemberState::Absent)));
         }
     }
     out
-}
-
-/// The health table a model starts with: monitored members unknown, the rest up.
-pub fn initial_table(model: &Model) -> HealthTable {
-    model
-        .members()
-        .map(|(pool, _)| match pool.monitor {
-            Some(_) => MemberHealth::unknown(),
-            None => MemberHealth::unmonitored(),
-        })
-        .collect()
 }
 
 /// How long the first probe round can take at most: every probe is bounded by its timeout and
@@ -326,7 +316,7 @@ pub fn first_round_bound(model: &Model, targets: &[Target]) -> Duration {
 #[derive(Debug)]
 pub struct Writer {
     state: Arc<SharedState>,
-    telemetry: Telemetry,
+    telemetry: HealthTelemetry,
     model: Arc<Model>,
     table: HealthTable,
     targets: Vec<Target>,
@@ -334,7 +324,7 @@ pub struct Writer {
 
 impl Writer {
     /// A writer for the snapshot in force in `state`, with that model's probe plan.
-    pub fn new(state: Arc<SharedState>, telemetry: Telemetry) -> Writer {
+    pub fn new(state: Arc<SharedState>, telemetry: HealthTelemetry) -> Writer {
         let snap = state.load();
         let model = snap.model.clone();
         let table = (*snap.health).clone();
@@ -408,9 +398,9 @@ impl Writer {
         for change in changes.iter().filter(|c| c.from != c.to) {
             let event = Change {
                 pool: change.pool.clone(),
-                member: member_id(self.model.member(change.index).1),
-                from: change.from.clone(),
-                to: change.to.clone(),
+                member: self.model.member(change.index).1.id(),
+                from: change.from,
+                to: change.to,
                 reason: Some(Arc::from(format!("admin {}", action.name()))),
                 streak: 0,
                 cause: Cause::Admin,
@@ -434,7 +424,7 @@ impl Writer {
             match index {
                 Some(i) => record(&self.telemetry, &mut self.table, i, event),
                 None => {
-                    self.telemetry.metrics.transition(&event.to);
+                    self.telemetry.metrics.transition(event.to);
                     self.telemetry.events.push(event);
                 }
             }
@@ -504,7 +494,7 @@ pub async fn run<P: Probe>(
     probe: Arc<P>,
     state: Arc<SharedState>,
     mut commands: mpsc::Receiver<Command>,
-    telemetry: Telemetry,
+    telemetry: HealthTelemetry,
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
@@ -588,7 +578,12 @@ async fn admin(
     let path = model.health.state_file.clone();
     tokio::task::spawn_blocking(move || overrides::save(&path, &saved))
         .await
-        .map_err(|e| AdminError::Save(e.to_string()))?
+        .map_err(|e| {
+            AdminError::Save(overrides::StateFileError::Write {
+                path: model.health.state_file.clone(),
+                reason: e.to_string(),
+            })
+        })?
         .map_err(AdminError::Save)?;
     let mut changes = Vec::new();
     for &i in &indices {
@@ -597,8 +592,8 @@ async fn admin(
             index: i,
             pool: pool.name.clone(),
             member: member.address.to_string(),
-            from: table.get(i).display_state(),
-            to: next.get(i).display_state(),
+            from: table.get(i).shown(),
+            to: next.get(i).shown(),
         };
         info!(
             pool = %change.pool, member = %change.member, action = ?action,
@@ -618,7 +613,7 @@ fn passive(
     table: &mut HealthTable,
     member: usize,
     reason: Arc<str>,
-    telemetry: &Telemetry,
+    telemetry: &HealthTelemetry,
 ) -> bool {
     if member >= table.len() {
         return false;
@@ -638,9 +633,9 @@ fn passive(
     );
     let event = Change {
         pool: pool.name.clone(),
-        member: member_id(m),
-        from: flip.from.to_string(),
-        to: flip.to.to_string(),
+        member: m.id(),
+        from: flip.from.into(),
+        to: flip.to.into(),
         reason: Some(reason),
         streak: 1,
         cause: Cause::Passive,
@@ -656,7 +651,7 @@ fn apply(
     target: &Target,
     obs: &Observation,
     table: &mut HealthTable,
-    telemetry: &Telemetry,
+    telemetry: &HealthTelemetry,
 ) -> bool {
     let t = &target.thresholds;
     let mut changed = false;
@@ -692,9 +687,9 @@ fn apply(
             }
             let event = Change {
                 pool: pool.name.clone(),
-                member: member_id(member),
-                from: flip.from.to_string(),
-                to: flip.to.to_string(),
+                member: member.id(),
+                from: flip.from.into(),
+                to: flip.to.into(),
                 reason: if obs.ok { None } else { obs.reason.clone() },
                 streak,
                 cause: Cause::Probe,
@@ -709,8 +704,8 @@ fn apply(
 
 /// Records a change of member `index`: in the events ring, the transitions counter, and the
 /// member's `since`.
-fn record(telemetry: &Telemetry, table: &mut HealthTable, index: usize, event: Change) {
-    telemetry.metrics.transition(&event.to);
+fn record(telemetry: &HealthTelemetry, table: &mut HealthTable, index: usize, event: Change) {
+    telemetry.metrics.transition(event.to);
     table.get_mut(index).since = Some(tokio::time::Instant::now());
     telemetry.events.push(event);
 }
@@ -723,7 +718,7 @@ async fn probe_loop<P: Probe>(
     t: Thresholds,
     probe: Arc<P>,
     permits: Arc<Semaphore>,
-    (results, metrics): (mpsc::Sender<(u64, usize, Observation)>, Arc<Metrics>),
+    (results, metrics): (mpsc::Sender<(u64, usize, Observation)>, Arc<ProbeMetrics>),
     shutdown: CancellationToken,
 ) {
     // A private copy of the hysteresis, only to choose the next interval.
@@ -836,7 +831,7 @@ min_ttl = 2
                 Arc::new(fake.clone()),
                 state.clone(),
                 commands,
-                Telemetry::new(&state),
+                HealthTelemetry::default(),
                 ready_tx,
                 shutdown.clone(),
             ));
@@ -951,7 +946,7 @@ min_ttl = 2
             Arc::new(FakeProbe::new()),
             state.clone(),
             commands,
-            Telemetry::new(&state),
+            HealthTelemetry::default(),
             ready_tx,
             shutdown.clone(),
         ));
@@ -964,7 +959,7 @@ min_ttl = 2
             .await
             .unwrap();
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].to, "drained");
+        assert_eq!(changes[0].to, MemberState::Drained);
         assert_eq!(
             state.load().health.get(3).admin,
             Some(crate::health::Override::Drain)

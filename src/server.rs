@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiState};
 use crate::director;
+use crate::dns::rrl::RateLimit;
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp, udp};
 use crate::metrics::Telemetry;
 use crate::prober::probe::Probe;
@@ -236,7 +237,7 @@ pub async fn run<P: Probe>(
         probe,
         state.clone(),
         commands,
-        telemetry.clone(),
+        telemetry.health(),
         probed_tx,
         shutdown.clone(),
     ))?;
@@ -287,6 +288,9 @@ pub async fn run<P: Probe>(
     // up and `/readyz` says so; until then queries wait in their sockets.
     let mut wakers = Vec::new();
     let mut gates = Vec::new();
+    // The rate limiter's table lives here, not in the model: a reload that keeps `[dns.rrl]`
+    // keeps every bucket.
+    let rrl = Arc::new(RateLimit::new());
     for group in listeners.udp {
         let Some(addr) = group.first().map(UdpSocket::local_addr).transpose()? else {
             continue;
@@ -294,7 +298,7 @@ pub async fn run<P: Probe>(
         let mut started = Vec::new();
         for socket in group {
             wakers.push(socket.try_clone()?);
-            let (state, metrics) = (state.clone(), telemetry.metrics.dns.clone());
+            let (state, metrics, rrl) = (state.clone(), telemetry.metrics.dns.clone(), rrl.clone());
             let shutdown = shutdown.clone();
             let (up, running) = tokio::sync::oneshot::channel();
             let (open, gate) = tokio::sync::oneshot::channel::<()>();
@@ -304,7 +308,7 @@ pub async fn run<P: Probe>(
                 let _ = up.send(());
                 // Dropped unopened when start-up failed: then there is nothing to serve.
                 if gate.blocking_recv().is_ok() {
-                    serve_udp(socket, state, metrics, shutdown);
+                    serve_udp(socket, state, metrics, rrl, shutdown);
                 }
             })?;
             tracker.spawn(async move {

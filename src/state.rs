@@ -10,7 +10,6 @@ use arc_swap::ArcSwap;
 
 use crate::health::HealthTable;
 use crate::model::Model;
-use crate::prober::initial_table;
 
 /// Everything the answering core needs, frozen at one moment.
 #[derive(Debug)]
@@ -35,34 +34,12 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    /// Starts at generation 1 with `model`, monitored members unknown.
+    /// Starts at generation 1 with `model`, monitored members unknown
+    /// ([`HealthTable::initial`]). Start-up restores the saved overrides first
+    /// ([`crate::health::overrides::restored`]) and calls [`SharedState::with_health`].
     pub fn new(model: Model) -> SharedState {
-        let health = Arc::new(initial_table(&model));
+        let health = Arc::new(HealthTable::initial(&model));
         SharedState::with_health(model, health)
-    }
-
-    /// Starts at generation 1 with `model`, restoring operator overrides from the model's
-    /// state file. A state file that exists but cannot be read is an error: starting without
-    /// it would hand out drained members.
-    pub fn restore(model: Model) -> Result<SharedState, String> {
-        let mut table = initial_table(&model);
-        let saved = crate::health::overrides::load(&model.health.state_file)?;
-        for gone in crate::health::overrides::restore(&model, &mut table, &saved) {
-            tracing::warn!(
-                "state file: pool {:?} has no member {}; its {} override is dropped",
-                gone.pool,
-                gone.member,
-                gone.value
-            );
-        }
-        let restored = table.iter().filter(|m| m.admin.is_some()).count();
-        if restored > 0 {
-            tracing::info!(
-                "restored {restored} operator overrides from {}",
-                model.health.state_file.display()
-            );
-        }
-        Ok(SharedState::with_health(model, Arc::new(table)))
     }
 
     /// Starts at generation 1 with `model` and a given health table (e.g. with restored

@@ -18,9 +18,9 @@ use super::events::TransitionDto;
 use super::{ApiState, rfc3339};
 use crate::director::stats::DirectorConnStats;
 use crate::health::HealthTable;
-use crate::metrics::{member_id, probe_type};
 use crate::model::{Model, Pool, Service, WhenAllDown};
 use crate::prober::Observed;
+use crate::prober::metrics::probe_type;
 use crate::select::{self, Family, Outcome};
 
 /// How many of the latest transitions the status carries (all kept ones: `/api/v1/events`).
@@ -281,12 +281,12 @@ fn pool_dto(
             let h = table.get(member.index);
             let in_state = now.saturating_duration_since(h.since.unwrap_or(started.1));
             MemberDto {
-                id: member_id(member),
+                id: member.id(),
                 address: member.address.to_string(),
                 port: member.port,
                 check_address: member.check_address.map(|a| a.to_string()),
                 weight: member.weight.0,
-                state: h.display_state(),
+                state: h.shown().to_string(),
                 probe_state: h.state.to_string(),
                 r#override: h.admin.map(|o| o.to_string()),
                 usable: select::usable(model, table, member),

@@ -15,32 +15,17 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use tokio::time::Instant;
 
-use crate::hash::mix;
+use arc_swap::ArcSwapOption;
 
-/// `[dns.rrl]` after validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RrlSettings {
-    /// Responses per second each client network may receive in the long run.
-    pub responses_per_second: u32,
-    /// Responses a network may receive at once, from a full bucket.
-    pub burst: u32,
-    /// Every `slip`-th limited response is sent truncated; 0: none (all dropped).
-    pub slip: u32,
-    /// IPv4 client addresses are grouped by this many leading bits.
-    pub ipv4_prefix: u8,
-    /// IPv6 client addresses are grouped by this many leading bits.
-    pub ipv6_prefix: u8,
-    /// Client networks never limited.
-    pub exempt: Vec<IpNet>,
-    /// Number of buckets (a power of two).
-    pub table_size: usize,
-}
+use crate::hash::mix;
+use crate::model::RrlSettings;
 
 /// Most reports (log lines) per second over all networks, so a flood spread over many
 /// networks cannot flood the log too.
@@ -93,6 +78,50 @@ impl fmt::Debug for Limiter {
         f.debug_struct("Limiter")
             .field("settings", &self.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// The running instance's limiter, across reloads: the table is kept while `[dns.rrl]` stays
+/// the same, and replaced by a fresh one (every bucket full) when a reload changes it or turns
+/// limiting on; turning it off drops the table. Owned by the server and shared by the UDP
+/// workers; the model only carries the settings, so `meridian check` allocates no table.
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    current: ArcSwapOption<Limiter>,
+}
+
+impl RateLimit {
+    /// No table yet: the first [`RateLimit::follow`] makes one if the settings ask for it.
+    pub fn new() -> RateLimit {
+        RateLimit::default()
+    }
+
+    /// The limiter for `settings` (`None`: limiting off), making a table only when the current
+    /// one was made for other settings. Workers call it once per batch with the settings of
+    /// the snapshot they answer from; it is one atomic load and a comparison unless the
+    /// settings changed, and concurrent callers end up sharing one table.
+    pub fn follow(&self, settings: Option<&RrlSettings>, now: Instant) -> Option<Arc<Limiter>> {
+        loop {
+            let current = self.current.load_full();
+            let fits = match (&current, settings) {
+                (None, None) => true,
+                (Some(limiter), Some(s)) => limiter.settings() == s,
+                _ => false,
+            };
+            if fits {
+                return current;
+            }
+            let next = settings.map(|s| Arc::new(Limiter::new(s.clone(), now)));
+            let previous = self.current.compare_and_swap(&current, next.clone());
+            let unchanged = match (&*previous, &current) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if unchanged {
+                return next;
+            }
+        }
     }
 }
 
@@ -348,6 +377,30 @@ mod tests {
 
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RecordType};
+
+    #[test]
+    fn the_table_survives_a_reload_that_keeps_the_settings() {
+        let t0 = Instant::now();
+        let rl = RateLimit::new();
+        assert!(rl.follow(None, t0).is_none());
+        let first = rl.follow(Some(&settings(1, 1, 0)), t0).expect("on");
+        let client = ip("192.0.2.1");
+        assert!(first.check(client, t0).is_none(), "the burst");
+        assert!(first.check(client, t0).is_some(), "then limited");
+        // The same settings (a reload that did not touch [dns.rrl]): the same table, so the
+        // network is still limited.
+        let same = rl.follow(Some(&settings(1, 1, 0)), t0).expect("on");
+        assert!(Arc::ptr_eq(&first, &same));
+        assert!(same.check(client, t0).is_some());
+        // Other settings: a fresh table, the network gets its burst again.
+        let other = rl.follow(Some(&settings(1, 2, 0)), t0).expect("on");
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(other.check(client, t0).is_none());
+        // Off, then on again: fresh.
+        assert!(rl.follow(None, t0).is_none());
+        let again = rl.follow(Some(&settings(1, 2, 0)), t0).expect("on");
+        assert!(!Arc::ptr_eq(&other, &again));
+    }
 
     fn settings(rate: u32, burst: u32, slip: u32) -> RrlSettings {
         RrlSettings {

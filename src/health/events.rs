@@ -10,6 +10,8 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
+use super::MemberState;
+
 /// How many transitions the ring keeps.
 pub const CAPACITY: usize = 256;
 
@@ -45,11 +47,10 @@ pub struct Change {
     pub pool: String,
     /// Member, as admin calls name it (`192.0.2.10`, or with `:port`).
     pub member: String,
-    /// Shown state before (`up`, `down`, `unknown`, `drained`, `forced-down`, `forced-up`;
-    /// `absent` for a member a reload added).
-    pub from: String,
-    /// Shown state after (`absent` for a member a reload removed).
-    pub to: String,
+    /// Shown state before ([`MemberState::Absent`] for a member a reload added).
+    pub from: MemberState,
+    /// Shown state after ([`MemberState::Absent`] for a member a reload removed).
+    pub to: MemberState,
     /// Why: the failure reason of a flip down, the action of an admin change.
     pub reason: Option<Arc<str>>,
     /// Consecutive probe results that caused a probe flip (`fall` failures or `rise`
@@ -82,6 +83,13 @@ pub struct Events {
     capacity: usize,
     ring: Mutex<Ring>,
     feed: broadcast::Sender<Transition>,
+}
+
+impl Default for Events {
+    /// An empty ring of [`CAPACITY`] transitions.
+    fn default() -> Events {
+        Events::new(CAPACITY)
+    }
 }
 
 impl Events {
@@ -154,12 +162,12 @@ impl Events {
 mod tests {
     use super::*;
 
-    fn draft(to: &str) -> Change {
+    fn draft(to: MemberState) -> Change {
         Change {
             pool: "p".into(),
             member: "192.0.2.1".into(),
-            from: "up".into(),
-            to: to.into(),
+            from: MemberState::Up,
+            to,
             reason: None,
             streak: 3,
             cause: Cause::Probe,
@@ -170,10 +178,10 @@ mod tests {
     fn keeps_the_last_capacity_in_order_and_feeds_subscribers() {
         let events = Events::new(3);
         let (_, mut live) = events.subscribe(0);
-        events.push(draft("down"));
+        events.push(draft(MemberState::Down));
         assert_eq!(live.try_recv().unwrap().seq, 1);
         for i in 0..4 {
-            events.push(draft(&format!("s{i}")));
+            events.push(draft(MemberState::ALL[i]));
         }
         let kept: Vec<u64> = events.since(0, 10).iter().map(|t| t.seq).collect();
         assert_eq!(kept, [3, 4, 5]);
@@ -182,7 +190,7 @@ mod tests {
 
         let (backlog, mut live) = events.subscribe(4);
         assert_eq!(backlog.iter().map(|t| t.seq).collect::<Vec<_>>(), [5]);
-        events.push(draft("down"));
+        events.push(draft(MemberState::Down));
         assert_eq!(live.try_recv().unwrap().seq, 6);
     }
 }

@@ -91,10 +91,39 @@ pub enum AdminError {
     },
     /// The state file could not be written; the change was not made.
     #[error("cannot save overrides: {0}")]
-    Save(String),
+    Save(StateFileError),
     /// The health writer is not running (shutting down).
     #[error("health state is not available (shutting down)")]
     Unavailable,
+}
+
+/// Why the state file could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateFileError {
+    /// It exists but could not be read; starting without it would hand out drained members.
+    #[error("{}: cannot read: {reason}", path.display())]
+    Read {
+        /// The state file.
+        path: PathBuf,
+        /// What the system said.
+        reason: String,
+    },
+    /// It was read but is not a state file.
+    #[error("{}: not a state file: {reason}", path.display())]
+    Invalid {
+        /// The state file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// It could not be written.
+    #[error("{}: {reason}", path.display())]
+    Write {
+        /// The state file.
+        path: PathBuf,
+        /// What the system said.
+        reason: String,
+    },
 }
 
 /// Member indices a selector names in `model`.
@@ -195,21 +224,56 @@ pub fn restore(model: &Model, table: &mut HealthTable, saved: &StateFile) -> Vec
 }
 
 /// Reads the state file; a missing file is an empty state.
-pub fn load(path: &Path) -> Result<StateFile, String> {
+pub fn load(path: &Path) -> Result<StateFile, StateFileError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(text) => serde_json::from_str(&text).map_err(|e| StateFileError::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateFile {
             version: 1,
             overrides: Vec::new(),
         }),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(StateFileError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
     }
+}
+
+/// The health table `model` starts with: every member as [`HealthTable::initial`] has it, with
+/// the operator overrides of the model's state file restored. Saved overrides of members the
+/// config no longer has are dropped with a warning. A state file that exists but cannot be
+/// read is an error: starting without it would hand out drained members.
+pub fn restored(model: &Model) -> Result<HealthTable, StateFileError> {
+    let mut table = HealthTable::initial(model);
+    let saved = load(&model.health.state_file)?;
+    for gone in restore(model, &mut table, &saved) {
+        tracing::warn!(
+            "state file: pool {:?} has no member {}; its {} override is dropped",
+            gone.pool,
+            gone.member,
+            gone.value
+        );
+    }
+    let restored = table.iter().filter(|m| m.admin.is_some()).count();
+    if restored > 0 {
+        tracing::info!(
+            "restored {restored} operator overrides from {}",
+            model.health.state_file.display()
+        );
+    }
+    Ok(table)
 }
 
 /// Writes the state file atomically: a temporary file in the same directory, fsync, rename,
 /// then fsync of the directory, so a crash leaves either the old or the new file.
-pub fn save(path: &Path, state: &StateFile) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
+pub fn save(path: &Path, state: &StateFile) -> Result<(), StateFileError> {
+    let failed = |reason: String| StateFileError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = serde_json::to_string_pretty(state).map_err(|e| failed(e.to_string()))?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -228,7 +292,7 @@ pub fn save(path: &Path, state: &StateFile) -> Result<(), String> {
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
     };
-    write().map_err(|e| format!("{}: {e}", path.display()))
+    write().map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]

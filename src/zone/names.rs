@@ -131,7 +131,7 @@ pub struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     fn finish(&self) -> u64 {
-        crate::model::mix(self.0)
+        crate::hash::mix(self.0)
     }
 
     fn write(&mut self, bytes: &[u8]) {

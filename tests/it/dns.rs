@@ -371,7 +371,8 @@ async fn ipv6_listeners_answer_over_udp_and_tcp() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let probe = std::sync::Arc::new(meridian::prober::probe::NetProbe::new().unwrap());
     let control = meridian::prober::HealthControl::new();
-    let telemetry = meridian::Telemetry::new(&state);
+    let telemetry =
+        meridian::Telemetry::new(&state, meridian::director::stats::DirectorStats::new());
     let server = tokio::spawn(meridian::run(
         state,
         listeners,

@@ -358,7 +358,7 @@ fn defaults_and_turning_it_off() {
     );
     // An empty table turns it on with the defaults.
     let on = load(&with_rrl(""));
-    let s = on.dns.rrl.as_ref().expect("on").settings();
+    let s = on.dns.rrl.as_ref().expect("on");
     assert_eq!(
         (
             s.responses_per_second,
@@ -383,5 +383,5 @@ fn defaults_and_turning_it_off() {
             .is_none()
     );
     let sized = load(&with_rrl("table_size = 1000"));
-    assert_eq!(sized.dns.rrl.unwrap().settings().table_size, 1024);
+    assert_eq!(sized.dns.rrl.unwrap().table_size, 1024);
 }

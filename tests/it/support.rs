@@ -78,11 +78,14 @@ impl Meridian {
         let tcp = listeners.tcp_addrs()[0];
         let http = listeners.http_addr();
         let directors = listeners.director_addrs();
-        let state = Arc::new(SharedState::restore(model).expect("state file"));
+        let state = Arc::new({
+            let table = meridian::health::overrides::restored(&model).expect("state file");
+            SharedState::with_health(model, Arc::new(table))
+        });
         let shutdown = CancellationToken::new();
         let probe = Arc::new(NetProbe::new().expect("probe client"));
         let (control, commands) = HealthControl::new();
-        let telemetry = Telemetry::new(&state);
+        let telemetry = Telemetry::new(&state, meridian::director::stats::DirectorStats::new());
         let director_stats = telemetry.directors.clone();
         let task = tokio::spawn(meridian::run(
             state.clone(),

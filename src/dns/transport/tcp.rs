@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::dns::counters::{DnsMetrics, Protocol};
 use crate::dns::{ClientAddr, Request, Transport, answer_into};
-use crate::metrics::{DnsMetrics, Protocol};
 use crate::state::{SharedState, Snapshot};
 
 /// Limits shared by every DNS-over-TCP listener.

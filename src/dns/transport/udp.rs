@@ -22,9 +22,9 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
-use crate::dns::rrl::{MAX_TRUNCATED_LEN, truncated_reply};
+use crate::dns::counters::{DnsMetrics, Protocol};
+use crate::dns::rrl::{MAX_TRUNCATED_LEN, RateLimit, truncated_reply};
 use crate::dns::{ClientAddr, Request, Transport, answer_into};
-use crate::metrics::{DnsMetrics, Protocol};
 use crate::state::SharedState;
 
 /// Datagrams received (and replies sent) per system call at most. `MSG_WAITFORONE` returns as
@@ -50,6 +50,7 @@ pub fn serve_udp(
     socket: UdpSocket,
     state: Arc<SharedState>,
     metrics: Arc<DnsMetrics>,
+    rrl: Arc<RateLimit>,
     shutdown: CancellationToken,
 ) {
     if let Err(e) = socket
@@ -59,7 +60,7 @@ pub fn serve_udp(
         error!(error = %e, "udp worker cannot configure its socket; not serving it");
         return;
     }
-    let worker = || Worker::new().run(&socket, &state, &metrics, &shutdown);
+    let worker = || Worker::new().run(&socket, &state, &metrics, &rrl, &shutdown);
     while let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(worker)) {
         error!(
             panic = panic_message(&*panic),
@@ -146,6 +147,7 @@ impl Worker {
         socket: &UdpSocket,
         state: &SharedState,
         metrics: &DnsMetrics,
+        rrl: &RateLimit,
         shutdown: &CancellationToken,
     ) {
         while !shutdown.is_cancelled() {
@@ -163,7 +165,7 @@ impl Worker {
             }
             // std's clock, not tokio's: this is a measurement, never a timer.
             let received = Instant::now();
-            self.answer(n, state, received);
+            self.answer(n, state, rrl, received);
             // Counted as the replies are handed to the socket, so a client that has its reply
             // finds it in the metrics.
             self.count(n, metrics, received.elapsed());
@@ -196,8 +198,11 @@ impl Worker {
 
     /// Answers the first `n` slots from one snapshot, each into its reply buffer, and applies
     /// the rate limiter (its clock is the batch's receive time).
-    fn answer(&mut self, n: usize, state: &SharedState, received: Instant) {
+    fn answer(&mut self, n: usize, state: &SharedState, rrl: &RateLimit, received: Instant) {
         let snap = state.peek();
+        // tokio's Instant is std's outside paused test runtimes.
+        let now = tokio::time::Instant::from_std(received);
+        let limiter = rrl.follow(snap.model.dns.rrl.as_ref(), now);
         let queries = self.received.chunks_exact(UDP_BUFFER);
         for ((slot, reply), query) in self.slots[..n]
             .iter_mut()
@@ -217,15 +222,8 @@ impl Worker {
                 continue;
             }
             slot.outcome = Outcome::Reply;
-            // Only a reply can be over the rate limit. tokio's Instant is std's outside paused
-            // test runtimes.
-            let Some(limited) = snap
-                .model
-                .dns
-                .rrl
-                .as_ref()
-                .and_then(|rrl| rrl.check(peer.ip(), tokio::time::Instant::from_std(received)))
-            else {
+            // Only a reply can be over the rate limit.
+            let Some(limited) = limiter.as_ref().and_then(|l| l.check(peer.ip(), now)) else {
                 continue;
             };
             if let Some(report) = &limited.report {

@@ -1,0 +1,94 @@
+//! The metrics read from the snapshot in force at scrape time: its generation, and every
+//! member's shown state and usability. Nothing is counted on the way; a scrape walks the model.
+
+use std::sync::{Arc, Weak};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::health::MemberState;
+use crate::state::SharedState;
+
+/// Reads the current snapshot at scrape time: the generation and each member's state.
+#[derive(Debug)]
+pub(super) struct SnapshotCollector {
+    state: Weak<SharedState>,
+}
+
+impl SnapshotCollector {
+    /// Reads `state` at every scrape (and nothing once it is gone).
+    pub(super) fn new(state: &Arc<SharedState>) -> SnapshotCollector {
+        SnapshotCollector {
+            state: Arc::downgrade(state),
+        }
+    }
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(state) = self.state.upgrade() else {
+            return Ok(());
+        };
+        let snap = state.load();
+        let generation = ConstGauge::new(snap.generation as i64);
+        let metric = encoder.encode_descriptor(
+            "meridian_snapshot_generation",
+            "Generation of the snapshot in force (one more with every published change)",
+            None,
+            generation.metric_type(),
+        )?;
+        generation.encode(metric)?;
+
+        let mut family = encoder.encode_descriptor(
+            "meridian_member_state",
+            "1 for the state a member is shown in (overrides first, then probes), else 0",
+            None,
+            MetricType::Gauge,
+        )?;
+        let model = &snap.model;
+        for (pool, member) in model.members() {
+            let id = member.id();
+            let shown = snap.health.get(member.index).shown();
+            for state in MemberState::SHOWN {
+                let labels = [
+                    ("pool", pool.name.as_str()),
+                    ("member", id.as_str()),
+                    ("state", state.as_str()),
+                ];
+                ConstGauge::new(i64::from(shown == state))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "meridian_member_usable",
+            "1 when a member may be handed out now (in answers and director picks), else 0",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (pool, member) in model.members() {
+            let id = member.id();
+            let usable = crate::select::usable(model, &snap.health, member);
+            let labels = [("pool", pool.name.as_str()), ("member", id.as_str())];
+            ConstGauge::new(i64::from(usable)).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "meridian_members",
+            "Members by the state they are shown in",
+            None,
+            MetricType::Gauge,
+        )?;
+        let mut counts = [0i64; MemberState::SHOWN.len()];
+        for h in snap.health.iter() {
+            let shown = h.shown();
+            if let Some(i) = MemberState::SHOWN.iter().position(|&s| s == shown) {
+                counts[i] += 1;
+            }
+        }
+        for (state, n) in MemberState::SHOWN.iter().zip(counts) {
+            ConstGauge::new(n).encode(family.encode_family(&[("state", state.as_str())])?)?;
+        }
+        Ok(())
+    }
+}

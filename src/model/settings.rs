@@ -1,0 +1,319 @@
+//! The instance-wide sections after validation: `[dns]` (listeners, limits, workers, response
+//! rate limiting), `[http]` and `[health]`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::Builder;
+use crate::config::{Config, ConfigError, RrlConfig, parse_duration};
+
+/// `[dns]` after validation.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    /// Addresses to serve UDP and TCP on.
+    pub listen: Vec<SocketAddr>,
+    /// Largest UDP response to EDNS clients, and the size we advertise.
+    pub max_udp_payload: u16,
+    /// Idle timeout of DNS-over-TCP connections.
+    pub tcp_idle_timeout: Duration,
+    /// Most concurrent DNS-over-TCP connections.
+    pub tcp_max_connections: u32,
+    /// DNS worker threads (and UDP sockets per listen address); also the number of runtime
+    /// threads serving DNS over TCP, the directors and the API.
+    pub workers: usize,
+    /// Response rate limiting over UDP, when on. The table lives with the server
+    /// ([`crate::dns::rrl::RateLimit`]), so a reload that keeps these settings keeps it.
+    pub rrl: Option<RrlSettings>,
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[http]` after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// Bearer token for admin calls; `None` disables them.
+    pub admin_token: Option<Secret>,
+    /// Most HTTP connections open at once.
+    pub max_connections: usize,
+}
+
+/// `[health]` after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    /// Where operator overrides are persisted.
+    pub state_file: PathBuf,
+    /// May members without a probe result be handed out?
+    pub unknown_is_up: bool,
+    /// Most probes in flight at once.
+    pub max_concurrent_probes: usize,
+}
+
+/// `[dns.rrl]` after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrlSettings {
+    /// Responses per second each client network may receive in the long run.
+    pub responses_per_second: u32,
+    /// Responses a network may receive at once, from a full bucket.
+    pub burst: u32,
+    /// Every `slip`-th limited response is sent truncated; 0: none (all dropped).
+    pub slip: u32,
+    /// IPv4 client addresses are grouped by this many leading bits.
+    pub ipv4_prefix: u8,
+    /// IPv6 client addresses are grouped by this many leading bits.
+    pub ipv6_prefix: u8,
+    /// Client networks never limited.
+    pub exempt: Vec<IpNet>,
+    /// Number of buckets (a power of two).
+    pub table_size: usize,
+}
+
+/// Most DNS worker threads `[dns] workers` accepts.
+pub const MAX_WORKERS: u32 = 1024;
+
+/// The default number of DNS workers: one per core this process may run on (its CPU affinity
+/// mask, so `taskset -c 1` gives one), capped at [`MAX_WORKERS`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_WORKERS as usize)
+}
+
+impl Builder<'_> {
+    pub(super) fn dns(&self, config: &Config) -> Result<DnsSettings, ConfigError> {
+        let d = &config.dns;
+        let mut listen = Vec::new();
+        for addr in &d.listen {
+            match addr.get_ref().parse::<SocketAddr>() {
+                Ok(a) if listen.contains(&a) => {
+                    return self.err(addr.span(), format!("dns.listen: {a} is listed twice"));
+                }
+                Ok(a) => listen.push(a),
+                Err(_) => {
+                    return self.err(
+                        addr.span(),
+                        format!(
+                            "dns.listen: {:?} is not an address:port (\"127.0.0.1:53\", \"[::1]:53\")",
+                            addr.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        if listen.is_empty() {
+            return self.err(
+                d.listen.first().map_or(0..0, |s| s.span()),
+                "dns.listen is empty",
+            );
+        }
+        let payload = *d.max_udp_payload.get_ref();
+        if !(512..=4096).contains(&payload) {
+            return self.err(
+                d.max_udp_payload.span(),
+                format!("dns.max_udp_payload = {payload}: must be between 512 and 4096"),
+            );
+        }
+        let tcp_idle_timeout = self.duration("dns.tcp_idle_timeout", &d.tcp_idle_timeout)?;
+        let tcp_max = *d.tcp_max_connections.get_ref();
+        if tcp_max == 0 {
+            return self.err(
+                d.tcp_max_connections.span(),
+                "dns.tcp_max_connections must be at least 1",
+            );
+        }
+        let workers = match &d.workers {
+            Some(w) if !(1..=MAX_WORKERS).contains(w.get_ref()) => {
+                return self.err(
+                    w.span(),
+                    format!(
+                        "dns.workers = {}: must be between 1 and {MAX_WORKERS}",
+                        w.get_ref()
+                    ),
+                );
+            }
+            Some(w) => *w.get_ref() as usize,
+            None => default_workers(),
+        };
+        Ok(DnsSettings {
+            listen,
+            max_udp_payload: payload,
+            tcp_idle_timeout,
+            tcp_max_connections: tcp_max,
+            workers,
+            rrl: self.rrl(d.rrl.as_ref())?,
+        })
+    }
+
+    /// `[dns.rrl]`: every key is checked even when `enabled = false`, except that a rate of 0
+    /// is only refused while enabled.
+    fn rrl(&self, config: Option<&RrlConfig>) -> Result<Option<RrlSettings>, ConfigError> {
+        let Some(r) = config else {
+            return Ok(None);
+        };
+        let enabled = r.enabled.as_ref().is_none_or(|v| *v.get_ref());
+        let number =
+            |key: &str, value: &Option<Spanned<u32>>, default: u32, range: RangeInclusive<u32>| {
+                let Some(v) = value else {
+                    return Ok(default);
+                };
+                let n = *v.get_ref();
+                if range.contains(&n) {
+                    return Ok(n);
+                }
+                let hint = if key == "responses_per_second" && n == 0 {
+                    " (to turn limiting off, set enabled = false)"
+                } else {
+                    ""
+                };
+                self.err(
+                    v.span(),
+                    format!(
+                        "dns.rrl.{key} = {n}: must be between {} and {}{hint}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            };
+        let least_rate = u32::from(enabled);
+        let rate = number(
+            "responses_per_second",
+            &r.responses_per_second,
+            20,
+            least_rate..=1_000_000,
+        )?;
+        let settings = RrlSettings {
+            responses_per_second: rate,
+            burst: number("burst", &r.burst, rate.max(1), 1..=1_000_000)?,
+            slip: number("slip", &r.slip, 2, 0..=100)?,
+            ipv4_prefix: number("ipv4_prefix", &r.ipv4_prefix, 24, 1..=32)? as u8,
+            ipv6_prefix: number("ipv6_prefix", &r.ipv6_prefix, 56, 1..=128)? as u8,
+            exempt: self.src.networks("dns.rrl.exempt", &r.exempt)?,
+            table_size: number("table_size", &r.table_size, 1 << 16, 1..=1 << 22)?
+                .next_power_of_two() as usize,
+        };
+        Ok(enabled.then_some(settings))
+    }
+
+    pub(super) fn duration(
+        &self,
+        key: &str,
+        value: &Spanned<String>,
+    ) -> Result<Duration, ConfigError> {
+        match parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() => self.err(value.span(), format!("{key} must be more than 0")),
+            Ok(d) => Ok(d),
+            Err(reason) => self.err(value.span(), format!("{key}: {reason}")),
+        }
+    }
+
+    pub(super) fn http(&self, config: &Config) -> Result<Option<HttpSettings>, ConfigError> {
+        let Some(h) = &config.http else {
+            return Ok(None);
+        };
+        let listen = match h.listen.get_ref().parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                return self.err(
+                    h.listen.span(),
+                    format!(
+                        "http.listen: {:?} is not an address:port (\"127.0.0.1:8053\")",
+                        h.listen.get_ref()
+                    ),
+                );
+            }
+        };
+        let admin_token = match &h.admin_token_file {
+            None => None,
+            Some(file) => {
+                let base = self.src.path.parent().unwrap_or(Path::new("."));
+                match read_token(&base.join(file.get_ref())) {
+                    Ok(token) => Some(Secret(token)),
+                    Err(reason) => {
+                        return self.err(file.span(), format!("http.admin_token_file: {reason}"));
+                    }
+                }
+            }
+        };
+        let max_connections = match &h.max_connections {
+            Some(v) if *v.get_ref() == 0 => {
+                return self.err(v.span(), "http.max_connections must be at least 1");
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => 128,
+        };
+        Ok(Some(HttpSettings {
+            listen,
+            admin_token,
+            max_connections,
+        }))
+    }
+
+    pub(super) fn health(&self, config: &Config) -> Result<HealthSettings, ConfigError> {
+        let h = &config.health;
+        let base = self.src.path.parent().unwrap_or(Path::new("."));
+        let max = match &h.max_concurrent_probes {
+            Some(v) if *v.get_ref() == 0 => {
+                return self.err(v.span(), "health.max_concurrent_probes must be at least 1");
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => 512,
+        };
+        Ok(HealthSettings {
+            state_file: base.join(h.state_file.as_deref().unwrap_or("meridian.state")),
+            unknown_is_up: h.unknown_is_up,
+            max_concurrent_probes: max,
+        })
+    }
+}
+
+/// Largest admin token file read: a token is one line, and a wrong path such as `/dev/zero`
+/// must not make a reload read forever.
+const TOKEN_FILE_MAX: usize = 4096;
+
+/// The token in an admin token file: a regular file (a FIFO or terminal would block a reload),
+/// at most `TOKEN_FILE_MAX` bytes, holding one token of visible ASCII (what an HTTP
+/// `Authorization` header can carry) with surrounding whitespace ignored.
+fn read_token(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(TOKEN_FILE_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > TOKEN_FILE_MAX {
+        return Err(format!(
+            "{shown} is larger than {TOKEN_FILE_MAX} bytes (it holds one token)"
+        ));
+    }
+    let token = bytes.trim_ascii();
+    if token.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    if !token.iter().all(u8::is_ascii_graphic) {
+        return Err(format!(
+            "{shown}: the token must be visible ASCII without spaces (as an HTTP header carries it)"
+        ));
+    }
+    Ok(String::from_utf8_lossy(token).into_owned())
+}

@@ -1,0 +1,125 @@
+//! The served zones as the model holds them: every zone file of the zones directory loaded,
+//! found by longest-suffix match of a query name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Name;
+
+use super::Builder;
+use crate::config::{Config, ConfigError};
+use crate::zone::{NameMap, WireName, Zone, origin_from_file_name};
+
+/// The served zones, found by longest-suffix match.
+#[derive(Debug, Clone, Default)]
+pub struct Zones {
+    list: Vec<Zone>,
+    /// Zone index by lower-cased wire-format origin.
+    by_origin: NameMap<usize>,
+}
+
+impl Zones {
+    /// The zone `qname` belongs to (the one with the longest matching origin), if any.
+    pub fn find(&self, qname: &Name) -> Option<&Zone> {
+        self.position(qname).map(|i| &self.list[i])
+    }
+
+    /// [`Zones::find`] for a name already in wire form.
+    pub fn find_wire(&self, qname: &WireName) -> Option<&Zone> {
+        self.position_wire(qname).map(|i| &self.list[i])
+    }
+
+    /// Index of the zone with the longest origin that `qname` is at or below.
+    fn position(&self, qname: &Name) -> Option<usize> {
+        self.position_wire(&WireName::from_name(qname)?)
+    }
+
+    fn position_wire(&self, qname: &WireName) -> Option<usize> {
+        (0..=qname.label_count())
+            .rev()
+            .find_map(|labels| self.by_origin.get(qname.suffix(labels)).copied())
+    }
+
+    /// Every zone.
+    pub fn iter(&self) -> impl Iterator<Item = &Zone> {
+        self.list.iter()
+    }
+
+    /// Number of zones.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when no zone is served.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub(super) fn find_mut(&mut self, qname: &Name) -> Option<&mut Zone> {
+        self.position(qname).map(|i| &mut self.list[i])
+    }
+}
+
+impl Builder<'_> {
+    pub(super) fn zones(&self, config: &Config) -> Result<Zones, ConfigError> {
+        let dir_value = &config.dns.zones;
+        let base = self.src.path.parent().unwrap_or(Path::new("."));
+        let dir = base.join(dir_value.get_ref());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                return self.err(
+                    dir_value.span(),
+                    format!("dns.zones: cannot read directory {}: {e}", dir.display()),
+                );
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                !name.starts_with('.') && !name.ends_with('~')
+            })
+            .collect();
+        files.sort();
+        let mut zones = Zones::default();
+        let mut seen: BTreeMap<Name, PathBuf> = BTreeMap::new();
+        for file in files {
+            let Some(origin) = origin_from_file_name(&file) else {
+                return self.err(
+                    dir_value.span(),
+                    format!(
+                        "{}: file name is not a zone name (expected e.g. example.test.zone)",
+                        file.display()
+                    ),
+                );
+            };
+            if let Some(other) = seen.get(&origin) {
+                return self.err(
+                    dir_value.span(),
+                    format!(
+                        "zone {origin} is defined twice: {} and {}",
+                        other.display(),
+                        file.display()
+                    ),
+                );
+            }
+            let zone = Zone::load(&file, &origin)?;
+            let key = WireName::from_name(&origin)
+                .map(|w| Box::<[u8]>::from(w.as_bytes()))
+                .unwrap_or_default();
+            seen.insert(origin, file);
+            zones.by_origin.insert(key, zones.list.len());
+            zones.list.push(zone);
+        }
+        if zones.list.is_empty() {
+            return self.err(
+                dir_value.span(),
+                format!("dns.zones: no zone files in {}", dir.display()),
+            );
+        }
+        Ok(zones)
+    }
+}
