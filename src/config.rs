@@ -14,8 +14,6 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::zone::ZoneError;
-
 /// Everything that can be wrong with a config file or the zone files it names.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -37,9 +35,16 @@ pub enum ConfigError {
         /// What is wrong, naming the key.
         reason: String,
     },
-    /// A zone file named by the config is wrong.
-    #[error(transparent)]
-    Zone(#[from] ZoneError),
+    /// A zone file in the zones directory is wrong.
+    #[error("{}:{line}: {reason}", file.display())]
+    Zone {
+        /// The zone file.
+        file: PathBuf,
+        /// 1-based line of the offending record (1 when the file as a whole is wrong).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// The whole config file.
@@ -474,25 +479,45 @@ impl Source {
     }
 }
 
+/// Why a duration in the config could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Only digits, or nothing at all.
+    #[error("duration {0:?} needs a unit (ms, s, m or h)")]
+    NoUnit(String),
+    /// No whole number in front of the unit.
+    #[error("duration {0:?} must start with a whole number")]
+    NoNumber(String),
+    /// A unit other than ms, s, m and h.
+    #[error("duration {text:?} has unknown unit {unit:?} (ms, s, m or h)")]
+    Unit {
+        /// The whole duration as written.
+        text: String,
+        /// The unit as written.
+        unit: String,
+    },
+}
+
 /// Parses a duration such as `"2s"`, `"500ms"`, `"1m"` or `"1h"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("duration {text:?} needs a unit (ms, s, m or h)"))?;
+        .ok_or_else(|| DurationError::NoUnit(text.to_string()))?;
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("duration {text:?} must start with a whole number"))?;
+        .map_err(|_| DurationError::NoNumber(text.to_string()))?;
     let ms = match unit {
         "ms" => n,
         "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
         _ => {
-            return Err(format!(
-                "duration {text:?} has unknown unit {unit:?} (ms, s, m or h)"
-            ));
+            return Err(DurationError::Unit {
+                text: text.to_string(),
+                unit: unit.to_string(),
+            });
         }
     };
     Ok(Duration::from_millis(ms))

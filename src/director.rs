@@ -29,8 +29,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::health::Override;
+use crate::health::passive::PassiveReports;
 use crate::model::{Director, Model, PoolId, Scheduler};
-use crate::prober::HealthControl;
 use crate::select::{self, Admit, Steered};
 use crate::state::{SharedState, Snapshot};
 use schedule::{Candidate, client_key, member_key};
@@ -46,7 +46,7 @@ pub struct Context {
     /// Live state and counters.
     pub stats: DirectorStats,
     /// Where passive failures go.
-    pub health: HealthControl,
+    pub health: PassiveReports,
     /// Tracks connection tasks, for graceful shutdown.
     pub tracker: TaskTracker,
 }
@@ -327,7 +327,7 @@ async fn connect(
         debug!(%backend, "director: {reason}");
         tried.push(member_key(backend));
         if rt.connect_failed(&slot.member) {
-            ctx.health.passive_failure(model, index, reason.into());
+            ctx.health.report(model, index, reason.into());
         }
     }
     rt.refused_connect.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod overrides;
+pub mod passive;
 
 use std::fmt;
 use std::sync::Arc;

@@ -165,7 +165,7 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             #[cfg(unix)]
             term,
         ));
-        let (control, commands) = HealthControl::new();
+        let (control, inbox) = HealthControl::new();
         let telemetry = Telemetry::new(&state, meridian::director::stats::DirectorStats::new());
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(
@@ -179,7 +179,7 @@ fn serve(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             state,
             listeners,
             probe,
-            (control, commands),
+            (control, inbox),
             telemetry,
             shutdown,
         )

@@ -4,443 +4,29 @@
 //! hysteresis, logs every flip, and publishes a new snapshot when an answer could change.
 //! Nothing here runs on the DNS query path.
 
+mod control;
 pub mod metrics;
+mod plan;
 pub mod probe;
+mod writer;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+pub use control::{AdminChange, Command, HealthControl, Inbox, Observed};
+pub use plan::{Target, first_round_bound, plan};
+pub use writer::{Writer, carry_over};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::health::events::{Cause, Change};
-use crate::health::overrides::{self, Action, AdminError, Selector};
-use crate::health::{HealthState, HealthTable, MemberHealth, MemberState, Observation};
-use crate::model::{Model, MonitorId, ProbeSpec, Thresholds};
-use crate::state::{SharedState, Snapshot};
+use crate::health::{MemberHealth, Observation};
+use crate::model::{ProbeSpec, Thresholds};
+use crate::state::SharedState;
 use metrics::{HealthTelemetry, ProbeMetrics};
 use probe::Probe;
-
-/// One distinct thing to probe, and the members whose health it decides.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    /// What to probe.
-    pub spec: ProbeSpec,
-    /// Hysteresis and intervals of its monitor.
-    pub thresholds: Thresholds,
-    /// Indices of the members it decides.
-    pub members: Vec<usize>,
-}
-
-/// The distinct probe targets of a model: members sharing monitor and probe address share one.
-pub fn plan(model: &Model) -> Vec<Target> {
-    let mut targets: Vec<Target> = Vec::new();
-    let mut by_key: HashMap<(MonitorId, SocketAddr), usize> = HashMap::new();
-    for pool in &model.pools {
-        let (Some(id), Some(monitor)) = (pool.monitor, model.monitor_of(pool)) else {
-            continue;
-        };
-        for member in &pool.members {
-            let Some(addr) = monitor.target(member) else {
-                continue; // validation guarantees a port; nothing to probe otherwise
-            };
-            let i = *by_key.entry((id, addr)).or_insert_with(|| {
-                targets.push(Target {
-                    spec: ProbeSpec {
-                        kind: monitor.kind.clone(),
-                        target: addr,
-                        timeout: monitor.timeout,
-                    },
-                    thresholds: monitor.thresholds,
-                    members: Vec::new(),
-                });
-                targets.len() - 1
-            });
-            targets[i].members.push(member.index);
-        }
-    }
-    targets
-}
-
-/// A request to the health writer.
-#[derive(Debug)]
-pub enum Command {
-    /// An operator action.
-    Admin {
-        /// Which members.
-        selector: Selector,
-        /// What to do.
-        action: Action,
-        /// Where the result goes.
-        reply: oneshot::Sender<Result<Vec<AdminChange>, AdminError>>,
-    },
-    /// The writer's current view, for the status page: the snapshot it last published and its
-    /// own health table, which also holds probe details (latency, streaks) that are not worth
-    /// a new snapshot.
-    Observe {
-        /// Where the view goes.
-        reply: oneshot::Sender<Observed>,
-    },
-    /// A failure seen outside the probes (a director's connect refused or timed out): marks
-    /// the member down at once, like HAProxy's `observe layer4`. Ignored when `model` is no
-    /// longer the running one (member indices may have moved) and for members without a
-    /// monitor (nothing would bring them back).
-    Passive {
-        /// The model the member index belongs to.
-        model: Arc<Model>,
-        /// The member's index.
-        member: usize,
-        /// Why, for the log and the status page (`connect refused (director)`).
-        reason: Arc<str>,
-    },
-    /// Switch to a new validated model (a config reload): members whose probe did not change
-    /// keep their health and overrides; probing restarts on the new plan.
-    Reload {
-        /// The new model.
-        model: Box<Model>,
-        /// The generation of the snapshot that carries it.
-        reply: oneshot::Sender<u64>,
-    },
-}
-
-/// The health writer's view at one moment (see [`Command::Observe`]).
-#[derive(Debug, Clone)]
-pub struct Observed {
-    /// The snapshot in force: what DNS answers from.
-    pub snapshot: Arc<Snapshot>,
-    /// The writer's table for `snapshot.model`: the published one plus the latest probe
-    /// details.
-    pub table: HealthTable,
-}
-
-/// One member whose shown state an admin action changed (or confirmed).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AdminChange {
-    /// The member's index in the model.
-    #[serde(skip)]
-    pub index: usize,
-    /// Pool name.
-    pub pool: String,
-    /// Member address.
-    pub member: String,
-    /// Shown state before.
-    pub from: MemberState,
-    /// Shown state after.
-    pub to: MemberState,
-}
-
-/// A handle for operator actions and reloads; cheap to clone. Everything is applied by the one
-/// health writer, in order with probe results, so nothing overwrites anything else.
-#[derive(Debug, Clone)]
-pub struct HealthControl {
-    tx: mpsc::Sender<Command>,
-}
-
-impl HealthControl {
-    /// A handle and the receiver to pass to [`run`].
-    pub fn new() -> (HealthControl, mpsc::Receiver<Command>) {
-        let (tx, rx) = mpsc::channel(64);
-        (HealthControl { tx }, rx)
-    }
-
-    /// Applies `action` to the selected members, saves the overrides, and publishes a new
-    /// snapshot before returning.
-    pub async fn apply(
-        &self,
-        selector: Selector,
-        action: Action,
-    ) -> Result<Vec<AdminChange>, AdminError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Admin {
-                selector,
-                action,
-                reply,
-            })
-            .await
-            .map_err(|_| AdminError::Unavailable)?;
-        rx.await.map_err(|_| AdminError::Unavailable)?
-    }
-
-    /// The writer's current view (for the status page).
-    pub async fn observe(&self) -> Result<Observed, AdminError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Observe { reply })
-            .await
-            .map_err(|_| AdminError::Unavailable)?;
-        rx.await.map_err(|_| AdminError::Unavailable)
-    }
-
-    /// Reports a passive failure of `member` (see [`Command::Passive`]) without waiting: when
-    /// the writer is busy and its queue full, the report is dropped (the probes still decide).
-    pub fn passive_failure(&self, model: Arc<Model>, member: usize, reason: Arc<str>) {
-        let sent = self.tx.try_send(Command::Passive {
-            model,
-            member,
-            reason,
-        });
-        if sent.is_err() {
-            debug!(
-                member,
-                "health: passive failure report dropped, writer busy"
-            );
-        }
-    }
-
-    /// Switches to `model`, returning the generation of the snapshot that carries it.
-    pub async fn reload(&self, model: Model) -> Result<u64, AdminError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Reload {
-                model: Box::new(model),
-                reply,
-            })
-            .await
-            .map_err(|_| AdminError::Unavailable)?;
-        rx.await.map_err(|_| AdminError::Unavailable)
-    }
-}
-
-/// The health table for `next` after a reload from `prev`: a member keeps its health and
-/// override when its pool, address and port are the same and it is probed the same way (same
-/// monitor settings, same probe address); every other member starts afresh.
-pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> HealthTable {
-    let mut table = HealthTable::initial(next);
-    let probe_of = |model: &Model, pool: &crate::model::Pool, m: &crate::model::Member| {
-        model.monitor_of(pool).map(|mon| {
-            (
-                mon.kind.clone(),
-                mon.port,
-                mon.timeout,
-                mon.thresholds,
-                mon.target(m),
-            )
-        })
-    };
-    let old: HashMap<MemberKey<'_>, (usize, _)> = prev
-        .members()
-        .map(|(p, m)| (member_key(p, m), (m.index, probe_of(prev, p, m))))
-        .collect();
-    for (pool, m) in next.members() {
-        if let Some((i, probe)) = old.get(&member_key(pool, m))
-            && *probe == probe_of(next, pool, m)
-        {
-            *table.get_mut(m.index) = prev_table.get(*i).clone();
-        }
-    }
-    table
-}
-
-/// What identifies a member across reloads: its pool, address and port.
-type MemberKey<'a> = (&'a str, std::net::IpAddr, Option<u16>);
-
-fn member_key<'a>(pool: &'a crate::model::Pool, m: &crate::model::Member) -> MemberKey<'a> {
-    (pool.name.as_str(), m.address.0, m.port)
-}
-
-/// The shown-state changes a reload from (`prev`, `prev_table`) to (`next`, `next_table`)
-/// makes: members added (`absent` → …), removed (… → `absent`) or started afresh, each with
-/// the member's index in `next` (`None` for a removed one).
-fn reload_transitions(
-    prev: &Model,
-    prev_table: &HealthTable,
-    next: &Model,
-    next_table: &HealthTable,
-) -> Vec<(Option<usize>, Change)> {
-    let shown = |table: &HealthTable, i: usize| table.get(i).shown();
-    let event = |pool: &str, m: &crate::model::Member, from, to| Change {
-        pool: pool.to_string(),
-        member: m.id(),
-        from,
-        to,
-        reason: Some(Arc::from("config reloaded")),
-        streak: 0,
-        cause: Cause::Reload,
-    };
-    let old: HashMap<MemberKey<'_>, usize> = prev
-        .members()
-        .map(|(p, m)| (member_key(p, m), m.index))
-        .collect();
-    let new: HashMap<MemberKey<'_>, usize> = next
-        .members()
-        .map(|(p, m)| (member_key(p, m), m.index))
-        .collect();
-    let mut out = Vec::new();
-    for (pool, m) in next.members() {
-        let to = shown(next_table, m.index);
-        match old.get(&member_key(pool, m)) {
-            None => out.push((Some(m.index), event(&pool.name, m, MemberState::Absent, to))),
-            Some(&i) if shown(prev_table, i) != to => {
-                out.push((
-                    Some(m.index),
-                    event(&pool.name, m, shown(prev_table, i), to),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    for (pool, m) in prev.members() {
-        if !new.contains_key(&member_key(pool, m)) {
-            let from = shown(prev_table, m.index);
-            out.push((None, event(&pool.name, m, from, MemberState::Absent)));
-        }
-    }
-    out
-}
-
-/// How long the first probe round can take at most: every probe is bounded by its timeout and
-/// at most `max_concurrent_probes` run at once.
-pub fn first_round_bound(model: &Model, targets: &[Target]) -> Duration {
-    let longest = targets
-        .iter()
-        .map(|t| t.spec.timeout)
-        .max()
-        .unwrap_or_default();
-    let rounds = targets
-        .len()
-        .div_ceil(model.health.max_concurrent_probes.max(1));
-    longest * rounds as u32 + Duration::from_millis(500)
-}
-
-/// The one health writer: the running model, its working health table and probe plan. It
-/// applies probe results, passive failures, operator actions and reloads one at a time, records
-/// every change of a member's state (log, events ring, metrics), and publishes a new snapshot
-/// when an answer could change. [`run`] drives it from the probe tasks and the command channel;
-/// benchmarks drive it directly. Nothing else writes health.
-#[derive(Debug)]
-pub struct Writer {
-    state: Arc<SharedState>,
-    telemetry: HealthTelemetry,
-    model: Arc<Model>,
-    table: HealthTable,
-    targets: Vec<Target>,
-}
-
-impl Writer {
-    /// A writer for the snapshot in force in `state`, with that model's probe plan.
-    pub fn new(state: Arc<SharedState>, telemetry: HealthTelemetry) -> Writer {
-        let snap = state.load();
-        let model = snap.model.clone();
-        let table = (*snap.health).clone();
-        drop(snap);
-        let targets = plan(&model);
-        Writer {
-            state,
-            telemetry,
-            model,
-            table,
-            targets,
-        }
-    }
-
-    /// The model being probed.
-    pub fn model(&self) -> &Arc<Model> {
-        &self.model
-    }
-
-    /// The probe plan of [`Writer::model`]; results are addressed by position in it.
-    pub fn targets(&self) -> &[Target] {
-        &self.targets
-    }
-
-    /// The working table: the published one plus probe details not worth a snapshot.
-    pub fn table(&self) -> &HealthTable {
-        &self.table
-    }
-
-    /// Applies one result of target `target` (a position in [`Writer::targets`]) to every
-    /// member it decides, without publishing. True when something an answer depends on
-    /// changed, so the caller should [`Writer::publish`] (once for a batch of results).
-    pub fn apply(&mut self, target: usize, obs: &Observation) -> bool {
-        apply(
-            &self.model,
-            &self.targets[target],
-            obs,
-            &mut self.table,
-            &self.telemetry,
-        )
-    }
-
-    /// Publishes the working table with the running model; returns the new generation.
-    pub fn publish(&self) -> u64 {
-        self.state.publish_health(Arc::new(self.table.clone()))
-    }
-
-    /// Applies a passive failure reported against `seen` (see [`Command::Passive`]) and
-    /// publishes if the member flipped.
-    pub fn passive(&mut self, seen: &Arc<Model>, member: usize, reason: Arc<str>) {
-        if Arc::ptr_eq(seen, &self.model)
-            && passive(
-                &self.model,
-                &mut self.table,
-                member,
-                reason,
-                &self.telemetry,
-            )
-        {
-            self.publish();
-        }
-    }
-
-    /// Applies an operator action (saved to the state file first), records and publishes it.
-    pub async fn admin(
-        &mut self,
-        selector: &Selector,
-        action: Action,
-    ) -> Result<Vec<AdminChange>, AdminError> {
-        let changes = admin(&self.model, &mut self.table, selector, action).await?;
-        for change in changes.iter().filter(|c| c.from != c.to) {
-            let event = Change {
-                pool: change.pool.clone(),
-                member: self.model.member(change.index).1.id(),
-                from: change.from,
-                to: change.to,
-                reason: Some(Arc::from(format!("admin {}", action.name()))),
-                streak: 0,
-                cause: Cause::Admin,
-            };
-            record(&self.telemetry, &mut self.table, change.index, event);
-        }
-        self.publish();
-        Ok(changes)
-    }
-
-    /// Switches to `next` (see [`carry_over`]), records what the reload changed, plans its
-    /// probes and publishes it; returns the generation of the snapshot that carries it.
-    pub fn reload(&mut self, next: Model) -> u64 {
-        let next = Arc::new(next);
-        let prev_table = std::mem::take(&mut self.table);
-        self.table = carry_over(&self.model, &prev_table, &next);
-        let changes = reload_transitions(&self.model, &prev_table, &next, &self.table);
-        self.model = next;
-        self.targets = plan(&self.model);
-        for (index, event) in changes {
-            match index {
-                Some(i) => record(&self.telemetry, &mut self.table, i, event),
-                None => {
-                    self.telemetry.metrics.transition(event.to);
-                    self.telemetry.events.push(event);
-                }
-            }
-        }
-        self.state
-            .publish(self.model.clone(), Arc::new(self.table.clone()))
-    }
-
-    /// The writer's view now (for the status page).
-    pub fn observe(&self) -> Observed {
-        Observed {
-            snapshot: self.state.load(),
-            table: self.table.clone(),
-        }
-    }
-}
 
 /// The probe tasks of one plan. Results carry the plan's epoch so results of a replaced plan
 /// are ignored.
@@ -474,7 +60,7 @@ fn start_probing<P: Probe>(
             target.thresholds,
             probe.clone(),
             permits.clone(),
-            (results.clone(), writer.telemetry.metrics.clone()),
+            (results.clone(), writer.telemetry().metrics.clone()),
             stop.clone(),
         ));
     }
@@ -487,13 +73,14 @@ fn start_probing<P: Probe>(
 }
 
 /// Probes every target of the current snapshot's model until `shutdown`, publishing health
-/// changes into `state`, and applies operator actions and reloads from `commands`. Every
+/// changes into `state`, and applies operator actions, reloads and passive failures from
+/// `inbox`. Every
 /// change of a member's state goes to `telemetry` (events ring and metrics). `ready` becomes
 /// true once every target of the first plan has reported once.
 pub async fn run<P: Probe>(
     probe: Arc<P>,
     state: Arc<SharedState>,
-    mut commands: mpsc::Receiver<Command>,
+    mut inbox: Inbox,
     telemetry: HealthTelemetry,
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
@@ -509,16 +96,17 @@ pub async fn run<P: Probe>(
         let first = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(cmd) = commands.recv() => {
+            Some(failure) = inbox.passive.recv() => {
+                writer.passive(&failure.model, failure.member, failure.reason);
+                continue;
+            }
+            Some(cmd) = inbox.commands.recv() => {
                 match cmd {
                     Command::Admin { selector, action, reply } => {
                         let _ = reply.send(writer.admin(&selector, action).await);
                     }
                     Command::Observe { reply } => {
                         let _ = reply.send(writer.observe());
-                    }
-                    Command::Passive { model: seen, member, reason } => {
-                        writer.passive(&seen, member, reason);
                     }
                     Command::Reload { model: next, reply } => {
                         let generation = writer.reload(*next);
@@ -558,156 +146,6 @@ pub async fn run<P: Probe>(
     }
     tracker.close();
     tracker.wait().await;
-}
-
-/// Applies an operator action: saves the resulting overrides first (so a change that could not
-/// be saved is not made), then changes `table`.
-async fn admin(
-    model: &Model,
-    table: &mut HealthTable,
-    selector: &Selector,
-    action: Action,
-) -> Result<Vec<AdminChange>, AdminError> {
-    let indices = overrides::resolve(model, selector)?;
-    let mut next = table.clone();
-    for &i in &indices {
-        let entry = next.get_mut(i);
-        entry.admin = action.apply(entry.admin);
-    }
-    let saved = overrides::collect(model, &next);
-    let path = model.health.state_file.clone();
-    tokio::task::spawn_blocking(move || overrides::save(&path, &saved))
-        .await
-        .map_err(|e| {
-            AdminError::Save(overrides::StateFileError::Write {
-                path: model.health.state_file.clone(),
-                reason: e.to_string(),
-            })
-        })?
-        .map_err(AdminError::Save)?;
-    let mut changes = Vec::new();
-    for &i in &indices {
-        let (pool, member) = model.member(i);
-        let change = AdminChange {
-            index: i,
-            pool: pool.name.clone(),
-            member: member.address.to_string(),
-            from: table.get(i).shown(),
-            to: next.get(i).shown(),
-        };
-        info!(
-            pool = %change.pool, member = %change.member, action = ?action,
-            "admin: member {} of pool {} {} → {}",
-            change.member, change.pool, change.from, change.to
-        );
-        changes.push(change);
-    }
-    *table = next;
-    Ok(changes)
-}
-
-/// Applies a passive failure to `member`; true when it flipped (then logged and recorded like a
-/// probe flip).
-fn passive(
-    model: &Model,
-    table: &mut HealthTable,
-    member: usize,
-    reason: Arc<str>,
-    telemetry: &HealthTelemetry,
-) -> bool {
-    if member >= table.len() {
-        return false;
-    }
-    let entry = table.get_mut(member);
-    if entry.unmonitored {
-        return false;
-    }
-    let Some(flip) = entry.fail_now(reason.clone()) else {
-        return false;
-    };
-    let (pool, m) = model.member(member);
-    warn!(
-        pool = %pool.name, member = %m.address, from = %flip.from, to = %flip.to,
-        "member {} of pool {} DOWN: {reason} (passive check, was {})",
-        m.address, pool.name, flip.from
-    );
-    let event = Change {
-        pool: pool.name.clone(),
-        member: m.id(),
-        from: flip.from.into(),
-        to: flip.to.into(),
-        reason: Some(reason),
-        streak: 1,
-        cause: Cause::Passive,
-    };
-    record(telemetry, table, member, event);
-    true
-}
-
-/// Applies one result to every member of the target. Returns true when something an answer
-/// depends on changed (a state, or how soon a member could flip, which sets the TTL).
-fn apply(
-    model: &Model,
-    target: &Target,
-    obs: &Observation,
-    table: &mut HealthTable,
-    telemetry: &HealthTelemetry,
-) -> bool {
-    let t = &target.thresholds;
-    let mut changed = false;
-    for &m in &target.members {
-        let entry = table.get_mut(m);
-        let before = (entry.state, entry.probes_until_flip(t));
-        if let Some(flip) = entry.observe(obs, t) {
-            let (pool, member) = model.member(m);
-            let address = target.spec.target;
-            let streak = match flip.to {
-                _ if flip.from == HealthState::Unknown => 1,
-                HealthState::Down => t.fall,
-                _ => t.rise,
-            };
-            match flip.to {
-                HealthState::Down => warn!(
-                    pool = %pool.name, member = %member.address, probe = %address,
-                    from = %flip.from, to = %flip.to,
-                    "member {} of pool {} DOWN: {} ({streak} consecutive failures, was {})",
-                    member.address,
-                    pool.name,
-                    obs.reason.as_deref().unwrap_or("failed"),
-                    flip.from
-                ),
-                _ => info!(
-                    pool = %pool.name, member = %member.address, probe = %address,
-                    from = %flip.from, to = %flip.to,
-                    "member {} of pool {} UP ({streak} consecutive successes, was {})",
-                    member.address,
-                    pool.name,
-                    flip.from
-                ),
-            }
-            let event = Change {
-                pool: pool.name.clone(),
-                member: member.id(),
-                from: flip.from.into(),
-                to: flip.to.into(),
-                reason: if obs.ok { None } else { obs.reason.clone() },
-                streak,
-                cause: Cause::Probe,
-            };
-            record(telemetry, table, m, event);
-        }
-        let entry = table.get(m);
-        changed |= before != (entry.state, entry.probes_until_flip(t));
-    }
-    changed
-}
-
-/// Records a change of member `index`: in the events ring, the transitions counter, and the
-/// member's `since`.
-fn record(telemetry: &HealthTelemetry, table: &mut HealthTable, index: usize, event: Change) {
-    telemetry.metrics.transition(event.to);
-    table.get_mut(index).since = Some(tokio::time::Instant::now());
-    telemetry.events.push(event);
 }
 
 /// Probes one target forever: at once, then every `interval` (every `fast_interval` while
@@ -766,6 +204,12 @@ async fn probe_loop<P: Probe>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use crate::health::MemberState;
+    use crate::health::overrides::{self, Action, AdminError, Selector};
+    use crate::model::Model;
     use crate::prober::probe::{FakeProbe, ProbeError};
     use crate::select::{self, Family, Outcome};
     use rand::SeedableRng;
@@ -824,13 +268,13 @@ min_ttl = 2
     impl Running {
         async fn start(dir: &std::path::Path, fake: &FakeProbe) -> Running {
             let state = Arc::new(SharedState::new(model(dir)));
-            let (control, commands) = HealthControl::new();
+            let (control, inbox) = HealthControl::new();
             let (ready_tx, mut ready) = watch::channel(false);
             let shutdown = CancellationToken::new();
             let task = tokio::spawn(run(
                 Arc::new(fake.clone()),
                 state.clone(),
-                commands,
+                inbox,
                 HealthTelemetry::default(),
                 ready_tx,
                 shutdown.clone(),
@@ -939,13 +383,13 @@ min_ttl = 2
     async fn admin_actions_are_saved_and_published() {
         let dir = tempfile::tempdir().unwrap();
         let state = Arc::new(SharedState::new(model(dir.path())));
-        let (control, commands) = HealthControl::new();
+        let (control, inbox) = HealthControl::new();
         let (ready_tx, _ready) = watch::channel(false);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(
             Arc::new(FakeProbe::new()),
             state.clone(),
-            commands,
+            inbox,
             HealthTelemetry::default(),
             ready_tx,
             shutdown.clone(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
+use crate::config::ConfigError;
 use crate::metrics::Telemetry;
 use crate::model::Model;
 use crate::prober::HealthControl;
@@ -24,11 +25,11 @@ pub struct Reloaded {
 }
 
 /// Why a reload was refused; the running config stays in service.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The new config (or a zone file) is invalid: `file:line: reason`.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(ConfigError),
     /// The health writer is gone (shutting down).
     #[error("reload failed: {0}")]
     Unavailable(String),
@@ -60,7 +61,7 @@ async fn attempt(
     let loaded = tokio::task::spawn_blocking(move || Model::load(&path))
         .await
         .map_err(|e| ReloadError::Unavailable(e.to_string()))?;
-    let model = loaded.map_err(|e| ReloadError::Invalid(e.to_string()))?;
+    let model = loaded.map_err(ReloadError::Invalid)?;
     let mut warnings = Vec::new();
     {
         let running = state.load();

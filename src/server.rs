@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -19,7 +19,7 @@ use crate::dns::rrl::RateLimit;
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp, udp};
 use crate::metrics::Telemetry;
 use crate::prober::probe::Probe;
-use crate::prober::{self, Command, HealthControl};
+use crate::prober::{self, HealthControl, Inbox};
 use crate::state::SharedState;
 
 /// How long shutdown waits for open connections before dropping them.
@@ -216,7 +216,7 @@ pub async fn run<P: Probe>(
     state: Arc<SharedState>,
     listeners: Listeners,
     probe: Arc<P>,
-    (control, commands): (HealthControl, mpsc::Receiver<Command>),
+    (control, inbox): (HealthControl, Inbox),
     telemetry: Telemetry,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -236,7 +236,7 @@ pub async fn run<P: Probe>(
     let health = spawn_health_thread(prober::run(
         probe,
         state.clone(),
-        commands,
+        inbox,
         telemetry.health(),
         probed_tx,
         shutdown.clone(),
@@ -347,7 +347,7 @@ pub async fn run<P: Probe>(
         let ctx = director::Context {
             state: state.clone(),
             stats: directors.clone(),
-            health: control.clone(),
+            health: control.passive(),
             tracker: tracker.clone(),
         };
         tracker.spawn(director::supervise(ctx.clone(), shutdown.clone()));

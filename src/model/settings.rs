@@ -285,15 +285,36 @@ impl Builder<'_> {
 /// must not make a reload read forever.
 const TOKEN_FILE_MAX: usize = 4096;
 
+/// Why an admin token file cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum TokenFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a regular file", .0.display())]
+    NotAFile(PathBuf),
+    #[error("{} is larger than {TOKEN_FILE_MAX} bytes (it holds one token)", .0.display())]
+    TooLarge(PathBuf),
+    #[error("{} is empty", .0.display())]
+    Empty(PathBuf),
+    #[error("{}: the token must be visible ASCII without spaces (as an HTTP header carries it)", .0.display())]
+    NotVisibleAscii(PathBuf),
+}
+
 /// The token in an admin token file: a regular file (a FIFO or terminal would block a reload),
 /// at most `TOKEN_FILE_MAX` bytes, holding one token of visible ASCII (what an HTTP
 /// `Authorization` header can carry) with surrounding whitespace ignored.
-fn read_token(path: &Path) -> Result<String, String> {
+fn read_token(path: &Path) -> Result<String, TokenFileError> {
     use std::io::Read;
-    let shown = path.display();
-    let cannot = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    let owned = || path.to_path_buf();
+    let cannot = |source: std::io::Error| TokenFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     if !std::fs::metadata(path).map_err(cannot)?.is_file() {
-        return Err(format!("{shown} is not a regular file"));
+        return Err(TokenFileError::NotAFile(owned()));
     }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
@@ -302,18 +323,14 @@ fn read_token(path: &Path) -> Result<String, String> {
         .read_to_end(&mut bytes)
         .map_err(cannot)?;
     if bytes.len() > TOKEN_FILE_MAX {
-        return Err(format!(
-            "{shown} is larger than {TOKEN_FILE_MAX} bytes (it holds one token)"
-        ));
+        return Err(TokenFileError::TooLarge(owned()));
     }
     let token = bytes.trim_ascii();
     if token.is_empty() {
-        return Err(format!("{shown} is empty"));
+        return Err(TokenFileError::Empty(owned()));
     }
     if !token.iter().all(u8::is_ascii_graphic) {
-        return Err(format!(
-            "{shown}: the token must be visible ASCII without spaces (as an HTTP header carries it)"
-        ));
+        return Err(TokenFileError::NotVisibleAscii(owned()));
     }
     Ok(String::from_utf8_lossy(token).into_owned())
 }

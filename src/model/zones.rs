@@ -8,7 +8,17 @@ use hickory_proto::rr::Name;
 
 use super::Builder;
 use crate::config::{Config, ConfigError};
-use crate::zone::{NameMap, WireName, Zone, origin_from_file_name};
+use crate::zone::{NameMap, WireName, Zone, ZoneError, origin_from_file_name};
+
+impl From<ZoneError> for ConfigError {
+    fn from(e: ZoneError) -> ConfigError {
+        ConfigError::Zone {
+            file: e.file,
+            line: e.line,
+            reason: e.reason,
+        }
+    }
+}
 
 /// The served zones, found by longest-suffix match.
 #[derive(Debug, Clone, Default)]

@@ -84,14 +84,14 @@ impl Meridian {
         });
         let shutdown = CancellationToken::new();
         let probe = Arc::new(NetProbe::new().expect("probe client"));
-        let (control, commands) = HealthControl::new();
+        let (control, inbox) = HealthControl::new();
         let telemetry = Telemetry::new(&state, meridian::director::stats::DirectorStats::new());
         let director_stats = telemetry.directors.clone();
         let task = tokio::spawn(meridian::run(
             state.clone(),
             listeners,
             probe,
-            (control.clone(), commands),
+            (control.clone(), inbox),
             telemetry.clone(),
             shutdown.clone(),
         ));
