@@ -142,6 +142,10 @@ pub struct DnsConfig {
     /// Response rate limiting over UDP. Default: off (no table); a `[dns.rrl]` table turns it
     /// on.
     pub rrl: Option<RrlConfig>,
+    /// This instance's name server identifier, sent to queries that ask for it with the NSID
+    /// option (RFC 5001; `dig +nsid`): tells which server of an anycast or fleet set answered.
+    /// Printable ASCII, 1–128 bytes. Default: none (NSID requests are ignored).
+    pub nsid: Option<Spanned<String>>,
 }
 
 /// `[dns.rrl]`: response rate limiting (RRL) per client network, over UDP only.

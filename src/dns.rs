@@ -11,17 +11,17 @@ mod fast;
 pub mod rrl;
 pub mod transport;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as Question, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use ipnet::IpNet;
 use rand::Rng;
 
 use crate::model::{Model, Service};
 use crate::select::{self, Family, Outcome};
 use crate::state::Snapshot;
+use crate::wire::{Ecs, OPTION_NSID, Opt, Query, ReplyCode};
 use crate::zone::{Found, Node, Zone};
 
 /// The address a query came from (the resolver, not a backend).
@@ -65,37 +65,68 @@ const EDE_OPTION: u16 = 15;
 /// EDE info-code 20, "Not Authoritative", with no extra text (RFC 8914 §4.21).
 const EDE_NOT_AUTHORITATIVE: [u8; 2] = [0, 20];
 
-/// Size of the fixed DNS header.
-const HEADER_LEN: usize = 12;
+/// What answering one query found out, for the counters and the rate limiter, so that neither
+/// reads the packet again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// QTYPE of the first question, when it could be read.
+    pub qtype: Option<u16>,
+    /// The query carried an EDNS Client Subnet option (valid or not).
+    pub ecs: bool,
+    /// Length of the only question as sent (name, type, class) when it is plain labels: what a
+    /// truncated reply copies ([`rrl::truncated_reply`]).
+    pub question_len: Option<usize>,
+    /// The reply's response code and TC bit; `None` when nothing is to be sent (responses,
+    /// runt packets).
+    pub reply: Option<ReplyCode>,
+}
+
+impl Answered {
+    /// Is there a reply to send?
+    pub fn replied(&self) -> bool {
+        self.reply.is_some()
+    }
+}
 
 /// Answers one query into `out` (cleared first), for loops that reuse one buffer per worker.
-/// Returns false when nothing is to be sent (responses, runt packets); `out` is then empty.
-///
-/// The common case is answered by [`fast`], by copying encoded records; the rest by
-/// [`answer_general`].
+/// The packet is read once ([`Query::parse`]); the common case is answered by [`fast`], by
+/// copying encoded records, the rest by the general path. When nothing is to be sent, `out`
+/// is empty and [`Answered::replied`] false.
 pub fn answer_into<R: Rng + ?Sized>(
     snap: &Snapshot,
     req: &Request<'_>,
     rng: &mut R,
     out: &mut Vec<u8>,
-) -> bool {
-    if fast::answer(snap, req, rng, out) {
-        return true;
-    }
+) -> Answered {
     out.clear();
-    match answer_general(snap, req, rng) {
-        Some(reply) => {
-            out.extend_from_slice(&reply);
-            true
+    let Some(query) = Query::parse(req.packet) else {
+        return Answered::default(); // Not even a header: nothing to reply to.
+    };
+    let mut answered = Answered {
+        qtype: query.first_qtype,
+        ecs: query.has_ecs(),
+        question_len: query.question_bytes().map(<[u8]>::len),
+        reply: None,
+    };
+    answered.reply = match fast::answer(snap, req, &query, rng, out) {
+        Some(code) => Some(code),
+        None => {
+            out.clear();
+            general(snap, req, &query, rng).map(|(reply, code)| {
+                out.extend_from_slice(&reply);
+                code
+            })
         }
-        None => false,
-    }
+    };
+    answered
 }
 
 /// Answers one query. `None` means "send nothing" (responses, runt packets).
 pub fn answer<R: Rng + ?Sized>(snap: &Snapshot, req: &Request<'_>, rng: &mut R) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    answer_into(snap, req, rng, &mut out).then_some(out)
+    answer_into(snap, req, rng, &mut out)
+        .replied()
+        .then_some(out)
 }
 
 /// Answers any query by decoding it and building the reply as a hickory [`Message`]: every
@@ -106,18 +137,28 @@ pub fn answer_general<R: Rng + ?Sized>(
     req: &Request<'_>,
     rng: &mut R,
 ) -> Option<Vec<u8>> {
-    let p = req.packet;
-    if p.len() < HEADER_LEN {
-        return None; // Not even a header: nothing to reply to.
-    }
-    if p[2] & 0x80 != 0 {
+    let query = Query::parse(req.packet)?;
+    general(snap, req, &query, rng).map(|(reply, _)| reply)
+}
+
+/// An encoded reply and what the counters read from it.
+type Reply = (Vec<u8>, ReplyCode);
+
+fn general<R: Rng + ?Sized>(
+    snap: &Snapshot,
+    req: &Request<'_>,
+    query: &Query<'_>,
+    rng: &mut R,
+) -> Option<Reply> {
+    if query.is_response() {
         return None; // QR=1: a response; answering it would enable reflection loops.
     }
-    let id = u16::from_be_bytes([p[0], p[1]]);
-    let opcode = OpCode::from_u8((p[2] >> 3) & 0x0f);
-    let rd = p[2] & 0x01 != 0;
+    let id = query.id();
+    let opcode = OpCode::from_u8((query.flags() >> 3) & 0x0f);
+    let rd = query.recursion_desired();
+    let opt = query.opt.as_ref();
 
-    let parsed = Message::from_vec(p);
+    let parsed = Message::from_vec(req.packet);
     if opcode != OpCode::Query {
         // RFC 1035 §4.1.1: NOTIMP for kinds of query we do not support. Echo what we can.
         let mut resp = Message::response(id, opcode);
@@ -128,7 +169,7 @@ pub fn answer_general<R: Rng + ?Sized>(
                 resp.add_query(msg.queries[0].clone());
             }
             if msg.edns.is_some() {
-                resp.set_edns(reply_edns(&snap.model, msg.edns.as_ref()));
+                resp.set_edns(reply_edns(&snap.model, opt));
             }
         }
         return encode_plain(&resp);
@@ -142,114 +183,150 @@ pub fn answer_general<R: Rng + ?Sized>(
         return None;
     }
 
-    let query = &msg.queries[0];
+    let question = &msg.queries[0];
     let mut resp = Message::response(id, OpCode::Query);
     // CD is left clear: an authoritative server does no validation (RFC 4035 §3.1.6).
     resp.metadata.recursion_desired = rd;
-    resp.add_query(query.clone());
+    resp.add_query(question.clone());
 
-    let limit = match (req.transport, &msg.edns) {
-        (Transport::Tcp, _) => u16::MAX as usize,
-        (Transport::Udp, None) => 512,
-        (Transport::Udp, Some(e)) => {
-            usize::from(e.max_payload().clamp(512, snap.model.dns.max_udp_payload))
-        }
-    };
+    let limit = reply_limit(
+        &snap.model,
+        req.transport,
+        msg.edns.as_ref().map(Edns::max_payload),
+    );
     if let Some(edns) = &msg.edns {
-        resp.set_edns(reply_edns(&snap.model, Some(edns)));
+        resp.set_edns(reply_edns(&snap.model, opt));
         if edns.version() > 0 {
             // RFC 6891 §6.1.3: we speak version 0 only.
             resp.metadata.response_code = ResponseCode::BADVERS;
             return encode_plain(&resp);
         }
     }
-
-    // RFC 7871 §7.1.1: decide by the client subnet when the resolver sent one; a /0 means
-    // "do not use my clients' addresses", so the resolver's own address counts then.
-    let subnet = match msg.edns.as_ref().map(request_subnet) {
-        Some(Err(())) => return formerr(id, rd),
-        Some(Ok(subnet)) => subnet,
-        None => None,
-    };
-    let client = match subnet {
-        Some(s) if s.source_prefix() > 0 => {
-            select::Client::from_subnet(s.addr(), s.source_prefix())
-        }
-        _ => select::Client::from_addr(&snap.model, req.client.0.ip()),
-    };
+    let ecs = opt.map_or(Ecs::Absent, |o| o.ecs);
+    if ecs == Ecs::Malformed {
+        return formerr(id, rd);
+    }
+    let client = steering_client(&snap.model, req, &ecs);
     let mut referral = false;
     let mut asker = Asker {
         client: &client,
         rng,
         scope: 0,
     };
-    resolve(snap, query, &mut resp, &mut referral, &mut asker);
-    if let (Some(s), Some(edns)) = (subnet, resp.edns.as_mut()) {
+    resolve(snap, question, &mut resp, &mut referral, &mut asker);
+    if let (Ecs::Valid(s), Some(edns)) = (ecs, resp.edns.as_mut()) {
         // RFC 7871 §7.2.1: echo family, source prefix and address, with the scope the answer
         // holds for (0 when it did not depend on the client), never wider than the source.
-        let scope = asker.scope.min(s.source_prefix());
         edns.options_mut()
             .insert(EdnsOption::Subnet(ClientSubnet::new(
-                s.addr(),
-                s.source_prefix(),
-                scope,
+                s.addr,
+                s.source,
+                s.scope_for(asker.scope),
             )));
     }
     encode_within(resp, limit, referral)
 }
 
-/// The query's EDNS Client Subnet option, if any. `Err` for one that RFC 7871 §6 says to
-/// reject with FORMERR: a source prefix longer than the address, or address bits set beyond
-/// it.
-fn request_subnet(edns: &Edns) -> Result<Option<ClientSubnet>, ()> {
-    let Some(EdnsOption::Subnet(subnet)) = edns.options().get(EdnsCode::Subnet) else {
-        return Ok(None);
-    };
-    let prefix = subnet.source_prefix();
-    let max = match subnet.addr() {
-        IpAddr::V4(_) => 32,
-        IpAddr::V6(_) => 128,
-    };
-    if prefix > max {
-        return Err(());
+/// The largest reply `transport` takes: 65535 bytes over TCP (RFC 7766 §8); over UDP 512
+/// without EDNS, else the requestor's payload size (at least 512) capped by ours (RFC 6891
+/// §6.2.5). Both paths answer within it.
+fn reply_limit(model: &Model, transport: Transport, payload: Option<u16>) -> usize {
+    match (transport, payload) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(p)) => usize::from(p.clamp(512, model.dns.max_udp_payload)),
     }
-    let net = IpNet::new(subnet.addr(), prefix).map_err(|_| ())?;
-    if net.network() != subnet.addr() {
-        return Err(());
-    }
-    Ok(Some(*subnet))
 }
 
-/// The OPT record of a reply: our payload size, version 0, DO copied (RFC 3225 §3), no options.
-fn reply_edns(model: &Model, request: Option<&Edns>) -> Edns {
+/// Who steering decides by (RFC 7871 §7.1.1): the client subnet when the resolver sent one; a
+/// /0 means "do not use my clients' addresses", so the resolver's own address counts then.
+fn steering_client(model: &Model, req: &Request<'_>, ecs: &Ecs<'_>) -> select::Client {
+    match ecs {
+        Ecs::Valid(s) if s.source > 0 => select::Client::from_subnet(s.addr, s.source),
+        _ => select::Client::from_addr(model, req.client.0.ip()),
+    }
+}
+
+/// What a service name answers for one family: the chosen members with their TTL, a negative
+/// answer (no member of the family, or `when_all_down = "nodata"`), or SERVFAIL.
+enum ServiceAnswer<'m> {
+    Members {
+        pool: &'m crate::model::Pool,
+        members: select::Members,
+        ttl: u32,
+    },
+    Negative,
+    ServFail,
+}
+
+/// Steers `service` for `family` and the asker, and says how the answer is written; raises the
+/// asker's ECS scope to what the decision depended on.
+fn service_answer<'m, R: Rng + ?Sized>(
+    snap: &'m Snapshot,
+    service: &Service,
+    family: Family,
+    asker: &mut Asker<'_, R>,
+) -> ServiceAnswer<'m> {
+    let model = &snap.model;
+    let pick = select::pick(
+        model,
+        &snap.health,
+        service,
+        family,
+        asker.client,
+        asker.rng,
+    );
+    asker.scope = asker.scope.max(pick.scope);
+    match pick.outcome {
+        Outcome::Members { pool, members } if !members.is_empty() => ServiceAnswer::Members {
+            pool: &model.pools[pool.0 as usize],
+            members,
+            ttl: pick.ttl,
+        },
+        Outcome::Members { .. } | Outcome::NoData => ServiceAnswer::Negative,
+        Outcome::ServFail => ServiceAnswer::ServFail,
+    }
+}
+
+/// The OPT record of a reply: our payload size, version 0, DO copied (RFC 3225 §3), and our
+/// name server identifier when the query asked for it and one is set (RFC 5001 §2.2).
+fn reply_edns(model: &Model, request: Option<&Opt<'_>>) -> Edns {
     let mut e = Edns::new();
     e.set_max_payload(model.dns.max_udp_payload);
     e.set_version(0);
-    e.set_dnssec_ok(request.is_some_and(|r| r.flags().dnssec_ok));
+    e.set_dnssec_ok(request.is_some_and(|r| r.dnssec_ok));
+    if let (Some(nsid), true) = (&model.dns.nsid, request.is_some_and(|r| r.nsid)) {
+        e.options_mut()
+            .insert(EdnsOption::Unknown(OPTION_NSID, nsid.as_bytes().to_vec()));
+    }
     e
 }
 
-fn formerr(id: u16, rd: bool) -> Option<Vec<u8>> {
+fn formerr(id: u16, rd: bool) -> Option<Reply> {
     let mut resp = Message::response(id, OpCode::Query);
     resp.metadata.recursion_desired = rd;
     resp.metadata.response_code = ResponseCode::FormErr;
     encode_plain(&resp)
 }
 
-fn encode_plain(resp: &Message) -> Option<Vec<u8>> {
-    resp.to_vec().ok()
+fn encode_plain(resp: &Message) -> Option<Reply> {
+    let code = ReplyCode {
+        rcode: u16::from(resp.metadata.response_code),
+        truncated: resp.metadata.truncation,
+    };
+    resp.to_vec().ok().map(|bytes| (bytes, code))
 }
 
 /// Fills `resp` for a well-formed QUERY.
 fn resolve<R: Rng + ?Sized>(
     snap: &Snapshot,
-    query: &Query,
+    question: &Question,
     resp: &mut Message,
     referral: &mut bool,
     asker: &mut Asker<'_, R>,
 ) {
-    let qtype = query.query_type();
-    if query.query_class() != DNSClass::IN {
+    let qtype = question.query_type();
+    if question.query_class() != DNSClass::IN {
         resp.metadata.response_code = ResponseCode::Refused;
         return;
     }
@@ -266,7 +343,7 @@ fn resolve<R: Rng + ?Sized>(
         _ => {}
     }
     let model = &snap.model;
-    let Some(zone) = model.zones.find(query.name()) else {
+    let Some(zone) = model.zones.find(question.name()) else {
         // Not ours, and we do not recurse. Say why, for EDNS clients (RFC 8914 §4.21).
         resp.metadata.response_code = ResponseCode::Refused;
         if let Some(edns) = resp.edns.as_mut() {
@@ -279,7 +356,7 @@ fn resolve<R: Rng + ?Sized>(
     };
     resp.metadata.authoritative = true;
 
-    let mut name = query.name().clone();
+    let mut name = question.name().clone();
     let mut visited: Vec<Name> = Vec::new();
     for hop in 0..MAX_CNAME_HOPS {
         let (node, owner) = match zone.find(&name, qtype) {
@@ -337,13 +414,8 @@ fn answer_node<R: Rng + ?Sized>(
     resp: &mut Message,
     asker: &mut Asker<'_, R>,
 ) {
-    let family = match qtype {
-        RecordType::A => Some(Family::V4),
-        RecordType::AAAA => Some(Family::V6),
-        _ => None,
-    };
     let model = &snap.model;
-    if let (Some(id), Some(family)) = (node.service, family) {
+    if let (Some(id), Some(family)) = (node.service, Family::of_qtype(u16::from(qtype))) {
         let service = &model.services[id as usize];
         answer_service(snap, zone, service, owner, family, resp, asker);
         return;
@@ -391,29 +463,18 @@ fn answer_service<R: Rng + ?Sized>(
     resp: &mut Message,
     asker: &mut Asker<'_, R>,
 ) {
-    let model = &snap.model;
-    let pick = select::pick(
-        model,
-        &snap.health,
-        service,
-        family,
-        asker.client,
-        asker.rng,
-    );
-    asker.scope = asker.scope.max(pick.scope);
-    match pick.outcome {
-        Outcome::Members { pool, members } if !members.is_empty() => {
-            let pool = &model.pools[pool.0 as usize];
+    match service_answer(snap, service, family, asker) {
+        ServiceAnswer::Members { pool, members, ttl } => {
             for i in members {
                 let mut record = renamed(&pool.members[i].record, owner);
-                record.ttl = pick.ttl;
+                record.ttl = ttl;
                 resp.add_answer(record);
             }
         }
-        Outcome::Members { .. } | Outcome::NoData => {
+        ServiceAnswer::Negative => {
             resp.add_authority(zone.negative_soa().clone());
         }
-        Outcome::ServFail => {
+        ServiceAnswer::ServFail => {
             resp.metadata.authoritative = false;
             resp.metadata.response_code = ResponseCode::ServFail;
         }
@@ -481,10 +542,10 @@ fn renamed(record: &Record, owner: &Name) -> Record {
 /// Encodes, fitting the transport's limit: first drop optional additional data (RFC 2181 §9),
 /// then truncate to the question with TC set (RFC 1035 §4.2.1, RFC 6891 §7). Glue a referral
 /// needs is not optional (RFC 9471 §3): losing it sets TC.
-fn encode_within(mut resp: Message, limit: usize, referral: bool) -> Option<Vec<u8>> {
-    let bytes = match resp.to_vec() {
-        Ok(b) => b,
-        Err(_) => {
+fn encode_within(mut resp: Message, limit: usize, referral: bool) -> Option<Reply> {
+    let (bytes, code) = match encode_plain(&resp) {
+        Some(reply) => reply,
+        None => {
             resp.answers.clear();
             resp.authorities.clear();
             resp.additionals.clear();
@@ -494,14 +555,14 @@ fn encode_within(mut resp: Message, limit: usize, referral: bool) -> Option<Vec<
         }
     };
     if bytes.len() <= limit {
-        return Some(bytes);
+        return Some((bytes, code));
     }
     if !resp.additionals.is_empty() && !referral {
         resp.additionals.clear();
-        if let Ok(b) = resp.to_vec()
-            && b.len() <= limit
+        if let Some(reply) = encode_plain(&resp)
+            && reply.0.len() <= limit
         {
-            return Some(b);
+            return Some(reply);
         }
     }
     resp.answers.clear();

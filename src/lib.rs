@@ -28,6 +28,7 @@ pub mod reload;
 pub mod select;
 pub mod server;
 pub mod state;
+pub mod wire;
 pub mod zone;
 
 pub use metrics::Telemetry;

@@ -22,10 +22,11 @@ use std::path::PathBuf;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 
+use crate::wire::WireName;
 pub use load::origin_from_file_name;
 pub use lookup::Found;
 use names::wire_labels;
-pub use names::{NameHasher, NameMap, WireName, label_count, name_from_wire};
+pub use names::{NameHasher, NameMap, label_count, name_from_wire};
 
 /// A zone file that cannot be served, with the line that is wrong.
 #[derive(Debug, thiserror::Error)]

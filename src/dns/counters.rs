@@ -10,6 +10,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 
+use super::Answered;
+
 /// DNS transports, as the `protocol` label says them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -124,31 +126,22 @@ pub struct DnsMetrics {
 const RRL_ACTIONS: [&str; 2] = ["dropped", "slipped"];
 
 impl DnsMetrics {
-    /// Counts one query: `reply` is what was sent (`None` when the query got no reply) and
-    /// `elapsed` the time from reading the query to handing the reply to the socket. Reads the
-    /// query type and EDNS Client Subnet option from `query` and the response code and TC bit
-    /// from `reply`, without allocating.
-    pub fn record(
-        &self,
-        protocol: Protocol,
-        query: &[u8],
-        reply: Option<&[u8]>,
-        elapsed: Duration,
-    ) {
+    /// Counts one query from what answering it found ([`Answered`]: query type, ECS, and the
+    /// reply's code and TC bit, or no reply); `elapsed` is the time from reading the query to
+    /// handing the reply to the socket.
+    pub fn record(&self, protocol: Protocol, answered: &Answered, elapsed: Duration) {
         let p = protocol as usize;
-        let q = wire::inspect_query(query);
-        if q.ecs {
+        if answered.ecs {
             self.ecs[p].fetch_add(1, Ordering::Relaxed);
         }
-        let Some(reply) = reply else {
+        let Some(r) = answered.reply else {
             self.dropped[p].fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let r = wire::inspect_reply(reply);
         if r.truncated {
             self.truncated[p].fetch_add(1, Ordering::Relaxed);
         }
-        let qtype = q
+        let qtype = answered
             .qtype
             .and_then(|t| QTYPES.iter().position(|&(code, _)| code == t))
             .unwrap_or(QTYPES.len());
@@ -241,199 +234,5 @@ impl Collector for DnsMetrics {
             self.latency[p].encode(family.encode_family(&[("protocol", *protocol)])?)?;
         }
         Ok(())
-    }
-}
-
-/// Reading just enough of a DNS message for the counters, without allocating: the first
-/// question's type, the EDNS Client Subnet option (RFC 7871 §6), the response code with its
-/// EDNS extension (RFC 6891 §6.1.3) and the TC bit (RFC 1035 §4.1.1).
-mod wire {
-    /// What the counters need from a query.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct QueryFacts {
-        /// QTYPE of the first question, when the question could be read.
-        pub qtype: Option<u16>,
-        /// True when the OPT record carries option 8 (edns-client-subnet).
-        pub ecs: bool,
-    }
-
-    /// What the counters need from a reply.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct ReplyFacts {
-        /// The full response code: header RCODE plus the OPT record's extended bits.
-        pub rcode: u16,
-        /// TC bit.
-        pub truncated: bool,
-    }
-
-    const OPT: u16 = 41;
-    const ECS: u16 = 8;
-
-    fn u16_at(m: &[u8], i: usize) -> Option<u16> {
-        Some(u16::from_be_bytes([*m.get(i)?, *m.get(i + 1)?]))
-    }
-
-    /// The offset after the name starting at `i`.
-    fn skip_name(m: &[u8], mut i: usize) -> Option<usize> {
-        loop {
-            let len = *m.get(i)?;
-            match len {
-                0 => return Some(i + 1),
-                l if l & 0xC0 == 0xC0 => return Some(i + 2),
-                l if l & 0xC0 == 0 => i += 1 + l as usize,
-                _ => return None,
-            }
-        }
-    }
-
-    /// The first OPT record of the additional section: the offset of its TYPE field and its
-    /// RDATA. `after_question` is where the answer section starts.
-    fn find_opt(m: &[u8], after_question: usize) -> Option<(usize, &[u8])> {
-        let an = u16_at(m, 6)? as usize;
-        let ns = u16_at(m, 8)? as usize;
-        let ar = u16_at(m, 10)? as usize;
-        let mut i = after_question;
-        for n in 0..an + ns + ar {
-            i = skip_name(m, i)?;
-            let rtype = u16_at(m, i)?;
-            let rdlen = u16_at(m, i + 8)? as usize;
-            let rdata = m.get(i + 10..i + 10 + rdlen)?;
-            if n >= an + ns && rtype == OPT {
-                return Some((i, rdata));
-            }
-            i += 10 + rdlen;
-        }
-        None
-    }
-
-    /// The offset after the question section, and the first question's type.
-    fn questions(m: &[u8]) -> Option<(usize, Option<u16>)> {
-        let qd = u16_at(m, 4)?;
-        let mut i = 12;
-        let mut first = None;
-        for n in 0..qd {
-            i = skip_name(m, i)?;
-            if n == 0 {
-                first = Some(u16_at(m, i)?);
-            }
-            i += 4;
-        }
-        Some((i, first))
-    }
-
-    /// Query type and ECS presence; anything unreadable counts as no type and no ECS.
-    pub fn inspect_query(m: &[u8]) -> QueryFacts {
-        let Some((end, qtype)) = questions(m) else {
-            return QueryFacts {
-                qtype: None,
-                ecs: false,
-            };
-        };
-        let ecs = u16_at(m, 10).is_some_and(|ar| ar > 0)
-            && find_opt(m, end).is_some_and(|(_, rdata)| has_option(rdata, ECS));
-        QueryFacts { qtype, ecs }
-    }
-
-    fn has_option(mut rdata: &[u8], code: u16) -> bool {
-        while let (Some(c), Some(len)) = (u16_at(rdata, 0), u16_at(rdata, 2)) {
-            if c == code {
-                return true;
-            }
-            let Some(rest) = rdata.get(4 + len as usize..) else {
-                return false;
-            };
-            rdata = rest;
-        }
-        false
-    }
-
-    /// Response code and TC; an unreadable OPT leaves the header's 4-bit code.
-    pub fn inspect_reply(m: &[u8]) -> ReplyFacts {
-        let (Some(&flags), Some(&low)) = (m.get(2), m.get(3)) else {
-            return ReplyFacts {
-                rcode: 0,
-                truncated: false,
-            };
-        };
-        let mut rcode = u16::from(low & 0x0F);
-        if u16_at(m, 10).is_some_and(|ar| ar > 0)
-            && let Some((end, _)) = questions(m)
-            && let Some((at, _)) = find_opt(m, end)
-            && let Some(&ext) = m.get(at + 4)
-        {
-            // The OPT TTL's first byte holds the upper 8 bits of the 12-bit RCODE.
-            rcode |= u16::from(ext) << 4;
-        }
-        ReplyFacts {
-            rcode,
-            truncated: flags & 0x02 != 0,
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-        use hickory_proto::rr::{Name, RecordType};
-
-        fn query(qtype: RecordType, edns: Option<Edns>) -> Message {
-            let mut m = Message::new(1, MessageType::Query, OpCode::Query);
-            m.add_query(Query::query(
-                Name::from_ascii("www.example.test.").unwrap(),
-                qtype,
-            ));
-            if let Some(e) = edns {
-                m.set_edns(e);
-            }
-            m
-        }
-
-        #[test]
-        fn query_type_and_ecs() {
-            let plain = query(RecordType::AAAA, None).to_vec().unwrap();
-            assert_eq!(
-                inspect_query(&plain),
-                QueryFacts {
-                    qtype: Some(28),
-                    ecs: false
-                }
-            );
-            let mut e = Edns::new();
-            e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
-                "192.0.2.0".parse().unwrap(),
-                24,
-                0,
-            )));
-            let with_ecs = query(RecordType::A, Some(e)).to_vec().unwrap();
-            assert_eq!(
-                inspect_query(&with_ecs),
-                QueryFacts {
-                    qtype: Some(1),
-                    ecs: true
-                }
-            );
-            let edns_only = query(RecordType::MX, Some(Edns::new())).to_vec().unwrap();
-            assert!(!inspect_query(&edns_only).ecs);
-            for garbage in [&[][..], &[0; 11], &[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63]] {
-                assert_eq!(inspect_query(garbage).qtype, None);
-            }
-        }
-
-        #[test]
-        fn reply_rcode_with_extension_and_tc() {
-            let mut m = query(RecordType::A, None);
-            m.metadata.message_type = MessageType::Response;
-            m.metadata.response_code = ResponseCode::NXDomain;
-            m.metadata.truncation = true;
-            let r = inspect_reply(&m.to_vec().unwrap());
-            assert_eq!((r.rcode, r.truncated), (3, true));
-
-            let mut m = query(RecordType::A, Some(Edns::new()));
-            m.metadata.message_type = MessageType::Response;
-            m.metadata.response_code = ResponseCode::BADVERS;
-            let r = inspect_reply(&m.to_vec().unwrap());
-            assert_eq!((r.rcode, r.truncated), (16, false));
-        }
     }
 }

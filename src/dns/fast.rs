@@ -5,38 +5,19 @@
 //! `false`: the general path in [`super`] answers it, so the two cannot disagree on the cases
 //! that matter (the property tests hold them to the same answers).
 
-use std::net::IpAddr;
-
 use hickory_proto::rr::{RData, RecordType};
 use rand::Rng;
 
-use super::{HEADER_LEN, Request, Transport};
-use crate::select::{self, Family, Outcome};
+use super::{Asker, Request, ServiceAnswer, reply_limit, service_answer, steering_client};
+use crate::select::{self, Family};
 use crate::state::Snapshot;
-use crate::zone::{Found, OWNER_IS_QNAME, WireName, Zone};
+use crate::wire::{
+    CLASS_IN, Ecs, HEADER_LEN, OPTION_ECS, Opt, Query, ReplyCode, TYPE_OPT, WireName,
+};
+use crate::zone::{Found, OWNER_IS_QNAME, Zone};
 
-const TYPE_OPT: u16 = 41;
-const OPTION_ECS: u16 = 8;
-const CLASS_IN: [u8; 2] = [0, 1];
 const RCODE_NXDOMAIN: u8 = 3;
 const RCODE_SERVFAIL: u8 = 2;
-
-/// The parts of an OPT record a reply depends on.
-struct Opt<'p> {
-    /// The requestor's UDP payload size.
-    payload: u16,
-    /// The DO bit.
-    dnssec_ok: bool,
-    /// The EDNS Client Subnet option's data (family, source, scope, address), validated.
-    ecs: Option<Ecs<'p>>,
-}
-
-/// A valid EDNS Client Subnet option (RFC 7871 §6).
-struct Ecs<'p> {
-    data: &'p [u8],
-    addr: IpAddr,
-    source: u8,
-}
 
 /// What goes after the question.
 enum Body<'a> {
@@ -54,86 +35,70 @@ enum Body<'a> {
     ServFail,
 }
 
-/// Answers `req` into `out` if it is the common case; `false` leaves `out` to the general path.
+/// Answers `query` into `out` if it is the common case, with the reply's code; `None` leaves
+/// `out` to the general path.
 pub(super) fn answer<R: Rng + ?Sized>(
     snap: &Snapshot,
     req: &Request<'_>,
+    query: &Query<'_>,
     rng: &mut R,
     out: &mut Vec<u8>,
-) -> bool {
-    let p = req.packet;
-    if p.len() < HEADER_LEN
-        // QR, OPCODE and TC clear: a plain query.
-        || p[2] & 0xFA != 0
-        || p[4..10] != [0, 1, 0, 0, 0, 0]
-        || p[10] != 0
-        || p[11] > 1
-    {
-        return false;
+) -> Option<ReplyCode> {
+    let model = &snap.model;
+    // QR, OPCODE and TC clear: a plain query, with nothing but its question and OPT record.
+    if query.flags() & 0xFA != 0 || !query.plain {
+        return None;
     }
-    let Some((qname, end)) = WireName::parse(p, HEADER_LEN) else {
-        return false;
-    };
-    let Some(q) = p.get(end..end + 4) else {
-        return false;
-    };
-    let qtype = u16::from_be_bytes([q[0], q[1]]);
+    let question = query.question.as_ref()?;
+    let qname = &question.name;
+    let qtype = question.qtype;
     // OPT, IXFR, AXFR, MAILB, MAILA, ANY and type 0 have answers of their own.
-    if q[2..4] != CLASS_IN || qtype == 0 || qtype == TYPE_OPT || qtype >= 251 {
-        return false;
+    if question.qclass != u16::from_be_bytes(CLASS_IN)
+        || qtype == 0
+        || qtype == TYPE_OPT
+        || qtype >= 251
+    {
+        return None;
     }
-    let question_end = end + 4;
-    let opt = if p[11] == 1 {
-        match parse_opt(&p[question_end..]) {
-            Some(opt) => Some(opt),
-            None => return false,
+    // Version 0, options well formed, a valid ECS if any (else BADVERS and FORMERR, which the
+    // general path writes); NSID is written by the general path too.
+    let opt = match &query.opt {
+        Some(o)
+            if o.version != 0
+                || o.ext_rcode != 0
+                || !o.well_formed
+                || o.ecs == Ecs::Malformed
+                || (o.nsid && model.dns.nsid.is_some()) =>
+        {
+            return None;
         }
-    } else if question_end == p.len() {
-        None
-    } else {
-        return false;
+        opt => opt.as_ref(),
     };
+    let ecs = opt.map_or(Ecs::Absent, |o| o.ecs);
     let qtype = RecordType::from(qtype);
 
-    let model = &snap.model;
-    let Some(zone) = model.zones.find_wire(&qname) else {
-        return false;
-    };
+    let zone = model.zones.find_wire(qname)?;
     let mut scope = 0;
-    let body = match zone.find_wire(&qname, qtype) {
+    let body = match zone.find_wire(qname, qtype) {
         Found::Exact(node) => {
-            let family = match qtype {
-                RecordType::A => Some(Family::V4),
-                RecordType::AAAA => Some(Family::V6),
-                _ => None,
-            };
             if qtype != RecordType::CNAME && node.rrset(RecordType::CNAME).is_some() {
-                return false;
+                return None;
             }
-            if let (Some(id), Some(family)) = (node.service, family) {
-                let client = match &opt {
-                    Some(Opt { ecs: Some(ecs), .. }) if ecs.source > 0 => {
-                        select::Client::from_subnet(ecs.addr, ecs.source)
-                    }
-                    _ => select::Client::from_addr(model, req.client.0.ip()),
-                };
-                let pick = select::pick(
-                    model,
-                    &snap.health,
-                    &model.services[id as usize],
-                    family,
-                    &client,
+            if let (Some(id), Some(family)) = (node.service, Family::of_qtype(u16::from(qtype))) {
+                let client = steering_client(model, req, &ecs);
+                let mut asker = Asker {
+                    client: &client,
                     rng,
-                );
-                scope = pick.scope;
-                match pick.outcome {
-                    Outcome::Members { pool, members } if !members.is_empty() => Body::Members {
-                        pool: &model.pools[pool.0 as usize],
-                        members,
-                        ttl: pick.ttl,
-                    },
-                    Outcome::Members { .. } | Outcome::NoData => Body::Negative(0),
-                    Outcome::ServFail => Body::ServFail,
+                    scope: 0,
+                };
+                let answer = service_answer(snap, &model.services[id as usize], family, &mut asker);
+                scope = asker.scope;
+                match answer {
+                    ServiceAnswer::Members { pool, members, ttl } => {
+                        Body::Members { pool, members, ttl }
+                    }
+                    ServiceAnswer::Negative => Body::Negative(0),
+                    ServiceAnswer::ServFail => Body::ServFail,
                 }
             } else {
                 match node.rrset(qtype) {
@@ -144,7 +109,7 @@ pub(super) fn answer<R: Rng + ?Sized>(
                             RecordType::NS | RecordType::MX | RecordType::SRV
                         ) =>
                     {
-                        return false;
+                        return None;
                     }
                     Some(set) => Body::Static(set.wire(), set.len() as u16),
                     None => Body::Negative(0),
@@ -152,101 +117,33 @@ pub(super) fn answer<R: Rng + ?Sized>(
             }
         }
         Found::NxDomain => Body::Negative(RCODE_NXDOMAIN),
-        Found::Wildcard(_) | Found::Referral { .. } => return false,
+        Found::Wildcard(_) | Found::Referral { .. } => return None,
     };
-    let limit = match (req.transport, &opt) {
-        (Transport::Tcp, _) => usize::from(u16::MAX),
-        (Transport::Udp, None) => 512,
-        (Transport::Udp, Some(o)) => usize::from(o.payload.clamp(512, model.dns.max_udp_payload)),
-    };
+    let limit = reply_limit(model, req.transport, opt.map(|o| o.payload));
     out.clear();
-    if !encode(
+    let rcode = encode(
         out,
-        &p[..question_end],
-        &qname,
+        &query.packet()[..question.end],
+        qname,
         zone,
         &body,
-        opt.as_ref().map(|o| (o, model.dns.max_udp_payload, scope)),
-    ) || out.len() > limit
-    {
-        out.clear();
-        return false;
-    }
-    true
-}
-
-/// Reads the OPT record that must end the packet: version 0, options well formed, at most one
-/// valid ECS option. `None` sends the query to the general path (which also answers BADVERS
-/// and FORMERR).
-fn parse_opt(rr: &[u8]) -> Option<Opt<'_>> {
-    if rr.len() < 11 || rr[0] != 0 || u16::from_be_bytes([rr[1], rr[2]]) != TYPE_OPT {
-        return None;
-    }
-    // Extended RCODE and VERSION must be 0 in a query we answer here.
-    if rr[5] != 0 || rr[6] != 0 {
-        return None;
-    }
-    let rdlen = usize::from(u16::from_be_bytes([rr[9], rr[10]]));
-    let mut options = rr.get(11..)?;
-    if options.len() != rdlen {
-        return None;
-    }
-    let mut ecs = None;
-    while !options.is_empty() {
-        let head = options.get(..4)?;
-        let code = u16::from_be_bytes([head[0], head[1]]);
-        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
-        let data = options.get(4..4 + len)?;
-        if code == OPTION_ECS {
-            if ecs.is_some() {
-                return None;
-            }
-            ecs = Some(parse_ecs(data)?);
-        }
-        options = &options[4 + len..];
-    }
-    Some(Opt {
-        payload: u16::from_be_bytes([rr[3], rr[4]]),
-        dnssec_ok: rr[7] & 0x80 != 0,
-        ecs,
-    })
-}
-
-/// An ECS option whose address has exactly the source prefix's bytes and no bit set beyond it.
-fn parse_ecs(data: &[u8]) -> Option<Ecs<'_>> {
-    let (family, source) = (
-        u16::from_be_bytes([*data.first()?, *data.get(1)?]),
-        *data.get(2)?,
+        opt.map(|o| (o, model.dns.max_udp_payload, scope)),
     );
-    let addr = data.get(4..)?;
-    let max = match family {
-        1 => 32,
-        2 => 128,
-        _ => return None,
-    };
-    if source > max || addr.len() != usize::from(source).div_ceil(8) {
-        return None;
-    }
-    if let Some(&last) = addr.last() {
-        let spare = (8 - source % 8) % 8;
-        if last & ((1u8 << spare) - 1) != 0 {
-            return None;
+    match rcode {
+        Some(rcode) if out.len() <= limit => Some(ReplyCode {
+            rcode: u16::from(rcode),
+            truncated: false,
+        }),
+        _ => {
+            out.clear();
+            None
         }
     }
-    let addr = if family == 1 {
-        let mut a = [0u8; 4];
-        a[..addr.len()].copy_from_slice(addr);
-        IpAddr::from(a)
-    } else {
-        let mut a = [0u8; 16];
-        a[..addr.len()].copy_from_slice(addr);
-        IpAddr::from(a)
-    };
-    Some(Ecs { data, addr, source })
 }
 
 /// Writes the reply: header, the query's own question bytes, the body, and the OPT record
-/// (our payload size, DO copied, ECS echoed with `scope` capped at the source prefix).
+/// (our payload size, DO copied, ECS echoed with `scope` capped at the source prefix). Returns
+/// the RCODE written; `None` when the body cannot be written here.
 fn encode(
     out: &mut Vec<u8>,
     query: &[u8],
@@ -254,7 +151,7 @@ fn encode(
     zone: &Zone,
     body: &Body<'_>,
     opt: Option<(&Opt<'_>, u16, u8)>,
-) -> bool {
+) -> Option<u8> {
     let (flags, rcode, answers, authority): (u8, u8, u16, u16) = match body {
         Body::Static(_, n) => (0x84, 0, *n, 0),
         Body::Members { members, .. } => (0x84, 0, members.len() as u16, 0),
@@ -289,7 +186,7 @@ fn encode(
                         out.extend_from_slice(&16u16.to_be_bytes());
                         out.extend_from_slice(&a.0.octets());
                     }
-                    _ => return false,
+                    _ => return None,
                 }
             }
         }
@@ -308,18 +205,18 @@ fn encode(
         out.extend_from_slice(&payload.to_be_bytes());
         out.extend_from_slice(&[0, 0, if opt.dnssec_ok { 0x80 } else { 0 }, 0]);
         match &opt.ecs {
-            None => out.extend_from_slice(&[0, 0]),
-            Some(ecs) => {
+            Ecs::Valid(ecs) => {
                 out.extend_from_slice(&(4 + ecs.data.len() as u16).to_be_bytes());
                 out.extend_from_slice(&OPTION_ECS.to_be_bytes());
                 out.extend_from_slice(&(ecs.data.len() as u16).to_be_bytes());
                 out.extend_from_slice(&ecs.data[..3]);
-                out.push(scope.min(ecs.source));
+                out.push(ecs.scope_for(scope));
                 out.extend_from_slice(&ecs.data[4..]);
             }
+            Ecs::Absent | Ecs::Malformed => out.extend_from_slice(&[0, 0]),
         }
     }
-    true
+    Some(rcode)
 }
 
 #[cfg(test)]
@@ -334,7 +231,7 @@ mod tests {
     use rand::rngs::SmallRng;
 
     use super::*;
-    use crate::dns::ClientAddr;
+    use crate::dns::{ClientAddr, Transport};
     use crate::{Model, SharedState};
 
     fn snapshot() -> std::sync::Arc<Snapshot> {
@@ -370,7 +267,15 @@ mod tests {
             transport: Transport::Udp,
         };
         let mut out = Vec::new();
-        answer(snap, &req, &mut SmallRng::seed_from_u64(1), &mut out)
+        let parsed = crate::wire::Query::parse(packet).unwrap();
+        answer(
+            snap,
+            &req,
+            &parsed,
+            &mut SmallRng::seed_from_u64(1),
+            &mut out,
+        )
+        .is_some()
     }
 
     #[test]
@@ -430,25 +335,5 @@ mod tests {
         for packet in [trailing, response, pointer, bad_ecs, plain[..20].to_vec()] {
             assert!(!fast(&snap, &packet), "{packet:02x?}");
         }
-    }
-
-    #[test]
-    fn ecs_options_are_validated_like_rfc_7871_says() {
-        assert!(parse_ecs(&[0, 1, 24, 0, 192, 0, 2]).is_some());
-        assert!(parse_ecs(&[0, 1, 0, 0]).is_some());
-        assert!(
-            parse_ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_none(),
-            "prefix too long"
-        );
-        assert!(
-            parse_ecs(&[0, 1, 23, 0, 192, 0, 3]).is_none(),
-            "bits beyond the prefix"
-        );
-        assert!(
-            parse_ecs(&[0, 1, 24, 0, 192, 0, 2, 0]).is_none(),
-            "address too long"
-        );
-        assert!(parse_ecs(&[0, 3, 0, 0]).is_none(), "unknown family");
-        assert!(parse_ecs(&[0, 2, 48, 0, 0x20, 1, 0xd, 0xb8, 0, 0]).is_some());
     }
 }

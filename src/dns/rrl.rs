@@ -26,6 +26,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::hash::mix;
 use crate::model::RrlSettings;
+use crate::wire::HEADER_LEN;
 
 /// Most reports (log lines) per second over all networks, so a flood spread over many
 /// networks cannot flood the log too.
@@ -326,9 +327,6 @@ impl Limiter {
     }
 }
 
-/// Size of the DNS header (RFC 1035 §4.1.1).
-const HEADER_LEN: usize = 12;
-
 /// Longest reply [`truncated_reply`] writes: the header and one question whose name is at most
 /// 255 bytes (RFC 1035 §2.3.4), type and class.
 pub const MAX_TRUNCATED_LEN: usize = HEADER_LEN + 255 + 4;
@@ -336,12 +334,18 @@ pub const MAX_TRUNCATED_LEN: usize = HEADER_LEN + 255 + 4;
 /// The reply a slipped response is replaced with, written into `out` from the query's bytes,
 /// as NSD sends it: the query's ID, opcode and RD, QR and TC set, RCODE NOERROR, and its
 /// question as asked (letter case kept) with no other records (RFC 1035 §4.1.1; TC tells the
-/// resolver to ask again over TCP, RFC 7766 §5). A question that cannot be copied (QDCOUNT not
-/// 1, a compression pointer, a name past 255 bytes or past the end) leaves just the header.
-/// `None` for a packet shorter than a header, which gets no reply at all.
-pub fn truncated_reply<'b>(query: &[u8], out: &'b mut [u8; MAX_TRUNCATED_LEN]) -> Option<&'b [u8]> {
+/// resolver to ask again over TCP, RFC 7766 §5). `question_len` is the length of the query's
+/// only question as [`crate::wire::Query`] read it ([`super::Answered::question_len`]); `None`
+/// (QDCOUNT not 1, a compression pointer, a name past 255 bytes or past the end) leaves just
+/// the header. `None` for a packet shorter than a header, which gets no reply at all.
+pub fn truncated_reply<'b>(
+    query: &[u8],
+    question_len: Option<usize>,
+    out: &'b mut [u8; MAX_TRUNCATED_LEN],
+) -> Option<&'b [u8]> {
     let header = query.get(..HEADER_LEN)?;
-    let question = question_len(query);
+    let question = question_len
+        .filter(|&n| n <= MAX_TRUNCATED_LEN - HEADER_LEN && HEADER_LEN + n <= query.len());
     out[..2].copy_from_slice(&header[..2]);
     // QR, the query's opcode, TC and RD; AA, RA, Z, AD, CD and RCODE clear.
     out[2] = 0x80 | (header[2] & 0x78) | 0x02 | (header[2] & 0x01);
@@ -350,25 +354,6 @@ pub fn truncated_reply<'b>(query: &[u8], out: &'b mut [u8; MAX_TRUNCATED_LEN]) -
     let len = HEADER_LEN + question.unwrap_or(0);
     out[HEADER_LEN..len].copy_from_slice(&query[HEADER_LEN..len]);
     Some(&out[..len])
-}
-
-/// Length of the query's only question (name, type, class), when it is plain labels.
-fn question_len(query: &[u8]) -> Option<usize> {
-    if query.get(4..6)? != [0, 1] {
-        return None;
-    }
-    let mut i = HEADER_LEN;
-    loop {
-        let label = *query.get(i)? as usize;
-        i += 1 + label;
-        if i - HEADER_LEN > 255 || label & 0xC0 != 0 {
-            return None;
-        }
-        if label == 0 {
-            break;
-        }
-    }
-    (query.len() >= i + 4).then_some(i + 4 - HEADER_LEN)
 }
 
 #[cfg(test)]
@@ -571,6 +556,13 @@ mod tests {
         assert_eq!(reports, MAX_REPORTS_PER_SECOND);
     }
 
+    /// The truncated reply to `query`, its question read as the request path reads it.
+    fn slip<'b>(query: &[u8], out: &'b mut [u8; MAX_TRUNCATED_LEN]) -> Option<&'b [u8]> {
+        let question =
+            crate::wire::Query::parse(query).and_then(|q| q.question_bytes().map(<[u8]>::len));
+        truncated_reply(query, question, out)
+    }
+
     fn query(name: &str, id: u16) -> Vec<u8> {
         let mut m = Message::new(id, MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = true;
@@ -588,7 +580,7 @@ mod tests {
     fn truncated_replies_echo_id_and_question_with_tc() {
         let mut out = [0u8; MAX_TRUNCATED_LEN];
         let q = query("WwW.Example.TEST.", 0xbeef);
-        let reply = Message::from_vec(truncated_reply(&q, &mut out).unwrap()).unwrap();
+        let reply = Message::from_vec(slip(&q, &mut out).unwrap()).unwrap();
         assert_eq!(reply.metadata.id, 0xbeef);
         assert_eq!(reply.metadata.message_type, MessageType::Response);
         assert!(reply.metadata.truncation);
@@ -604,28 +596,23 @@ mod tests {
         let label = "a".repeat(63);
         let long = format!("{label}.{label}.{label}.{}.", "b".repeat(61));
         let q = query(&long, 1);
-        let n = truncated_reply(&q, &mut out).unwrap().len();
+        let n = slip(&q, &mut out).unwrap().len();
         assert_eq!(n, MAX_TRUNCATED_LEN);
 
         // No question to copy: the header alone; not even a header: nothing.
         let mut two = q.clone();
         two[5] = 2;
-        let r = truncated_reply(&two, &mut out).unwrap();
+        let r = slip(&two, &mut out).unwrap();
         assert_eq!(r.len(), HEADER_LEN);
         assert_eq!(&r[..2], &[0, 1]);
         assert_eq!(&r[4..6], &[0, 0]);
         let mut pointer = q[..HEADER_LEN].to_vec();
         pointer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert_eq!(slip(&pointer, &mut out).unwrap().len(), HEADER_LEN);
         assert_eq!(
-            truncated_reply(&pointer, &mut out).unwrap().len(),
+            slip(&q[..HEADER_LEN + 3], &mut out).unwrap().len(),
             HEADER_LEN
         );
-        assert_eq!(
-            truncated_reply(&q[..HEADER_LEN + 3], &mut out)
-                .unwrap()
-                .len(),
-            HEADER_LEN
-        );
-        assert_eq!(truncated_reply(&q[..5], &mut out), None);
+        assert_eq!(slip(&q[..5], &mut out), None);
     }
 }

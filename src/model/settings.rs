@@ -30,6 +30,8 @@ pub struct DnsSettings {
     /// Response rate limiting over UDP, when on. The table lives with the server
     /// ([`crate::dns::rrl::RateLimit`]), so a reload that keeps these settings keeps it.
     pub rrl: Option<RrlSettings>,
+    /// The name server identifier answered to NSID requests (RFC 5001), if any.
+    pub nsid: Option<String>,
 }
 
 /// A secret that never shows up in `Debug` output or logs.
@@ -149,6 +151,26 @@ impl Builder<'_> {
             Some(w) => *w.get_ref() as usize,
             None => default_workers(),
         };
+        let nsid = match &d.nsid {
+            Some(n) if n.get_ref().is_empty() || n.get_ref().len() > 128 => {
+                return self.err(n.span(), "dns.nsid must be 1 to 128 bytes long");
+            }
+            Some(n)
+                if !n
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() || b == b' ') =>
+            {
+                return self.err(
+                    n.span(),
+                    format!(
+                        "dns.nsid = {:?}: only printable ASCII is allowed",
+                        n.get_ref()
+                    ),
+                );
+            }
+            n => n.as_ref().map(|n| n.get_ref().clone()),
+        };
         Ok(DnsSettings {
             listen,
             max_udp_payload: payload,
@@ -156,6 +178,7 @@ impl Builder<'_> {
             tcp_max_connections: tcp_max,
             workers,
             rrl: self.rrl(d.rrl.as_ref())?,
+            nsid,
         })
     }
 

@@ -8,7 +8,8 @@ use hickory_proto::rr::Name;
 
 use super::Builder;
 use crate::config::{Config, ConfigError};
-use crate::zone::{NameMap, WireName, Zone, ZoneError, origin_from_file_name};
+use crate::wire::WireName;
+use crate::zone::{NameMap, Zone, ZoneError, origin_from_file_name};
 
 impl From<ZoneError> for ConfigError {
     fn from(e: ZoneError) -> ConfigError {

@@ -1,107 +1,10 @@
-//! Domain names as zone lookups take them: lower-cased, uncompressed wire format kept on the
-//! stack ([`WireName`]), conversions to and from hickory's [`Name`], and the hash map keyed by
-//! such names. Nothing here depends on the rest of the zone module.
+//! Names as the zone keeps them: conversions from wire format to hickory's [`Name`], label
+//! counts, and the hash map keyed by lower-cased wire names ([`crate::wire::WireName`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use hickory_proto::rr::Name;
-
-/// A domain name in lower-cased, uncompressed wire format with the offset of each label, kept
-/// on the stack: what zone lookups take.
-#[derive(Clone)]
-pub struct WireName {
-    buf: [u8; 255],
-    len: u8,
-    starts: [u8; 128],
-    labels: u8,
-}
-
-impl WireName {
-    pub(super) fn empty() -> WireName {
-        WireName {
-            buf: [0; 255],
-            len: 0,
-            starts: [0; 128],
-            labels: 0,
-        }
-    }
-
-    /// Appends one label (lower-cased). False when the name would exceed 255 bytes.
-    pub(super) fn push_label(&mut self, label: &[u8]) -> bool {
-        let at = usize::from(self.len);
-        // Room for the length byte, the label and the root label that ends the name.
-        if label.is_empty() || label.len() > 63 || at + 1 + label.len() + 1 > 255 {
-            return false;
-        }
-        self.starts[usize::from(self.labels)] = self.len;
-        self.buf[at] = label.len() as u8;
-        for (dst, src) in self.buf[at + 1..at + 1 + label.len()].iter_mut().zip(label) {
-            *dst = src.to_ascii_lowercase();
-        }
-        self.len += 1 + label.len() as u8;
-        self.labels += 1;
-        true
-    }
-
-    pub(super) fn finish(mut self) -> WireName {
-        self.buf[usize::from(self.len)] = 0;
-        self.len += 1;
-        self
-    }
-
-    /// The name of a hickory [`Name`] (treated as fully qualified).
-    pub fn from_name(name: &Name) -> Option<WireName> {
-        let mut w = WireName::empty();
-        for label in name.iter() {
-            if !w.push_label(label) {
-                return None;
-            }
-        }
-        Some(w.finish())
-    }
-
-    /// Reads an uncompressed name at `at` in `packet`: the name and the offset just past it.
-    /// `None` for a compression pointer, a truncated name or one over 255 bytes.
-    pub fn parse(packet: &[u8], mut at: usize) -> Option<(WireName, usize)> {
-        let mut w = WireName::empty();
-        loop {
-            let len = usize::from(*packet.get(at)?);
-            if len == 0 {
-                return Some((w.finish(), at + 1));
-            }
-            if len > 63 {
-                return None;
-            }
-            let label = packet.get(at + 1..at + 1 + len)?;
-            if !w.push_label(label) {
-                return None;
-            }
-            at += 1 + len;
-        }
-    }
-
-    /// The whole name, root label included.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..usize::from(self.len)]
-    }
-
-    /// Number of labels, the root not counted.
-    pub fn label_count(&self) -> u8 {
-        self.labels
-    }
-
-    /// The name made of the last `labels` labels (0: the root).
-    pub fn suffix(&self, labels: u8) -> &[u8] {
-        let labels = labels.min(self.labels);
-        let start = if labels == 0 {
-            self.len.saturating_sub(1)
-        } else {
-            self.starts[usize::from(self.labels - labels)]
-        };
-        &self.buf[usize::from(start)..usize::from(self.len)]
-    }
-}
 
 /// The labels of a wire-format name.
 pub(super) fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -172,25 +75,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wire_names_lower_case_and_give_suffixes() {
-        let (w, end) = WireName::parse(b"\x03WwW\x07Example\x04test\x00rest", 0).unwrap();
-        assert_eq!(w.as_bytes(), b"\x03www\x07example\x04test\x00");
-        assert_eq!((w.label_count(), end), (3, 18));
-        assert_eq!(w.suffix(2), b"\x07example\x04test\x00");
-        assert_eq!(w.suffix(0), b"\x00");
-        assert_eq!(w.suffix(3), w.as_bytes());
-        assert!(
-            WireName::parse(b"\x03www\xc0\x0c", 0).is_none(),
-            "pointers are not read"
-        );
-        assert!(WireName::parse(b"\x03ww", 0).is_none(), "truncated");
-        let long = [&[63u8][..], &[b'a'; 63]].concat().repeat(4);
-        assert!(
-            WireName::parse(&[&long[..], &[0]].concat(), 0).is_none(),
-            "over 255 bytes"
-        );
+    fn names_convert_from_wire() {
         assert_eq!(
-            name_from_wire(w.as_bytes()),
+            name_from_wire(b"\x03www\x07example\x04test\x00"),
             Name::from_ascii("www.example.test.").unwrap()
         );
     }

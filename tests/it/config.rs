@@ -98,6 +98,17 @@ fn semantic_errors_name_file_line_and_reason() {
             "DIR/meridian.toml:11: pools.eu: member address \"192.0.2.300\" is not an IP address",
         ),
         (
+            VALID.replace("zones = \"zones\"", "zones = \"zones\"\nnsid = \"\""),
+            "DIR/meridian.toml:4: dns.nsid must be 1 to 128 bytes long",
+        ),
+        (
+            VALID.replace(
+                "zones = \"zones\"",
+                "zones = \"zones\"\nnsid = \"ns\\u00e9\"",
+            ),
+            "DIR/meridian.toml:4: dns.nsid = \"nsé\": only printable ASCII is allowed",
+        ),
+        (
             VALID.replace("127.0.0.1:0", "localhost:53"),
             "DIR/meridian.toml:2: dns.listen: \"localhost:53\" is not an address:port (\"127.0.0.1:53\", \"[::1]:53\")",
         ),

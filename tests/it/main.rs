@@ -6,6 +6,7 @@ mod browser;
 mod config;
 mod director;
 mod dns;
+mod edns;
 mod geodb;
 mod health;
 mod knot_diff;

@@ -5,7 +5,6 @@
 //! number, in idle time and in the time a whole message may take to arrive.
 
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::dns::counters::{DnsMetrics, Protocol};
-use crate::dns::{ClientAddr, Request, Transport, answer_into};
+use crate::dns::{Answered, ClientAddr, Request, Transport, answer_into};
 use crate::state::{SharedState, Snapshot};
 
 /// Limits shared by every DNS-over-TCP listener.
@@ -99,9 +98,9 @@ struct Connection {
     output: Vec<u8>,
     /// The answering core's reply, before it is framed into `output`.
     reply: Vec<u8>,
-    /// Queries answered in this round: where the query is in `input` and its reply in
-    /// `output` (none for a query that gets no reply), for the metrics.
-    answered: Vec<(Range<usize>, Option<Range<usize>>)>,
+    /// What answering each query of this round found (no reply for one that gets none or
+    /// whose reply cannot be framed), for the counters.
+    answered: Vec<Answered>,
 }
 
 impl Connection {
@@ -185,30 +184,27 @@ impl Connection {
             }
             self.start = query.end;
             let req = Request {
-                packet: &self.input[query.clone()],
+                packet: &self.input[query],
                 client: ClientAddr(self.peer),
                 transport: Transport::Tcp,
             };
-            let replied = answer_into(snap, &req, &mut self.rng, &mut self.reply);
-            let framed = match u16::try_from(self.reply.len()) {
-                Ok(len) if replied => {
+            let mut answered = answer_into(snap, &req, &mut self.rng, &mut self.reply);
+            match u16::try_from(self.reply.len()) {
+                Ok(len) if answered.replied() => {
                     self.output.extend_from_slice(&len.to_be_bytes());
-                    let at = self.output.len();
                     self.output.extend_from_slice(&self.reply);
-                    Some(at..self.output.len())
                 }
-                _ => None,
-            };
-            self.answered.push((query, framed));
+                _ => answered.reply = None,
+            }
+            self.answered.push(answered);
         }
         false
     }
 
     /// Counts the queries answered in this round.
     fn count(&self, metrics: &DnsMetrics, elapsed: Duration) {
-        for (query, reply) in &self.answered {
-            let reply = reply.clone().map(|r| &self.output[r]);
-            metrics.record(Protocol::Tcp, &self.input[query.clone()], reply, elapsed);
+        for answered in &self.answered {
+            metrics.record(Protocol::Tcp, answered, elapsed);
         }
     }
 

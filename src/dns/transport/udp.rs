@@ -24,7 +24,7 @@ use tracing::{debug, error, info};
 
 use crate::dns::counters::{DnsMetrics, Protocol};
 use crate::dns::rrl::{MAX_TRUNCATED_LEN, RateLimit, truncated_reply};
-use crate::dns::{ClientAddr, Request, Transport, answer_into};
+use crate::dns::{Answered, ClientAddr, Request, Transport, answer_into};
 use crate::state::SharedState;
 
 /// Datagrams received (and replies sent) per system call at most. `MSG_WAITFORONE` returns as
@@ -106,6 +106,8 @@ struct Slot {
     from: Option<SockaddrStorage>,
     peer: Option<SocketAddr>,
     outcome: Outcome,
+    /// What answering found, for the counters and the rate limiter.
+    answered: Answered,
 }
 
 /// A worker's buffers, allocated once: [`BATCH`] receive buffers, reply buffers (which grow to
@@ -128,6 +130,7 @@ impl Worker {
             from: None,
             peer: None,
             outcome: Outcome::Silent,
+            answered: Answered::default(),
         };
         Worker {
             received: vec![0; BATCH * UDP_BUFFER],
@@ -210,6 +213,7 @@ impl Worker {
             .zip(queries)
         {
             slot.outcome = Outcome::Silent;
+            slot.answered = Answered::default();
             let (Some(peer), Some(query)) = (slot.peer, query.get(..slot.len)) else {
                 continue;
             };
@@ -218,7 +222,8 @@ impl Worker {
                 client: ClientAddr(peer),
                 transport: Transport::Udp,
             };
-            if !answer_into(&snap, &req, &mut self.rng, reply) {
+            slot.answered = answer_into(&snap, &req, &mut self.rng, reply);
+            if !slot.answered.replied() {
                 continue;
             }
             slot.outcome = Outcome::Reply;
@@ -232,7 +237,7 @@ impl Worker {
             let mut out = [0u8; MAX_TRUNCATED_LEN];
             let slipped = limited.slip && {
                 reply.clear();
-                match truncated_reply(query, &mut out) {
+                match truncated_reply(query, slot.answered.question_len, &mut out) {
                     Some(truncated) => {
                         reply.extend_from_slice(truncated);
                         true
@@ -283,12 +288,11 @@ impl Worker {
     /// Counts the first `n` queries: a reply or a silence in the query metrics, a limited
     /// response only in the limiter's.
     fn count(&self, n: usize, metrics: &DnsMetrics, elapsed: Duration) {
-        let queries = self.received.chunks_exact(UDP_BUFFER);
-        for ((slot, reply), query) in self.slots[..n].iter().zip(&self.replies).zip(queries) {
-            let query = query.get(..slot.len).unwrap_or_default();
+        for slot in &self.slots[..n] {
             match slot.outcome {
-                Outcome::Silent => metrics.record(Protocol::Udp, query, None, elapsed),
-                Outcome::Reply => metrics.record(Protocol::Udp, query, Some(reply), elapsed),
+                Outcome::Silent | Outcome::Reply => {
+                    metrics.record(Protocol::Udp, &slot.answered, elapsed)
+                }
                 Outcome::Limited { slip } => metrics.rrl_limited(slip),
             }
         }
