@@ -11,24 +11,29 @@
 //! session resumption, no proxy, no redirects followed. Reusing a connection or a TLS session
 //! would let a dead server or an expired certificate look healthy until the cache ran out.
 
-use std::collections::HashMap;
-use std::error::Error as StdError;
+mod error;
+mod fake;
+mod tls;
+
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+pub use error::{ProbeError, ProbeSetupError, TlsError};
+pub use fake::FakeProbe;
+pub use tls::plain_http_client;
+
+use error::{classify, connect_error, innermost};
+use tls::{FixedVerdict, client, tls_config};
 
 use crate::model::{HttpCheck, HttpMethod, ProbeKind, ProbeSpec};
 
@@ -46,82 +51,6 @@ impl ProbeResult {
     pub fn is_ok(&self) -> bool {
         self.outcome.is_ok()
     }
-}
-
-/// Why a probe failed. The `Display` form is what operators read in logs and on the status
-/// page, so it is short and exact.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProbeError {
-    /// The probe did not finish within its timeout.
-    #[error("timeout after {}", ShortDuration(*.0))]
-    Timeout(Duration),
-    /// Nothing listens on the port (TCP RST in answer to the SYN).
-    #[error("connect refused")]
-    ConnectRefused,
-    /// The peer reset or aborted an established connection.
-    #[error("connection reset")]
-    ConnectionReset,
-    /// The connection could not be made for another reason (unreachable network, …).
-    #[error("connect failed: {0}")]
-    Connect(String),
-    /// The TLS handshake failed.
-    #[error("tls: {0}")]
-    Tls(TlsError),
-    /// The server answered with a status code that does not count as up.
-    #[error("http {0}")]
-    Status(u16),
-    /// The body did not contain the expected substring within the body limit.
-    #[error("body did not contain {0:?}")]
-    BodyMismatch(String),
-    /// Any other HTTP-level failure (malformed answer, connection closed mid-answer, …).
-    #[error("http: {0}")]
-    Http(String),
-}
-
-/// Why a TLS handshake failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TlsError {
-    /// The certificate's validity period has ended.
-    #[error("certificate expired")]
-    CertificateExpired,
-    /// The certificate's validity period has not started yet.
-    #[error("certificate not valid yet")]
-    CertificateNotValidYet,
-    /// The certificate does not cover the name we asked for (the `host`, else the target IP).
-    #[error("certificate not valid for name {0:?}")]
-    NotValidForName(String),
-    /// The chain does not lead to a trusted root (self-signed, private CA not configured, …).
-    #[error("unknown issuer")]
-    UnknownIssuer,
-    /// The certificate has been revoked.
-    #[error("certificate revoked")]
-    CertificateRevoked,
-    /// Anything else, as rustls words it (alerts, protocol errors, bad signatures).
-    #[error("{0}")]
-    Other(String),
-}
-
-/// Why [`NetProbe`] could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeSetupError {
-    /// An extra root certificate could not be parsed.
-    #[error("root certificate {index} is not usable")]
-    RootCertificate {
-        /// Its position in the list given (0-based).
-        index: usize,
-        /// What rustls said.
-        #[source]
-        source: rustls::Error,
-    },
-    /// The TLS client configuration could not be built.
-    #[error("cannot set up TLS for probes")]
-    Tls(#[source] rustls::Error),
-    /// The certificate verifier could not be built.
-    #[error("cannot set up certificate verification for probes")]
-    Verifier(#[source] rustls::client::VerifierBuilderError),
-    /// The HTTP client could not be built.
-    #[error("cannot set up the HTTP client for probes")]
-    Client(#[source] reqwest::Error),
 }
 
 /// Runs one probe. Implementations must bound the whole probe by [`ProbeSpec::timeout`].
@@ -311,258 +240,8 @@ impl Probe for NetProbe {
     }
 }
 
-/// A reqwest client for plain-HTTP calls to Meridian's own API (the `meridian admin` command).
-/// It is given a TLS configuration with no trusted roots because the client crate needs one;
-/// HTTPS through it fails.
-pub fn plain_http_client() -> Result<reqwest::Client, ProbeSetupError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(ProbeSetupError::Tls)?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(ProbeSetupError::Client)
-}
-
-/// A client TLS configuration for probes: HTTP/1.1 only, and no session resumption, so every
-/// probe does a full handshake and sees the certificate the server has now.
-fn tls_config(
-    provider: &Arc<CryptoProvider>,
-    verifier: Arc<dyn ServerCertVerifier>,
-) -> Result<ClientConfig, ProbeSetupError> {
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(ProbeSetupError::Tls)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config.resumption = rustls::client::Resumption::disabled();
-    Ok(config)
-}
-
-/// A reqwest client for probes; `resolve` pins a host name to the target address.
-fn client(
-    tls: &ClientConfig,
-    resolve: Option<(&str, SocketAddr)>,
-) -> Result<reqwest::Client, ProbeSetupError> {
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls.clone())
-        .user_agent(concat!("meridian-health/", env!("CARGO_PKG_VERSION")))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(0);
-    if let Some((host, addr)) = resolve {
-        builder = builder.resolve(host, addr);
-    }
-    builder.build().map_err(ProbeSetupError::Client)
-}
-
-/// Certificate verification with a fixed answer: accept anything (`verify_tls = false`), or
-/// reject everything as an unknown issuer (no CA certificates to trust). Handshake signatures
-/// are still checked, so the server does hold the key of the certificate it shows.
-#[derive(Debug)]
-struct FixedVerdict {
-    accept: bool,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for FixedVerdict {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.accept {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::UnknownIssuer,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// Maps an I/O error of a connect to its reason.
-fn connect_error(e: &io::Error) -> ProbeError {
-    io_reason(e).unwrap_or_else(|| ProbeError::Connect(e.to_string()))
-}
-
-/// The reasons an I/O error kind alone decides.
-fn io_reason(e: &io::Error) -> Option<ProbeError> {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => Some(ProbeError::ConnectRefused),
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => Some(ProbeError::ConnectionReset),
-        _ => None,
-    }
-}
-
-/// Maps a reqwest error to its reason by walking the source chain for the error that explains
-/// it: a rustls error (possibly wrapped in an `io::Error`), or an I/O error kind. `tls_name` is
-/// the name the certificate was checked against.
-fn classify(err: &reqwest::Error, tls_name: &str) -> ProbeError {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return ProbeError::Tls(tls_error(tls, tls_name));
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && let Some(reason) = io_reason(io)
-        {
-            return reason;
-        }
-        current = next_source(e);
-    }
-    let reason = innermost(err).to_string();
-    if err.is_connect() {
-        ProbeError::Connect(reason)
-    } else {
-        ProbeError::Http(reason)
-    }
-}
-
-/// The next error in the chain. `io::Error::source` skips the error it wraps (its `Display`
-/// already shows it), so the wrapped error is taken explicitly: that is where rustls errors
-/// hide.
-fn next_source<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    if let Some(inner) = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-        return Some(inner);
-    }
-    e.source()
-}
-
-/// The last error of the chain: usually the most specific words.
-fn innermost<'a>(err: &'a (dyn StdError + 'static)) -> &'a (dyn StdError + 'static) {
-    let mut last = err;
-    while let Some(next) = next_source(last) {
-        last = next;
-    }
-    last
-}
-
-fn tls_error(e: &rustls::Error, name: &str) -> TlsError {
-    use CertificateError as C;
-    match e {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            C::Expired | C::ExpiredContext { .. } => TlsError::CertificateExpired,
-            C::NotValidYet | C::NotValidYetContext { .. } => TlsError::CertificateNotValidYet,
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                TlsError::NotValidForName(name.to_string())
-            }
-            C::UnknownIssuer => TlsError::UnknownIssuer,
-            C::Revoked => TlsError::CertificateRevoked,
-            _ => TlsError::Other(e.to_string()),
-        },
-        _ => TlsError::Other(e.to_string()),
-    }
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A duration the way operators write them: `1s`, `500ms`, `1.5s`.
-struct ShortDuration(Duration);
-
-impl fmt::Display for ShortDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        if d < Duration::from_millis(1) && !d.is_zero() {
-            return write!(f, "{}µs", d.as_micros());
-        }
-        let ms = d.as_millis();
-        if ms < 1000 {
-            return write!(f, "{ms}ms");
-        }
-        let (secs, frac) = (ms / 1000, ms % 1000);
-        if frac == 0 {
-            return write!(f, "{secs}s");
-        }
-        let frac = format!("{frac:03}");
-        write!(f, "{secs}.{}s", frac.trim_end_matches('0'))
-    }
-}
-
-/// A probe whose outcomes the test sets, per target, for tests of the prober and the server.
-/// Targets without a set outcome pass. Clones share their state, so a test keeps one and hands
-/// the other to the code under test.
-#[derive(Debug, Clone, Default)]
-pub struct FakeProbe {
-    state: Arc<Mutex<FakeState>>,
-}
-
-#[derive(Debug, Default)]
-struct FakeState {
-    outcomes: HashMap<SocketAddr, Result<(), ProbeError>>,
-    calls: HashMap<SocketAddr, u64>,
-}
-
-impl FakeProbe {
-    /// A fake under which every target passes.
-    pub fn new() -> FakeProbe {
-        FakeProbe::default()
-    }
-
-    /// From now on, probes of `target` report `outcome`.
-    pub fn set(&self, target: SocketAddr, outcome: Result<(), ProbeError>) {
-        self.lock().outcomes.insert(target, outcome);
-    }
-
-    /// How many times `target` has been probed.
-    pub fn calls(&self, target: SocketAddr) -> u64 {
-        self.lock().calls.get(&target).copied().unwrap_or(0)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        // A panicking test thread cannot leave the maps half-updated; keep going.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Probe for FakeProbe {
-    fn probe(&self, spec: &ProbeSpec) -> impl Future<Output = ProbeResult> + Send {
-        let outcome = {
-            let mut state = self.lock();
-            *state.calls.entry(spec.target).or_default() += 1;
-            state.outcomes.get(&spec.target).cloned().unwrap_or(Ok(()))
-        };
-        std::future::ready(ProbeResult {
-            outcome,
-            latency: Duration::ZERO,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -1062,73 +741,5 @@ mod tests {
             err,
             ProbeSetupError::RootCertificate { index: 0, .. }
         ));
-    }
-
-    #[test]
-    fn durations_read_like_config() {
-        let cases = [
-            (Duration::from_secs(1), "1s"),
-            (Duration::from_millis(500), "500ms"),
-            (Duration::from_millis(1500), "1.5s"),
-            (Duration::from_millis(2250), "2.25s"),
-            (Duration::from_millis(1001), "1.001s"),
-            (Duration::from_secs(90), "90s"),
-            (Duration::ZERO, "0ms"),
-            (Duration::from_micros(250), "250µs"),
-        ];
-        for (d, text) in cases {
-            assert_eq!(ShortDuration(d).to_string(), text);
-        }
-    }
-
-    #[test]
-    fn reasons_are_short_and_exact() {
-        let cases = [
-            (ProbeError::Status(503), "http 503"),
-            (ProbeError::ConnectRefused, "connect refused"),
-            (ProbeError::ConnectionReset, "connection reset"),
-            (
-                ProbeError::Timeout(Duration::from_millis(1500)),
-                "timeout after 1.5s",
-            ),
-            (
-                ProbeError::Tls(TlsError::CertificateExpired),
-                "tls: certificate expired",
-            ),
-            (
-                ProbeError::Tls(TlsError::NotValidForName("x".to_string())),
-                r#"tls: certificate not valid for name "x""#,
-            ),
-            (
-                ProbeError::Tls(TlsError::UnknownIssuer),
-                "tls: unknown issuer",
-            ),
-            (
-                ProbeError::BodyMismatch("ok".to_string()),
-                r#"body did not contain "ok""#,
-            ),
-            (
-                ProbeError::Connect("Network is unreachable".to_string()),
-                "connect failed: Network is unreachable",
-            ),
-        ];
-        for (err, text) in cases {
-            assert_eq!(err.to_string(), text);
-        }
-    }
-
-    #[tokio::test]
-    async fn fake_probe_reports_what_the_test_set() {
-        let fake = FakeProbe::new();
-        let a: SocketAddr = "192.0.2.1:80".parse().unwrap();
-        let b: SocketAddr = "192.0.2.2:80".parse().unwrap();
-        let handed_out = fake.clone();
-        fake.set(b, Err(ProbeError::Status(503)));
-        assert!(handed_out.probe(&spec(ProbeKind::Tcp, a)).await.is_ok());
-        let result = handed_out.probe(&spec(ProbeKind::Tcp, b)).await;
-        assert_eq!(result.outcome, Err(ProbeError::Status(503)));
-        fake.set(b, Ok(()));
-        assert!(handed_out.probe(&spec(ProbeKind::Tcp, b)).await.is_ok());
-        assert_eq!((fake.calls(a), fake.calls(b)), (1, 2));
     }
 }
