@@ -509,7 +509,7 @@ pub async fn supervise(ctx: Context, shutdown: CancellationToken) {
                     let down = !drained
                         && !h.usable(snap.model.health.unknown_is_up)
                         && (h.admin == Some(Override::ForceDown)
-                            || h.state == crate::health::HealthState::Down);
+                            || h.effective() == crate::health::HealthState::Down);
                     rt.supervise(member, drained, down, director, &ctx.tracker);
                 }
             }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod director;
 pub mod dns;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod hash;
 pub mod health;
