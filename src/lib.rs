@@ -10,9 +10,11 @@
 //! every query reads; [`reload`] swaps in a new config. [`server`] binds listeners and runs the
 //! tasks until shutdown. [`geo`] locates clients (GeoIP database, country → continent table,
 //! distances) for geographic steering; [`explain`] says why a client gets the answer it gets.
+//! [`accept`] is the one TCP accept loop every listener uses.
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod api;
 pub mod config;
 pub mod director;
