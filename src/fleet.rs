@@ -64,6 +64,8 @@ pub struct Fleet {
     lease: Option<i64>,
     keys: Keys,
     started: u64,
+    /// Configs this instance has run: 1 at start, one more per reload.
+    generation: u64,
 }
 
 /// Why a session with etcd ended.
@@ -102,6 +104,7 @@ impl Fleet {
             lease: None,
             keys,
             started: unix_now(),
+            generation: 0,
         };
         (fleet, status)
     }
@@ -166,7 +169,10 @@ impl Fleet {
                     return;
                 }
                 Some(msg) = self.link.from_writer.recv() => match msg {
-                    ToFleet::All(all) => self.local = all.into_iter().collect(),
+                    ToFleet::All(all) => {
+                        self.generation += 1;
+                        self.local = all.into_iter().collect();
+                    }
                     ToFleet::One(key, obs) => {
                         self.local.insert(key, obs);
                     }
@@ -285,7 +291,7 @@ impl Fleet {
             name: self.settings.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             config_digest: snap.model.config_digest.clone(),
-            generation: snap.generation,
+            generation: self.generation.max(1),
             started: self.started,
         };
         drop(snap);
@@ -466,7 +472,10 @@ impl Fleet {
     async fn serve(&mut self, client: &mut Client, lease: i64, msg: ToFleet) -> Session<()> {
         match msg {
             ToFleet::All(all) => {
+                // A start or a reload: register again with the config's digest.
+                self.generation += 1;
                 self.local = all.into_iter().collect();
+                self.register(client, lease).await?;
                 self.publish_all(client, lease).await?;
             }
             ToFleet::One(key, obs) => {

@@ -128,9 +128,9 @@ fn endpoint(url: &str) -> Result<(), &'static str> {
 }
 
 /// A digest of what must be the same on every instance of a fleet: the monitors (without
-/// their probe `source`), pools, services, directors and GeoIP settings as written, and each
-/// zone's origin and SOA (its serial). Instance-specific settings (`[dns]`, `[http]`,
-/// `[health]`, `[fleet]`) are left out.
+/// their probe `source`), pools, services, directors (without their `listen`) and GeoIP
+/// settings as written, and each zone's origin and SOA (its serial). Instance-specific
+/// settings (`[dns]`, `[http]`, `[health]`, `[fleet]`) are left out.
 pub(super) fn config_digest(src: &Source, zones: &Zones) -> String {
     let mut text = String::new();
     if let Ok(mut table) = src.text.parse::<toml::Table>() {
@@ -141,6 +141,13 @@ pub(super) fn config_digest(src: &Source, zones: &Zones) -> String {
             for (_, monitor) in monitors.iter_mut() {
                 if let toml::Value::Table(m) = monitor {
                     m.remove("source");
+                }
+            }
+        }
+        if let Some(toml::Value::Array(directors)) = table.get_mut("directors") {
+            for director in directors.iter_mut() {
+                if let toml::Value::Table(d) = director {
+                    d.remove("listen");
                 }
             }
         }

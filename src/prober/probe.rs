@@ -165,9 +165,9 @@ impl NetProbe {
         } else {
             &self.insecure_tls
         };
+        let source = spec.source.filter(|s| s.is_ipv4() == target.is_ipv4());
         let own_client = |resolve| {
-            client(config, resolve, spec.source)
-                .map_err(|e| ProbeError::Http(innermost(&e).to_string()))
+            client(config, resolve, source).map_err(|e| ProbeError::Http(innermost(&e).to_string()))
         };
         let (client, url, tls_name) = match named {
             Some(host) => {
@@ -176,7 +176,7 @@ impl NetProbe {
                 (client, url, host.to_string())
             }
             None => {
-                let client = match spec.source {
+                let client = match source {
                     Some(_) => own_client(None)?,
                     None if verify => self.verifying.clone(),
                     None => self.insecure.clone(),
@@ -239,9 +239,9 @@ impl Probe for NetProbe {
     }
 }
 
-/// A TCP connect to `target`, from `source` when one is set.
+/// A TCP connect to `target`, from `source` when one of its address family is set.
 async fn connect(target: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    let Some(source) = source else {
+    let Some(source) = source.filter(|s| s.is_ipv4() == target.is_ipv4()) else {
         return TcpStream::connect(target).await;
     };
     let socket = if target.is_ipv4() {
