@@ -8,6 +8,7 @@ mod config;
 mod director;
 mod dns;
 mod edns;
+mod etcd;
 mod geodb;
 mod health;
 mod knot_diff;
