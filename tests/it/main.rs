@@ -9,6 +9,7 @@ mod director;
 mod dns;
 mod edns;
 mod etcd;
+mod fleet;
 mod geodb;
 mod health;
 mod knot_diff;
