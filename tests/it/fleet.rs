@@ -238,6 +238,8 @@ struct Spec {
     sites: Vec<Site>,
     /// Whether each instance probes from its own [`SOURCES`] address.
     sources: bool,
+    /// More `[fleet]` keys.
+    fleet_extra: String,
 }
 
 impl Spec {
@@ -248,6 +250,7 @@ impl Spec {
             prefix: format!("/t/{:016x}", rand::random::<u64>()),
             sites,
             sources: true,
+            fleet_extra: String::new(),
         }
     }
 
@@ -265,12 +268,13 @@ name = "{name}"
 prefix = "{prefix}"
 lease_ttl = "{ttl}s"
 timeout = "500ms"
-
+{extra}
 "#,
             endpoints = endpoints.join(", "),
             name = NAMES[i],
             prefix = self.prefix,
             ttl = LEASE_TTL.as_secs(),
+            extra = self.fleet_extra,
         );
         for site in &self.sites {
             out.push_str(&site.config(i, self.sources));
@@ -323,17 +327,32 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(config: &str) -> ServeProcess {
+    async fn start(config: &str) -> ServeProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         write_token(dir.path());
         let path = dir.path().join("meridian.toml");
         std::fs::write(&path, config_text("", config)).expect("write config");
         let mut child = crate::support::spawn_serve(&path);
         let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        listening_addrs(&mut lines, &["dns-udp"]);
-        // Keep reading its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Read its log on a thread of its own (the instances in this process keep running
+        // meanwhile), and keep reading it so it never blocks on a full pipe.
+        let (started, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                listening_addrs(&mut lines, &["dns-udp"])
+            }));
+            let _ = started.send(found.is_ok());
+            for _ in lines {}
+        });
+        let listening = tokio::task::spawn_blocking(move || ready.recv_timeout(PATIENCE))
+            .await
+            .expect("log reader");
+        assert_eq!(
+            listening,
+            Ok(true),
+            "meridian serve did not start listening"
+        );
         ServeProcess { child, _dir: dir }
     }
 
@@ -545,25 +564,32 @@ async fn override_keys(
 }
 
 /// The state etcd's override of a member puts it in: `drained`, `forced-down` or `forced-up`
-/// when a key holds such an override (any string field but `by` and `at` naming it), else `up`.
+/// when a key holds such an override (a string anywhere in its JSON but under `by` and `at`,
+/// `-` and `_` alike), else `up`.
 fn etcd_override(overrides: &[(String, Value)]) -> &'static str {
-    let named = |s: &str| {
-        if s.starts_with("drain") {
-            Some("drained")
-        } else if s.starts_with("force-down") || s.starts_with("forced-down") {
-            Some("forced-down")
-        } else if s.starts_with("force-up") || s.starts_with("forced-up") {
-            Some("forced-up")
-        } else {
-            None
+    fn named(v: &Value) -> Option<&'static str> {
+        match v {
+            Value::String(s) => {
+                let s = s.to_ascii_lowercase().replace('_', "-");
+                if s.starts_with("drain") {
+                    Some("drained")
+                } else if s.starts_with("force-down") || s.starts_with("forced-down") {
+                    Some("forced-down")
+                } else if s.starts_with("force-up") || s.starts_with("forced-up") {
+                    Some("forced-up")
+                } else {
+                    None
+                }
+            }
+            Value::Object(o) => o
+                .iter()
+                .filter(|(k, _)| *k != "by" && *k != "at")
+                .find_map(|(_, v)| named(v)),
+            Value::Array(a) => a.iter().find_map(named),
+            _ => None,
         }
-    };
-    overrides
-        .iter()
-        .filter_map(|(_, v)| v.as_object())
-        .flat_map(|o| o.iter().filter(|(k, _)| *k != "by" && *k != "at"))
-        .find_map(|(_, v)| v.as_str().and_then(named))
-        .unwrap_or("up")
+    }
+    overrides.iter().find_map(|(_, v)| named(v)).unwrap_or("up")
 }
 
 /// An admin action that an etcd failover may refuse for a moment (503: the write did not
@@ -613,6 +639,47 @@ async fn nsid_of(m: &Meridian, name: &str) -> Option<String> {
         other => panic!("NSID read as {other:?}"),
     };
     Some(String::from_utf8_lossy(&payload).into_owned())
+}
+
+/// The status line a request sent from `source` gets from `backend`.
+async fn status_from(backend: &SourceBackend, source: &str) -> String {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(ip(source), 0))
+        .expect("bind the source address");
+    let mut conn = socket.connect(backend.addr).await.expect("connect");
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut reply = String::new();
+    tokio::time::timeout(PATIENCE, conn.read_to_string(&mut reply))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    reply.lines().next().unwrap_or_default().to_string()
+}
+
+/// The harness itself: a backend fails for the chosen source addresses alone and counts who
+/// asked.
+#[tokio::test]
+async fn a_source_backend_fails_only_for_the_chosen_sources() {
+    let backend = SourceBackend::start().await;
+    backend.fail_from(SOURCES[1]);
+    assert_eq!(status_from(&backend, SOURCES[0]).await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        status_from(&backend, SOURCES[1]).await,
+        "HTTP/1.1 503 Service Unavailable"
+    );
+    backend.heal_from(SOURCES[1]);
+    assert_eq!(status_from(&backend, SOURCES[1]).await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        (
+            backend.requests_from(SOURCES[0]),
+            backend.requests_from(SOURCES[1]),
+            backend.requests_from(SOURCES[2])
+        ),
+        (1, 2, 0)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,7 +943,7 @@ async fn a_dead_instance_stops_counting_within_the_lease() {
     let site = spec.site("maj");
     let survivors = [spec.start(0).await, spec.start(1).await];
     let survivors = refs(&survivors);
-    let mut ns3 = ServeProcess::start(&spec.config(2));
+    let mut ns3 = ServeProcess::start(&spec.config(2)).await;
     until_instances(survivors[0], &NAMES, PATIENCE).await;
 
     // ns1 and ns3 fail: a majority, so X is out.
@@ -986,6 +1053,40 @@ async fn losing_all_of_etcd_loses_no_query() {
     assert!(sent >= 100, "only {sent} queries sent");
     assert_eq!(answered, sent, "every query answered with etcd gone");
     until_metric(nodes[0], "meridian_fleet_etcd_connected", 0.0, PATIENCE).await;
+}
+
+/// etcd lost: peers' last observations keep counting for `stale_peers`, then each instance
+/// decides on its own observations alone.
+#[tokio::test]
+async fn after_etcd_is_lost_peers_count_for_stale_peers_then_only_the_own_view() {
+    const STALE: Duration = Duration::from_secs(3);
+    let mut etcd = EtcdCluster::start(3).await;
+    let mut spec = Spec::new(
+        etcd.endpoints(),
+        vec![Site::new("maj", Some("\"majority\"")).await],
+    );
+    spec.fleet_extra = format!("stale_peers = \"{}s\"\n", STALE.as_secs());
+    let site = spec.site("maj");
+    let nodes = spec.start_all().await;
+    let nodes = refs(&nodes);
+    // ns1 alone fails: outvoted, X stays.
+    site.x.fail_from(SOURCES[0]);
+    observations_seen(&nodes, "maj", X, &first_down(1, 3)).await;
+    all_answer(&nodes, &site.name(), &[X, S]).await;
+
+    etcd.kill_all();
+    let lost = Instant::now();
+    // ns1 keeps counting ns2's and ns3's "up" for about stale_peers, then goes by its own "down".
+    all_answer(&nodes[..1], &site.name(), &[S]).await;
+    let kept = lost.elapsed();
+    assert!(
+        kept >= STALE - Duration::from_millis(1000),
+        "peers' observations were dropped after {kept:?}, before stale_peers = {STALE:?}"
+    );
+    // ns2 and ns3 see it up themselves: they keep answering it.
+    for m in &nodes[1..] {
+        assert_eq!(answer(m, &site.name()).await, ips(&[X, S]));
+    }
 }
 
 /// One etcd member of three frozen (SIGSTOP), then one killed: drains still reach every
