@@ -8,6 +8,8 @@ mod config;
 mod director;
 mod dns;
 mod edns;
+mod etcd;
+mod fleet;
 mod geodb;
 mod health;
 mod knot_diff;
