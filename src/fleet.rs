@@ -66,6 +66,12 @@ pub struct Fleet {
     started: u64,
     /// Configs this instance has run: 1 at start, one more per reload.
     generation: u64,
+    /// Override writes asked for while etcd was unreachable, with when to give up on each:
+    /// a failover between etcd members should delay an operator's drain, not refuse it.
+    pending: Vec<(ToFleet, Instant)>,
+    /// The endpoint the next session talks to: one at a time, so a frozen etcd member costs
+    /// one timeout and the next session goes to the next member.
+    endpoint: usize,
 }
 
 /// Why a session with etcd ended.
@@ -105,6 +111,8 @@ impl Fleet {
             keys,
             started: unix_now(),
             generation: 0,
+            endpoint: 0,
+            pending: Vec::new(),
         };
         (fleet, status)
     }
@@ -114,6 +122,7 @@ impl Fleet {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         let mut first = true;
+        let mut failures = 0usize;
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -142,8 +151,21 @@ impl Fleet {
                 Err(e) => tracing::debug!("fleet: etcd still unreachable: {e}"),
             }
             first = false;
-            let until = Instant::now() + backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            let n = self.settings.endpoints.len();
+            self.endpoint = (self.endpoint + 1) % n;
+            failures = if was_connected { 1 } else { failures + 1 };
+            if was_connected {
+                backoff = Duration::from_millis(200);
+            } else if failures.is_multiple_of(n) {
+                // Every member tried once: wait longer before the next round.
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            let until = Instant::now()
+                + if failures.is_multiple_of(n) {
+                    backoff
+                } else {
+                    Duration::from_millis(50)
+                };
             self.offline_until(until, &shutdown).await;
         }
     }
@@ -154,10 +176,14 @@ impl Fleet {
         let lost_at = self.link.peers.borrow().lost_at;
         let stale_at = lost_at.map(|t| t + self.settings.stale_peers + Duration::from_millis(1));
         loop {
-            let wake = match stale_at {
+            self.expire_pending();
+            let mut wake = match stale_at {
                 Some(t) if t > Instant::now() && t < until => t,
                 _ => until,
             };
+            if let Some(first) = self.pending.iter().map(|p| p.1).min() {
+                wake = wake.min(first);
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(wake) => {
@@ -166,7 +192,9 @@ impl Fleet {
                         self.link.peers.send_modify(|_| {});
                         continue;
                     }
-                    return;
+                    if wake >= until {
+                        return;
+                    }
                 }
                 Some(msg) = self.link.from_writer.recv() => match msg {
                     ToFleet::All(all) => {
@@ -176,10 +204,25 @@ impl Fleet {
                     ToFleet::One(key, obs) => {
                         self.local.insert(key, obs);
                     }
-                    ToFleet::Write { reply, .. } => {
-                        let _ = reply.send(Err("etcd is unreachable".to_string()));
+                    write @ ToFleet::Write { .. } => {
+                        let patience = (self.settings.timeout * 3).max(Duration::from_secs(2));
+                        self.pending.push((write, Instant::now() + patience));
                     }
                 },
+            }
+        }
+    }
+
+    /// Refuses the pending writes whose patience ran out.
+    fn expire_pending(&mut self) {
+        let now = Instant::now();
+        let (expired, kept) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition::<Vec<_>, _>(|p| p.1 <= now);
+        self.pending = kept;
+        for (write, _) in expired {
+            if let ToFleet::Write { reply, .. } = write {
+                let _ = reply.send(Err("etcd is unreachable".to_string()));
             }
         }
     }
@@ -204,8 +247,10 @@ impl Fleet {
             .with_timeout(t)
             .with_keep_alive(Duration::from_secs(5).max(t), t * 2)
             .with_keep_alive_while_idle(true);
+        let endpoint =
+            [self.settings.endpoints[self.endpoint % self.settings.endpoints.len()].clone()];
         let mut client = self
-            .bounded(Client::connect(&self.settings.endpoints, Some(options)))
+            .bounded(Client::connect(endpoint.clone(), Some(options)))
             .await?;
         let ttl = self.settings.lease_ttl.as_secs().max(2) as i64;
         let lease = match self.lease {
@@ -233,10 +278,14 @@ impl Fleet {
             )
             .await?;
         self.status.connected.store(true, Ordering::Relaxed);
+        self.expire_pending();
+        for (write, _) in std::mem::take(&mut self.pending) {
+            self.serve(&mut client, lease, write).await?;
+        }
         let live = self.link.peers.borrow().instances.len();
         info!(
-            "fleet: connected to etcd as {} ({live} instances live)",
-            self.settings.name
+            "fleet: connected to etcd at {} as {} ({live} instances live)",
+            endpoint[0], self.settings.name
         );
 
         let tick = (self.settings.lease_ttl / 3).max(Duration::from_millis(300));

@@ -401,7 +401,7 @@ fn apply(
     let mut flipped = Vec::new();
     for (k, &m) in target.members.iter().enumerate() {
         let entry = table.get_mut(m);
-        let before = (entry.effective(), entry.probes_until_flip(t));
+        let before = (entry.state, entry.effective(), entry.probes_until_flip(t));
         if let Some(flip) = entry.observe(obs, t) {
             flipped.push(m);
             let (pool, member) = model.member(m);
@@ -454,7 +454,7 @@ fn apply(
             }
         }
         let entry = table.get(m);
-        changed |= before != (entry.effective(), entry.probes_until_flip(t));
+        changed |= before != (entry.state, entry.effective(), entry.probes_until_flip(t));
     }
     (changed, flipped)
 }
