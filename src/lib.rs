@@ -1,16 +1,17 @@
 //! Meridian: an authoritative DNS server that load-balances across sites.
 //!
-//! Data flows through one module per stage:
-//! [`config`] (TOML schema) → [`model`] (validated runtime model, with [`zone`] data) →
-//! [`select`] (steering and selection, pure) → [`dns`] (answering core, its UDP/TCP
-//! transport and the UDP response rate limiter) and [`director`] (TCP connections forwarded to the member steering and a
-//! scheduler pick). [`health`] probes members and feeds the snapshot (and takes passive
-//! failures from the director); [`api`] is the HTTP side (status page, JSON API, metrics, admin
-//! actions) and [`metrics`] what `/metrics` exports. [`state`] holds the one immutable snapshot
-//! every query reads; [`reload`] swaps in a new config. [`server`] binds listeners and runs the
-//! tasks until shutdown. [`geo`] locates clients (GeoIP database, country → continent table,
-//! distances) for geographic steering; [`explain`] says why a client gets the answer it gets.
-//! [`accept`] is the one TCP accept loop every listener uses.
+//! Data flows through one module per stage, and imports follow it (ARCHITECTURE.md,
+//! "Dependency rules"): the leaves [`hash`], [`wire`] (reading a query once) and [`accept`]
+//! (the one TCP accept loop); [`config`] (TOML schema); [`zone`] and [`geo`] (master files,
+//! GeoIP); [`model`] (everything validated, immutable); [`health`] (health state, pure:
+//! hysteresis, overrides, events, consensus, the data the fleet exchanges); [`state`] (the one
+//! snapshot of model + health every query reads); [`select`] (steering and selection, pure,
+//! shared by both data planes); then the data planes and the writers of health: [`dns`]
+//! (answering core, UDP/TCP transports, rate limiting), [`director`] (TCP forwarding),
+//! [`prober`] (probes and the one health writer), [`fleet`] (etcd: observations and overrides
+//! shared between instances) and [`explain`]; [`metrics`] (one registry of every stage's
+//! instruments); [`reload`]; [`api`] (HTTP: status page, JSON, metrics, admin); [`server`]
+//! (binds listeners and runs the tasks until shutdown).
 
 #![forbid(unsafe_code)]
 

@@ -71,6 +71,11 @@ async fn attempt(
             warn!("{w}");
             warnings.push(w.to_string());
         }
+        if model.fleet != running.model.fleet {
+            let w = "[fleet] changed: it takes effect at the next restart";
+            warn!("{w}");
+            warnings.push(w.to_string());
+        }
         if model.dns.workers != running.model.dns.workers {
             let w = format!(
                 "dns.workers changed from {} to {}: takes effect at the next restart",

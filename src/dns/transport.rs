@@ -2,7 +2,7 @@
 //! and the answering core. They take already-bound sockets and a shutdown token, so tests run
 //! them on port 0 and every loop stops when told. Both answer with the same pure core
 //! ([`super::answer_into`]) into buffers they reuse, and count each query in
-//! [`DnsMetrics`](crate::metrics::DnsMetrics) (atomic adds only) as its reply is handed to the
+//! [`DnsMetrics`](crate::dns::counters::DnsMetrics) (atomic adds only) as its reply is handed to the
 //! socket.
 //!
 //! - [`udp`]: one OS thread per worker and listen address, each with its own `SO_REUSEPORT`
