@@ -83,6 +83,9 @@ enum SessionError {
     Timeout(Duration),
     #[error("{0}")]
     Lost(String),
+    /// etcd answered, but this instance may not join (yet).
+    #[error("{0}")]
+    Refused(String),
 }
 
 type Session<T> = Result<T, SessionError>;
@@ -142,6 +145,9 @@ impl Fleet {
             }
             match outcome {
                 Ok(()) => backoff = Duration::from_millis(200),
+                Err(e @ SessionError::Refused(_)) if was_connected || first => {
+                    warn!("fleet: not joining: {e}; serving the local view meanwhile")
+                }
                 Err(e) if was_connected || first => warn!(
                     endpoints = ?self.settings.endpoints,
                     "fleet: etcd unreachable: {e}; serving the local view (peers' observations \
@@ -366,8 +372,8 @@ impl Fleet {
             _ => false,
         });
         if !resp.succeeded() && !nested_ok {
-            return Err(SessionError::Lost(format!(
-                "another live instance is named {:?}; waiting for its lease to expire",
+            return Err(SessionError::Refused(format!(
+                "another live instance is named {:?}; joining when its lease expires",
                 self.settings.name
             )));
         }
