@@ -68,6 +68,7 @@ pub fn router(api: ApiState) -> Router {
         .route("/api/v1/events", get(events::list_or_stream))
         .route("/api/v1/events/stream", get(events::stream))
         .route("/api/v1/explain", get(explain::explain))
+        .route("/api/v1/fleet", get(fleet))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/pools/{pool}/{action}", post(pool_action))
         .route(
@@ -92,7 +93,15 @@ pub async fn serve(
 
 async fn readyz(State(api): State<ApiState>) -> Response {
     if *api.ready.borrow() {
-        (StatusCode::OK, "ready\n").into_response()
+        match api.telemetry.fleet.get() {
+            Some(f) if !f.connected() => (
+                StatusCode::OK,
+                "ready (fleet: etcd unreachable; serving this instance's view)\n",
+            )
+                .into_response(),
+            Some(_) => (StatusCode::OK, "ready (fleet: etcd connected)\n").into_response(),
+            None => (StatusCode::OK, "ready\n").into_response(),
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +109,17 @@ async fn readyz(State(api): State<ApiState>) -> Response {
         )
             .into_response()
     }
+}
+
+/// `GET /api/v1/fleet`: the fleet's instances and observations, from the snapshot DNS answers
+/// from.
+async fn fleet(State(api): State<ApiState>) -> Response {
+    let snap = api.state.load();
+    Json(crate::fleet::report::report(
+        &snap,
+        api.telemetry.fleet.get().map(|f| &**f),
+    ))
+    .into_response()
 }
 
 async fn metrics(State(api): State<ApiState>) -> Response {
@@ -235,7 +255,9 @@ async fn act(api: ApiState, headers: HeaderMap, selector: Selector, action: &str
             error(StatusCode::NOT_FOUND, e.to_string())
         }
         Err(e @ AdminError::Save(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e @ AdminError::Unavailable) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ (AdminError::Unavailable | AdminError::Fleet(_))) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
     }
 }
 

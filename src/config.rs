@@ -72,6 +72,37 @@ pub struct Config {
     pub directors: Vec<Spanned<DirectorConfig>>,
     /// Where client locations come from, for `geo` and `proximity` steering.
     pub geo: Option<GeoConfig>,
+    /// Fleet mode: health observations and overrides shared with other instances via etcd.
+    pub fleet: Option<Spanned<FleetConfig>>,
+}
+
+/// `[fleet]`: this instance as one of several sharing health and overrides through etcd.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// etcd client URLs (`http://host:port`).
+    #[serde(default)]
+    pub etcd: Vec<Spanned<String>>,
+    /// This instance's name, unique in the fleet.
+    pub name: Spanned<String>,
+    /// The etcd key prefix everything the fleet writes lives under. Default `/meridian`.
+    pub prefix: Option<Spanned<String>>,
+    /// TTL of this instance's lease (its observations outlive it by about this). Default 5s.
+    pub lease_ttl: Option<Spanned<String>>,
+    /// How long peers' observations count after etcd is lost. Default 30s.
+    pub stale_peers: Option<Spanned<String>>,
+    /// Timeout of each etcd request and of the connect. Default 1s.
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// A monitor's `consensus`: a policy name or a count of instances.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ConsensusConfig {
+    /// `"local"`, `"any"`, `"all"` or `"majority"`.
+    Name(String),
+    /// At least this many instances.
+    Count(i64),
 }
 
 /// `[geo]`: the GeoIP database.
@@ -223,6 +254,10 @@ pub struct MonitorConfig {
     pub rise: Option<u32>,
     /// Consecutive failures before an up member is down. Default: 3.
     pub fall: Option<u32>,
+    /// How the fleet's observations decide a member's state. Default: `"local"`.
+    pub consensus: Option<Spanned<ConsensusConfig>>,
+    /// The address probes are sent from. Default: chosen by the system.
+    pub source: Option<Spanned<String>>,
 }
 
 /// `[pools.NAME]`: one site: its members, its monitor, and where it is.

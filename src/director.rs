@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
+use crate::accept::{Accepted, Acceptor};
 use crate::health::Override;
 use crate::health::passive::PassiveReports;
 use crate::model::{Director, Model, PoolId, Scheduler};
@@ -91,28 +92,13 @@ pub async fn serve(
         }
     };
     ctx.tracker.spawn(watcher);
-    let stopped = stop.cancelled();
-    tokio::pin!(stopped);
     // The runtime of this listener's director, for the model it was looked up in.
     let mut cached: Option<(Arc<Model>, Arc<DirectorRuntime>)> = None;
-    loop {
-        if stop.is_cancelled() {
-            break;
-        }
-        let (stream, peer) = tokio::select! {
-            // Accepting first keeps a busy loop cheap; the check above still ends it under load.
-            biased;
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    warn!(error = %e, listen = ?bound, "director: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut stopped => break,
-        };
+    let mut acceptor = Acceptor::new(listener, move |e| {
+        warn!(error = %e, listen = ?bound, "director: accept failed");
+    })
+    .until(&stop);
+    while let Some(Accepted { stream, peer, .. }) = acceptor.next().await {
         let model = ctx.state.load().model.clone();
         let Some(director) = director_at(&model, configured) else {
             continue;
@@ -509,7 +495,7 @@ pub async fn supervise(ctx: Context, shutdown: CancellationToken) {
                     let down = !drained
                         && !h.usable(snap.model.health.unknown_is_up)
                         && (h.admin == Some(Override::ForceDown)
-                            || h.state == crate::health::HealthState::Down);
+                            || h.effective() == crate::health::HealthState::Down);
                     rt.supervise(member, drained, down, director, &ctx.tracker);
                 }
             }

@@ -10,6 +10,7 @@ use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::health::HealthTable;
 use crate::health::overrides::StateFileError;
 use crate::model::{MinHealthy, Model, WhenAllDown};
 use crate::select::{self, Basis, Client, Family, Outcome, Steered};
@@ -71,6 +72,11 @@ pub struct PoolView {
     pub distance_km: Option<f64>,
     /// Whether the answer came from this pool.
     pub chosen: bool,
+    /// In fleet mode, members whose state the fleet's consensus decided rather than this
+    /// instance's own probes (`127.0.0.11 down by consensus majority; this instance observes
+    /// it up`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consensus: Vec<String>,
 }
 
 /// One member in the answer.
@@ -201,6 +207,7 @@ pub fn explain<R: Rng + ?Sized>(
                     _ => None,
                 },
                 chosen: pick.steered == Steered::Pool(id),
+                consensus: consensus_notes(model, &snap.health, pool),
             }
         })
         .collect();
@@ -325,6 +332,9 @@ impl fmt::Display for Explanation {
                 write!(f, "  <- chosen")?;
             }
             writeln!(f)?;
+            for note in &p.consensus {
+                writeln!(f, "         {note}")?;
+            }
         }
         let a = &self.answer;
         if let Some(policy) = &a.when_all_down {
@@ -355,4 +365,27 @@ impl fmt::Display for Explanation {
         }
         write!(f, "  health: {}", self.health)
     }
+}
+
+/// The members of `pool` whose state the fleet's consensus decided against this instance's
+/// own observation.
+fn consensus_notes(model: &Model, health: &HealthTable, pool: &crate::model::Pool) -> Vec<String> {
+    let Some(monitor) = model.monitor_of(pool) else {
+        return Vec::new();
+    };
+    pool.members
+        .iter()
+        .filter_map(|m| {
+            let h = health.get(m.index);
+            let decided = h.fleet?;
+            (decided != h.state && h.admin.is_none()).then(|| {
+                format!(
+                    "{} {decided} by consensus {}; this instance observes it {}",
+                    m.id(),
+                    monitor.consensus,
+                    h.state
+                )
+            })
+        })
+        .collect()
 }

@@ -5,7 +5,9 @@
 //! Everything here is pure and synchronous; [`prober`] runs the probes ([`probe`]) and feeds
 //! results in.
 
+pub mod consensus;
 pub mod events;
+pub mod fleet;
 pub mod overrides;
 pub mod passive;
 
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Thresholds;
 
 /// What probes say about a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthState {
     /// No probe result yet.
@@ -172,6 +174,12 @@ pub struct MemberHealth {
     pub last_latency: Option<Duration>,
     /// Operator override, if any.
     pub admin: Option<Override>,
+    /// The etcd revision that set `admin` in fleet mode (0: set locally or from the state
+    /// file), so a fleet write never overwrites a later one.
+    pub admin_revision: i64,
+    /// In fleet mode, for a monitor whose consensus is not `local`: the state the fleet's
+    /// observations decide, which beats `state` (this instance's own observation).
+    pub fleet: Option<HealthState>,
     /// True when no monitor probes this member: it is always up.
     pub unmonitored: bool,
     /// When its state (probe-derived or shown) last changed; `None`: not since Meridian
@@ -190,6 +198,8 @@ impl MemberHealth {
             last_reason: None,
             last_latency: None,
             admin: None,
+            admin_revision: 0,
+            fleet: None,
             unmonitored: false,
             since: None,
         }
@@ -258,12 +268,18 @@ impl MemberHealth {
         Some(flip)
     }
 
+    /// The probe-derived state answers follow: the fleet's decision when there is one, else
+    /// this instance's own observation.
+    pub fn effective(&self) -> HealthState {
+        self.fleet.unwrap_or(self.state)
+    }
+
     /// May this member be handed out (in DNS answers and director picks)?
     pub fn usable(&self, unknown_is_up: bool) -> bool {
         match self.admin {
             Some(Override::Drain | Override::ForceDown) => false,
             Some(Override::ForceUp) => true,
-            None => match self.state {
+            None => match self.effective() {
                 HealthState::Up => true,
                 HealthState::Down => false,
                 HealthState::Unknown => unknown_is_up,
@@ -293,7 +309,7 @@ impl MemberHealth {
 
     /// The state shown to operators: overrides first, then the probe state.
     pub fn shown(&self) -> MemberState {
-        match (self.admin, self.state) {
+        match (self.admin, self.effective()) {
             (Some(Override::Drain), _) => MemberState::Drained,
             (Some(Override::ForceDown), _) => MemberState::ForcedDown,
             (Some(Override::ForceUp), _) => MemberState::ForcedUp,

@@ -10,14 +10,17 @@
 //! every query reads; [`reload`] swaps in a new config. [`server`] binds listeners and runs the
 //! tasks until shutdown. [`geo`] locates clients (GeoIP database, country → continent table,
 //! distances) for geographic steering; [`explain`] says why a client gets the answer it gets.
+//! [`accept`] is the one TCP accept loop every listener uses.
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod api;
 pub mod config;
 pub mod director;
 pub mod dns;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod hash;
 pub mod health;

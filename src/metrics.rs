@@ -6,9 +6,10 @@
 //! the reload counter, and reads per-member state and the snapshot generation from the current
 //! snapshot at scrape time ([`snapshot`]).
 
+mod fleet;
 mod snapshot;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::director::stats::DirectorStats;
 use crate::dns::counters::DnsMetrics;
+use crate::fleet::FleetStatus;
 use crate::health::events::Events;
 use crate::prober::metrics::{HealthTelemetry, ProbeMetrics};
 use crate::state::SharedState;
@@ -35,17 +37,21 @@ pub struct Telemetry {
     pub events: Arc<Events>,
     /// The directors' connection counters (read by `/metrics` and the status API).
     pub directors: DirectorStats,
+    /// The fleet's status, once the server started it (fleet mode only).
+    pub fleet: Arc<OnceLock<Arc<FleetStatus>>>,
 }
 
 impl Telemetry {
     /// Metrics reading the snapshot in `state` and the counters of `directors`, and an empty
     /// transitions ring.
     pub fn new(state: &Arc<SharedState>, directors: DirectorStats) -> Telemetry {
-        let metrics = Metrics::new(state, &directors);
+        let fleet = Arc::new(OnceLock::new());
+        let metrics = Metrics::new(state, &directors, &fleet);
         Telemetry {
             metrics: Arc::new(metrics),
             events: Arc::new(Events::default()),
             directors,
+            fleet,
         }
     }
 
@@ -78,7 +84,11 @@ pub struct Metrics {
 impl Metrics {
     /// Every metric: the DNS counters, the prober's, the directors' (read from `directors` at
     /// scrape time), reloads, and per-member state read from `state` at scrape time.
-    pub fn new(state: &Arc<SharedState>, directors: &DirectorStats) -> Metrics {
+    pub fn new(
+        state: &Arc<SharedState>,
+        directors: &DirectorStats,
+        fleet: &Arc<OnceLock<Arc<FleetStatus>>>,
+    ) -> Metrics {
         let mut registry = Registry::default();
         let dns = Arc::new(DnsMetrics::default());
         registry.register_collector(Box::new(dns.clone()));
@@ -95,6 +105,10 @@ impl Metrics {
         );
         registry.register_collector(Box::new(snapshot::SnapshotCollector::new(state)));
         registry.register_collector(Box::new(directors.collector()));
+        registry.register_collector(Box::new(fleet::FleetCollector {
+            state: Arc::downgrade(state),
+            fleet: fleet.clone(),
+        }));
         Metrics {
             registry,
             dns,

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError, Source};
 use crate::geo::GeoDb;
 
 mod director;
+mod fleet;
 mod monitor;
 mod pool;
 mod service;
@@ -19,9 +20,10 @@ mod settings;
 mod zones;
 
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
+pub use fleet::FleetSettings;
 pub use monitor::{
-    DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec, StatusMatch,
-    Thresholds,
+    Consensus, DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec,
+    StatusMatch, Thresholds,
 };
 pub use pool::{BackendAddr, Member, Pool, Weight};
 pub use service::{GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown};
@@ -65,6 +67,10 @@ pub struct Model {
     pub geo: Option<Arc<GeoDb>>,
     /// TCP directors, in config order.
     pub directors: Vec<Director>,
+    /// Fleet mode, if configured.
+    pub fleet: Option<FleetSettings>,
+    /// Digest of what every instance of a fleet must have the same (see [`fleet`]).
+    pub config_digest: String,
     /// For each member index, its pool and position in the pool.
     member_slots: Vec<(PoolId, usize)>,
 }
@@ -162,14 +168,18 @@ impl Builder<'_> {
     }
 
     fn build(&self, config: Config) -> Result<Model, ConfigError> {
-        let dns = self.dns(&config)?;
+        let mut dns = self.dns(&config)?;
         let mut zones = self.zones(&config)?;
+        let fleet = self.fleet(&config)?;
+        if dns.nsid.is_none() {
+            dns.nsid = fleet.as_ref().map(|f| f.name.clone());
+        }
 
         let mut monitors = Vec::new();
         let mut monitor_ids = HashMap::new();
         for (name, m) in &config.monitors {
             monitor_ids.insert(name.clone(), MonitorId(monitors.len() as u32));
-            monitors.push(self.monitor(name, m)?);
+            monitors.push(self.monitor(name, m, fleet.is_some())?);
         }
 
         let mut pools = Vec::new();
@@ -208,6 +218,7 @@ impl Builder<'_> {
             .enumerate()
             .flat_map(|(p, pool)| (0..pool.members.len()).map(move |i| (PoolId(p as u32), i)))
             .collect();
+        let config_digest = fleet::config_digest(self.src, &zones);
         Ok(Model {
             member_slots,
             config_path: self.src.path.clone(),
@@ -220,6 +231,8 @@ impl Builder<'_> {
             services,
             geo,
             directors,
+            config_digest,
+            fleet,
         })
     }
 

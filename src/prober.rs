@@ -86,6 +86,15 @@ pub async fn run<P: Probe>(
     shutdown: CancellationToken,
 ) {
     let mut writer = Writer::new(state, telemetry);
+    let (mut peers, mut overrides) = match inbox.fleet.take() {
+        Some(link) => {
+            let receivers = (Some(link.peers.clone()), Some(link.overrides.clone()));
+            writer.attach_fleet(link);
+            writer.publish();
+            receivers
+        }
+        None => (None, None),
+    };
     let (tx, mut rx) = mpsc::channel::<(u64, usize, Observation)>(1024);
     let tracker = TaskTracker::new();
     let mut probing = start_probing(1, &writer, &probe, &tx, &tracker, &shutdown);
@@ -98,6 +107,18 @@ pub async fn run<P: Probe>(
             _ = shutdown.cancelled() => break,
             Some(failure) = inbox.passive.recv() => {
                 writer.passive(&failure.model, failure.member, failure.reason);
+                continue;
+            }
+            () = changed(&mut peers) => {
+                if writer.reconsider_all() {
+                    writer.publish();
+                }
+                continue;
+            }
+            () = changed(&mut overrides) => {
+                if writer.apply_fleet_overrides() {
+                    writer.publish();
+                }
                 continue;
             }
             Some(cmd) = inbox.commands.recv() => {
@@ -146,6 +167,17 @@ pub async fn run<P: Probe>(
     }
     tracker.close();
     tracker.wait().await;
+}
+
+/// Waits for the next change of a fleet view; forever without a fleet or once it is gone.
+async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) {
+    if let Some(r) = rx.as_mut()
+        && r.changed().await.is_ok()
+    {
+        return;
+    }
+    *rx = None;
+    std::future::pending::<()>().await;
 }
 
 /// Probes one target forever: at once, then every `interval` (every `fast_interval` while

@@ -233,6 +233,18 @@ pub async fn run<P: Probe>(
             model.http.clone(),
         )
     };
+    let mut inbox = inbox;
+    let fleet_settings = state.load().model.fleet.clone();
+    if let Some(settings) = fleet_settings {
+        let (writer_end, fleet_end) = crate::health::fleet::link(settings.stale_peers);
+        inbox.fleet = Some(writer_end);
+        let (task, status) =
+            crate::fleet::spawn(settings, fleet_end, state.clone(), shutdown.clone());
+        let _ = telemetry.fleet.set(status);
+        tracker.spawn(async move {
+            let _ = task.await;
+        });
+    }
     let health = spawn_health_thread(prober::run(
         probe,
         state.clone(),

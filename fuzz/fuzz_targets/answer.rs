@@ -16,8 +16,9 @@ use meridian::{Model, Snapshot};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-/// Services beyond the fixture's geo/proximity/hash ones: the other steering modes, with
-/// answers for when pools run short or every member is down.
+/// Services over the fixture's `eu` and `us` pools (which get a monitor here, so their health
+/// is fuzzed too): the other steering modes, with answers for when pools run short or every
+/// member is down.
 const MORE_SERVICES: &str = r#"
 [services."fo.example.test."]
 pools = ["eu", "us"]
@@ -59,19 +60,18 @@ fn model() -> &'static Arc<Model> {
             model.pools.iter().all(|p| model.monitor_of(p).is_some()),
             "every fixture pool is monitored"
         );
-        assert_eq!(
-            model.member_count(),
-            4,
-            "the encoding in `health` picks 1 of 4 members"
+        assert!(
+            model.member_count() >= 4,
+            "the encoding in `health` picks 1 of the first 4 members"
         );
         Arc::new(model)
     })
 }
 
-/// The health of every member from the 7 bits of `bits`: bits 0-1 pick one member, bits 2-4
-/// give it one of 8 states (up, down, failing, recovering, unknown, drained, forced down, forced
-/// up), bits 5-6 give every other member one of 4 (up, down, failing, recovering). `bits` = 0
-/// is every member up, as before health was fuzzed.
+/// The health of every member from the 7 bits of `bits`: bits 0-1 pick one of the first four
+/// members, bits 2-4 give it one of 8 states (up, down, failing, recovering, unknown, drained,
+/// forced down, forced up), bits 5-6 give every other member one of 4 (up, down, failing,
+/// recovering). `bits` = 0 is every member up, as before health was fuzzed.
 fn health(model: &Model, bits: u8) -> HealthTable {
     let chosen = usize::from(bits & 3);
     (0..model.member_count())

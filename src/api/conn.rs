@@ -17,23 +17,25 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
+use crate::accept::Acceptor;
+
 /// A connection with no bytes read or written for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A TCP listener that hands out at most `max` connections at a time.
 #[derive(Debug)]
 pub struct Limited {
-    listener: TcpListener,
-    permits: Arc<Semaphore>,
+    acceptor: Acceptor,
 }
 
 impl Limited {
     /// Wraps `listener`.
     pub fn new(listener: TcpListener, max: usize) -> Limited {
-        Limited {
-            listener,
-            permits: Arc::new(Semaphore::new(max.max(1))),
-        }
+        let acceptor = Acceptor::new(listener, |e| warn!(error = %e, "http accept failed")).limit(
+            Arc::new(Semaphore::new(max.max(1))),
+            |peer| debug!(%peer, "http connection limit reached, closing"),
+        );
+        Limited { acceptor }
     }
 }
 
@@ -42,25 +44,15 @@ impl axum::serve::Listener for Limited {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Bounded, SocketAddr) {
-        loop {
-            let (stream, peer) = match self.listener.accept().await {
-                Ok(ok) => ok,
-                Err(e) => {
-                    // Usually EMFILE: back off briefly instead of spinning.
-                    warn!(error = %e, "http accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            match self.permits.clone().try_acquire_owned() {
-                Ok(permit) => return (Bounded::new(stream, permit), peer),
-                Err(_) => debug!(%peer, "http connection limit reached, closing"),
-            }
+        // No shutdown signal here: at graceful shutdown axum stops calling `accept`.
+        match self.acceptor.next().await {
+            Some(a) => (Bounded::new(a.stream, a.permit), a.peer),
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.acceptor.local_addr()
     }
 }
 
@@ -69,11 +61,11 @@ impl axum::serve::Listener for Limited {
 pub struct Bounded {
     stream: TcpStream,
     idle: Pin<Box<Sleep>>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Bounded {
-    fn new(stream: TcpStream, permit: OwnedSemaphorePermit) -> Bounded {
+    fn new(stream: TcpStream, permit: Option<OwnedSemaphorePermit>) -> Bounded {
         Bounded {
             stream,
             idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),

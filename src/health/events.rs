@@ -26,6 +26,8 @@ pub enum Cause {
     Reload,
     /// A failure seen outside the probes: the director could not connect.
     Passive,
+    /// The fleet's observations, by the monitor's consensus policy.
+    Consensus,
 }
 
 impl Cause {
@@ -36,6 +38,7 @@ impl Cause {
             Cause::Admin => "admin",
             Cause::Passive => "passive",
             Cause::Reload => "reload",
+            Cause::Consensus => "consensus",
         }
     }
 }

@@ -95,6 +95,9 @@ pub enum AdminError {
     /// The health writer is not running (shutting down).
     #[error("health state is not available (shutting down)")]
     Unavailable,
+    /// In fleet mode, the override could not be written to etcd; it was not applied anywhere.
+    #[error("fleet: {0}; the override was not applied")]
+    Fleet(String),
 }
 
 /// Why the state file could not be read or written.

@@ -2,14 +2,15 @@
 //! answer must look like, the port, the timeout) and the hysteresis thresholds. Pure
 //! descriptions: the prober runs them, the health table applies their thresholds.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::{Builder, Member};
-use crate::config::{ConfigError, MonitorConfig};
+use crate::config::{ConfigError, ConsensusConfig, MonitorConfig};
 
 /// A validated `[monitors.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +25,39 @@ pub struct Monitor {
     pub timeout: Duration,
     /// Hysteresis and probe intervals.
     pub thresholds: Thresholds,
+    /// How the fleet's observations decide a member's state.
+    pub consensus: Consensus,
+    /// The address probes are sent from; `None`: the system chooses.
+    pub source: Option<IpAddr>,
+}
+
+/// How the observations of a fleet's instances decide a member's state (see
+/// `crate::health::consensus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consensus {
+    /// This instance's own observation alone.
+    #[default]
+    Local,
+    /// Down when any live instance observes it down.
+    Any,
+    /// Down when every live instance with an observation observes it down.
+    All,
+    /// Down when more than half of the live instances with an observation do.
+    Majority,
+    /// Down when at least this many live instances do (or all of them, when fewer observe).
+    AtLeast(u32),
+}
+
+impl fmt::Display for Consensus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Consensus::Local => f.write_str("local"),
+            Consensus::Any => f.write_str("any"),
+            Consensus::All => f.write_str("all"),
+            Consensus::Majority => f.write_str("majority"),
+            Consensus::AtLeast(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 impl Monitor {
@@ -65,6 +99,8 @@ pub struct ProbeSpec {
     pub target: SocketAddr,
     /// Time the whole probe may take: connect, TLS handshake, request and body read.
     pub timeout: Duration,
+    /// The address to send from; `None`: the system chooses.
+    pub source: Option<IpAddr>,
 }
 
 /// The protocol of a probe.
@@ -156,6 +192,7 @@ impl Builder<'_> {
         &self,
         name: &str,
         m: &Spanned<MonitorConfig>,
+        fleet: bool,
     ) -> Result<Monitor, ConfigError> {
         let cfg = m.get_ref();
         let http_only = [
@@ -250,11 +287,69 @@ impl Builder<'_> {
                 format!("monitors.{name}: rise and fall must be at least 1"),
             );
         }
+        let consensus = match &cfg.consensus {
+            None => Consensus::Local,
+            Some(c) => {
+                let consensus = match c.get_ref() {
+                    ConsensusConfig::Name(n) => match n.as_str() {
+                        "local" => Consensus::Local,
+                        "any" => Consensus::Any,
+                        "all" => Consensus::All,
+                        "majority" => Consensus::Majority,
+                        other => {
+                            return self.err(
+                                c.span(),
+                                format!(
+                                    "monitors.{name}.consensus = {other:?}: expected \"local\", \"any\", \"all\", \"majority\" or a count"
+                                ),
+                            );
+                        }
+                    },
+                    ConsensusConfig::Count(n) => {
+                        match u32::try_from(*n) {
+                            Ok(n) if n >= 1 => Consensus::AtLeast(n),
+                            _ => {
+                                return self.err(
+                                c.span(),
+                                format!("monitors.{name}.consensus = {n}: a count must be at least 1"),
+                            );
+                            }
+                        }
+                    }
+                };
+                if consensus != Consensus::Local && !fleet {
+                    return self.err(
+                        c.span(),
+                        format!(
+                            "monitors.{name}.consensus = \"{consensus}\" needs a [fleet] table"
+                        ),
+                    );
+                }
+                consensus
+            }
+        };
+        let source = match &cfg.source {
+            None => None,
+            Some(s) => match s.get_ref().parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    return self.err(
+                        s.span(),
+                        format!(
+                            "monitors.{name}.source = {:?}: not an IP address",
+                            s.get_ref()
+                        ),
+                    );
+                }
+            },
+        };
         Ok(Monitor {
             name: name.to_string(),
             kind,
             port: cfg.port,
             timeout,
+            consensus,
+            source,
             thresholds: Thresholds {
                 rise,
                 fall,

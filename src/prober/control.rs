@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::health::fleet::WriterLink;
 use crate::health::overrides::{Action, AdminError, Selector};
 use crate::health::passive::{PassiveFailure, PassiveReports};
 use crate::health::{HealthTable, MemberState};
@@ -83,6 +84,8 @@ pub struct Inbox {
     pub commands: mpsc::Receiver<Command>,
     /// Failures the directors saw.
     pub passive: mpsc::Receiver<PassiveFailure>,
+    /// In fleet mode, the writer's end of the link to the fleet.
+    pub fleet: Option<WriterLink>,
 }
 
 impl HealthControl {
@@ -93,6 +96,7 @@ impl HealthControl {
         let inbox = Inbox {
             commands,
             passive: passive_rx,
+            fleet: None,
         };
         (HealthControl { tx, passive }, inbox)
     }

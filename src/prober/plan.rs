@@ -37,6 +37,7 @@ pub fn plan(model: &Model) -> Vec<Target> {
                         kind: monitor.kind.clone(),
                         target: addr,
                         timeout: monitor.timeout,
+                        source: monitor.source,
                     },
                     thresholds: monitor.thresholds,
                     members: Vec::new(),

@@ -128,8 +128,8 @@ impl NetProbe {
             }),
         )?);
         Ok(NetProbe {
-            verifying: client(&verifying_tls, None)?,
-            insecure: client(&insecure_tls, None)?,
+            verifying: client(&verifying_tls, None, None)?,
+            insecure: client(&insecure_tls, None, None)?,
             verifying_tls,
             insecure_tls,
         })
@@ -137,21 +137,17 @@ impl NetProbe {
 
     async fn run(&self, spec: &ProbeSpec) -> Result<(), ProbeError> {
         match &spec.kind {
-            ProbeKind::Tcp => match TcpStream::connect(spec.target).await {
+            ProbeKind::Tcp => match connect(spec.target, spec.source).await {
                 Ok(_stream) => Ok(()),
                 Err(e) => Err(connect_error(&e)),
             },
-            ProbeKind::Http(check) => self.http(check, spec.target, false).await,
-            ProbeKind::Https(check) => self.http(check, spec.target, true).await,
+            ProbeKind::Http(check) => self.http(check, spec, false).await,
+            ProbeKind::Https(check) => self.http(check, spec, true).await,
         }
     }
 
-    async fn http(
-        &self,
-        check: &HttpCheck,
-        target: SocketAddr,
-        tls: bool,
-    ) -> Result<(), ProbeError> {
+    async fn http(&self, check: &HttpCheck, spec: &ProbeSpec, tls: bool) -> Result<(), ProbeError> {
+        let target = spec.target;
         let scheme = if tls { "https" } else { "http" };
         let slash = if check.path.starts_with('/') { "" } else { "/" };
         let path = &check.path;
@@ -164,23 +160,26 @@ impl NetProbe {
             .host
             .as_deref()
             .filter(|h| tls && h.parse::<IpAddr>().is_err());
+        let config = if verify {
+            &self.verifying_tls
+        } else {
+            &self.insecure_tls
+        };
+        let source = spec.source.filter(|s| s.is_ipv4() == target.is_ipv4());
+        let own_client = |resolve| {
+            client(config, resolve, source).map_err(|e| ProbeError::Http(innermost(&e).to_string()))
+        };
         let (client, url, tls_name) = match named {
             Some(host) => {
-                let config = if verify {
-                    &self.verifying_tls
-                } else {
-                    &self.insecure_tls
-                };
-                let client = client(config, Some((host, target)))
-                    .map_err(|e| ProbeError::Http(innermost(&e).to_string()))?;
+                let client = own_client(Some((host, target)))?;
                 let url = format!("{scheme}://{host}:{}{slash}{path}", target.port());
                 (client, url, host.to_string())
             }
             None => {
-                let client = if verify {
-                    self.verifying.clone()
-                } else {
-                    self.insecure.clone()
+                let client = match source {
+                    Some(_) => own_client(None)?,
+                    None if verify => self.verifying.clone(),
+                    None => self.insecure.clone(),
                 };
                 let url = format!("{scheme}://{target}{slash}{path}");
                 (client, url, target.ip().to_string())
@@ -238,6 +237,20 @@ impl Probe for NetProbe {
             latency: start.elapsed(),
         }
     }
+}
+
+/// A TCP connect to `target`, from `source` when one of its address family is set.
+async fn connect(target: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source.filter(|s| s.is_ipv4() == target.is_ipv4()) else {
+        return TcpStream::connect(target).await;
+    };
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(target).await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -479,6 +492,7 @@ mod tests {
             kind,
             target,
             timeout: LONG,
+            source: None,
         }
     }
 
@@ -550,6 +564,7 @@ mod tests {
                 kind: ProbeKind::Tcp,
                 target: addr,
                 timeout: Duration::from_secs(1),
+                source: None,
             })
             .await;
         assert_eq!(result.outcome.unwrap_err().to_string(), "timeout after 1s");
@@ -622,6 +637,7 @@ mod tests {
                 kind: ProbeKind::Http(HttpCheck::default()),
                 target: silent.addr,
                 timeout: Duration::from_millis(200),
+                source: None,
             })
             .await;
         assert_eq!(

@@ -3,6 +3,8 @@
 //! and records every change of a member's state, and publishes a new snapshot when an answer
 //! could change. Nothing else writes health.
 
+mod fleet;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> Healt
                 mon.port,
                 mon.timeout,
                 mon.thresholds,
+                mon.source,
                 mon.target(m),
             )
         })
@@ -116,6 +119,7 @@ pub struct Writer {
     model: Arc<Model>,
     table: HealthTable,
     targets: Vec<Target>,
+    fleet: Option<fleet::Fleet>,
 }
 
 impl Writer {
@@ -132,6 +136,7 @@ impl Writer {
             model,
             table,
             targets,
+            fleet: None,
         }
     }
 
@@ -159,13 +164,23 @@ impl Writer {
     /// member it decides, without publishing. True when something an answer depends on
     /// changed, so the caller should [`Writer::publish`] (once for a batch of results).
     pub fn apply(&mut self, target: usize, obs: &Observation) -> bool {
-        apply(
+        let governed: Vec<bool> = self.targets[target]
+            .members
+            .iter()
+            .map(|&m| self.governed(m))
+            .collect();
+        let (mut changed, flipped) = apply(
             &self.model,
             &self.targets[target],
             obs,
             &mut self.table,
             &self.telemetry,
-        )
+            &governed,
+        );
+        for m in flipped {
+            changed |= self.fleet_observed(m);
+        }
+        changed
     }
 
     /// Publishes the working table with the running model; returns the new generation.
@@ -195,6 +210,9 @@ impl Writer {
         selector: &Selector,
         action: Action,
     ) -> Result<Vec<AdminChange>, AdminError> {
+        if self.fleet.is_some() {
+            return self.admin_in_fleet(selector, action).await;
+        }
         let changes = admin(&self.model, &mut self.table, selector, action).await?;
         for change in changes.iter().filter(|c| c.from != c.to) {
             let event = Change {
@@ -212,6 +230,44 @@ impl Writer {
         Ok(changes)
     }
 
+    /// [`Writer::admin`] in fleet mode: the override is written to etcd first, so it reaches
+    /// every instance, then applied here as of that write.
+    async fn admin_in_fleet(
+        &mut self,
+        selector: &Selector,
+        action: Action,
+    ) -> Result<Vec<AdminChange>, AdminError> {
+        let indices = overrides::resolve(&self.model, selector)?;
+        let before = self.table.clone();
+        let mut next = self.table.clone();
+        for &i in &indices {
+            let entry = next.get_mut(i);
+            entry.admin = action.apply(entry.admin);
+        }
+        let by = match &self.model.fleet {
+            Some(f) => format!("{} (admin {})", f.name, action.name()),
+            None => format!("admin {}", action.name()),
+        };
+        if let Some(result) = self.fleet_admin(&indices, &next, &by).await {
+            result?;
+        }
+        let changes = indices
+            .iter()
+            .map(|&i| {
+                let (pool, member) = self.model.member(i);
+                AdminChange {
+                    index: i,
+                    pool: pool.name.clone(),
+                    member: member.address.to_string(),
+                    from: before.get(i).shown(),
+                    to: self.table.get(i).shown(),
+                }
+            })
+            .collect();
+        self.publish();
+        Ok(changes)
+    }
+
     /// Switches to `next` (see [`carry_over`]), records what the reload changed, plans its
     /// probes and publishes it; returns the generation of the snapshot that carries it.
     pub fn reload(&mut self, next: Model) -> u64 {
@@ -221,6 +277,7 @@ impl Writer {
         let changes = reload_transitions(&self.model, &prev_table, &next, &self.table);
         self.model = next;
         self.targets = plan(&self.model);
+        self.fleet_model_changed();
         for (index, event) in changes {
             match index {
                 Some(i) => record(&self.telemetry, &mut self.table, i, event),
@@ -328,20 +385,25 @@ fn passive(
 }
 
 /// Applies one result to every member of the target. Returns true when something an answer
-/// depends on changed (a state, or how soon a member could flip, which sets the TTL).
+/// depends on changed (a state, or how soon a member could flip, which sets the TTL), and the
+/// members whose own observation flipped. A member `governed` by the fleet's consensus only
+/// logs its flip as an observation: the consensus decides its state.
 fn apply(
     model: &Model,
     target: &Target,
     obs: &Observation,
     table: &mut HealthTable,
     telemetry: &HealthTelemetry,
-) -> bool {
+    governed: &[bool],
+) -> (bool, Vec<usize>) {
     let t = &target.thresholds;
     let mut changed = false;
-    for &m in &target.members {
+    let mut flipped = Vec::new();
+    for (k, &m) in target.members.iter().enumerate() {
         let entry = table.get_mut(m);
-        let before = (entry.state, entry.probes_until_flip(t));
+        let before = (entry.effective(), entry.probes_until_flip(t));
         if let Some(flip) = entry.observe(obs, t) {
+            flipped.push(m);
             let (pool, member) = model.member(m);
             let address = target.spec.target;
             let streak = match flip.to {
@@ -349,40 +411,52 @@ fn apply(
                 HealthState::Down => t.fall,
                 _ => t.rise,
             };
-            match flip.to {
-                HealthState::Down => warn!(
+            if governed.get(k).copied().unwrap_or(false) {
+                info!(
                     pool = %pool.name, member = %member.address, probe = %address,
                     from = %flip.from, to = %flip.to,
-                    "member {} of pool {} DOWN: {} ({streak} consecutive failures, was {})",
+                    "member {} of pool {}: this instance observes it {} ({}; the fleet's consensus decides)",
                     member.address,
                     pool.name,
-                    obs.reason.as_deref().unwrap_or("failed"),
-                    flip.from
-                ),
-                _ => info!(
-                    pool = %pool.name, member = %member.address, probe = %address,
-                    from = %flip.from, to = %flip.to,
-                    "member {} of pool {} UP ({streak} consecutive successes, was {})",
-                    member.address,
-                    pool.name,
-                    flip.from
-                ),
+                    flip.to.to_string().to_uppercase(),
+                    obs.reason.as_deref().unwrap_or("probe passed")
+                );
+            } else {
+                match flip.to {
+                    HealthState::Down => warn!(
+                        pool = %pool.name, member = %member.address, probe = %address,
+                        from = %flip.from, to = %flip.to,
+                        "member {} of pool {} DOWN: {} ({streak} consecutive failures, was {})",
+                        member.address,
+                        pool.name,
+                        obs.reason.as_deref().unwrap_or("failed"),
+                        flip.from
+                    ),
+                    _ => info!(
+                        pool = %pool.name, member = %member.address, probe = %address,
+                        from = %flip.from, to = %flip.to,
+                        "member {} of pool {} UP ({streak} consecutive successes, was {})",
+                        member.address,
+                        pool.name,
+                        flip.from
+                    ),
+                }
+                let event = Change {
+                    pool: pool.name.clone(),
+                    member: member.id(),
+                    from: flip.from.into(),
+                    to: flip.to.into(),
+                    reason: if obs.ok { None } else { obs.reason.clone() },
+                    streak,
+                    cause: Cause::Probe,
+                };
+                record(telemetry, table, m, event);
             }
-            let event = Change {
-                pool: pool.name.clone(),
-                member: member.id(),
-                from: flip.from.into(),
-                to: flip.to.into(),
-                reason: if obs.ok { None } else { obs.reason.clone() },
-                streak,
-                cause: Cause::Probe,
-            };
-            record(telemetry, table, m, event);
         }
         let entry = table.get(m);
-        changed |= before != (entry.state, entry.probes_until_flip(t));
+        changed |= before != (entry.effective(), entry.probes_until_flip(t));
     }
-    changed
+    (changed, flipped)
 }
 
 /// Records a change of member `index`: in the events ring, the transitions counter, and the

@@ -18,8 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backend::Backend;
-use crate::health::{A, B, member, www};
-use crate::support::Meridian;
+use crate::support::{A, B, Meridian, member, www};
 
 /// Bound on Chromium's start-up and on each page change the test waits for.
 const PATIENCE: Duration = Duration::from_secs(30);

@@ -4,47 +4,7 @@ use std::path::Path;
 
 use meridian::Model;
 
-pub const ZONE: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\nstatic A 192.0.2.2\n";
-
-pub const VALID: &str = r#"[dns]
-listen = ["127.0.0.1:0"]
-zones = "zones"
-
-[monitors.web]
-type = "http"
-
-[pools.eu]
-monitor = "web"
-members = [
-  { address = "192.0.2.10" },
-]
-
-[services."www.example.test."]
-pools = ["eu"]
-"#;
-
-/// A temp dir holding `meridian.toml` (`config`) and `zones/example.test.zone` (`zone`), and
-/// the config's path. The dir is removed when the returned guard drops.
-pub fn config_dir(config: &str, zone: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    std::fs::write(dir.path().join("zones/example.test.zone"), zone).unwrap();
-    let path = dir.path().join("meridian.toml");
-    std::fs::write(&path, config).unwrap();
-    (dir, path)
-}
-
-/// Writes `config` and a zone file, loads them, and returns the error with the temp dir
-/// replaced by `DIR`.
-pub fn error_of(config: &str, zone: &str) -> String {
-    let (dir, path) = config_dir(config, zone);
-    match Model::load(&path) {
-        Ok(_) => panic!("config was accepted:\n{config}"),
-        Err(e) => e
-            .to_string()
-            .replace(&dir.path().display().to_string(), "DIR"),
-    }
-}
+use crate::support::{VALID, ZONE, config_dir, error_of};
 
 #[test]
 fn the_valid_fixture_loads() {

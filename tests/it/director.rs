@@ -17,12 +17,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::support::Meridian;
-
-/// The longest a test waits for something it caused.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-const WWW: &str = "www.example.test.";
+use crate::support::{Meridian, PATIENCE, WWW};
 
 /// An echo server on loopback: optionally greets each connection with one byte naming it,
 /// then sends back everything it receives and, at the client's end of stream, ends its own.
@@ -960,7 +955,7 @@ async fn director_connections_show_in_status_and_metrics() {
     let (_held, first) = hold(m.directors[0]).await;
     assert_eq!(first, b'a');
 
-    let (status, body) = crate::health::get(&m, "/api/v1/status").await;
+    let (status, body) = crate::support::get(&m, "/api/v1/status").await;
     assert_eq!(status, 200, "{body}");
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     let members = doc["pools"][0]["members"].as_array().unwrap();
@@ -980,7 +975,7 @@ async fn director_connections_show_in_status_and_metrics() {
     // plus the echo of what was sent.
     assert!(conns(b.port())["bytes_to_client"].as_u64().unwrap() >= 1);
 
-    let (status, metrics) = crate::health::get(&m, "/metrics").await;
+    let (status, metrics) = crate::support::get(&m, "/metrics").await;
     assert_eq!(status, 200);
     // Directors are named by their first configured listen address.
     let director = "127.0.0.1:0";

@@ -2,7 +2,6 @@
 //! DB-IP, ip-location-db) written at test time with `mmdb-writer`, and the bundled sample,
 //! which must be exactly what its generator makes from `geo-data/sample.csv`.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,6 +9,8 @@ use ipnet::IpNet;
 use meridian::geo::{Coords, GeoDb, Location, distance_km};
 use mmdb_writer::{IpVersion, Ipv4Aliasing, Value, Writer};
 use serde_json::json;
+
+use crate::support::ip;
 
 #[path = "../../geo-data/sample.rs"]
 mod sample;
@@ -78,10 +79,6 @@ fn mmdb(json: serde_json::Value) -> Value {
         J::Object(fields) => Value::map(fields.into_iter().map(|(k, v)| (k, mmdb(v)))),
         J::Null => panic!("MaxMind DB has no null"),
     }
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 fn net(s: &str) -> IpNet {

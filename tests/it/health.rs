@@ -3,156 +3,19 @@
 //! command. Waiting for a change over real time is a bounded poll of what a user can observe,
 //! never a fixed sleep.
 
-use std::future::Future;
-use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
-use meridian::prober::probe::plain_http_client;
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
-use crate::support::{Meridian, config_text};
-
-/// The longest a test waits for a health change it caused (a bound, not a synchronisation
-/// point: every wait below returns as soon as the change is observed).
-pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Time between two looks at a changing observable.
-pub const POLL: Duration = Duration::from_millis(20);
-
-/// Monitor timings that make changes show within a second or two.
-pub const FAST: &str = r#"interval = "100ms"
-fast_interval = "50ms"
-timeout = "500ms"
-rise = 2
-fall = 3"#;
-
-/// `fall` in [`FAST`].
-pub const FALL: u64 = 3;
-
-pub const WWW: &str = "www.example.test.";
-pub const A: &str = "192.0.2.10";
-pub const B: &str = "192.0.2.11";
-
-pub const TOKEN: &str = "s3cret-admin-token";
-
-pub fn ip(s: &str) -> IpAddr {
-    s.parse().expect("IP address")
-}
-
-pub fn ips(list: &[&str]) -> Vec<IpAddr> {
-    list.iter().map(|s| ip(s)).collect()
-}
-
-/// A member handed out in answers as `address` (a documentation address nobody contacts) and
-/// probed at `backend`, on loopback.
-pub fn member(address: &str, backend: &Backend) -> String {
-    format!(
-        r#"{{ address = "{address}", check_address = "127.0.0.1", port = {} }}"#,
-        backend.port()
-    )
-}
-
-/// `[monitors.NAME]` of `kind` with the [`FAST`] timings and any `extra` keys.
-pub fn monitor(name: &str, kind: &str, extra: &str) -> String {
-    format!("[monitors.{name}]\ntype = \"{kind}\"\n{FAST}\n{extra}\n")
-}
-
-/// `[pools.NAME]` probed by monitor `monitor`.
-pub fn pool(name: &str, monitor: &str, members: &[String]) -> String {
-    format!(
-        "[pools.{name}]\nmonitor = \"{monitor}\"\nmembers = [{}]\n",
-        members.join(", ")
-    )
-}
-
-/// `[services."NAME"]` answering from `pools`, with any `extra` keys.
-pub fn service(name: &str, pools: &[&str], extra: &str) -> String {
-    let pools: Vec<String> = pools.iter().map(|p| format!("{p:?}")).collect();
-    format!(
-        "[services.\"{name}\"]\npools = [{}]\n{extra}\n",
-        pools.join(", ")
-    )
-}
-
-/// The usual scenario: `www.example.test.` answers from pool `web`, whose members are probed
-/// over HTTP with the [`FAST`] timings.
-pub fn www(members: &[String]) -> String {
-    [
-        monitor("web", "http", ""),
-        pool("web", "web", members),
-        service(WWW, &["web"], ""),
-    ]
-    .concat()
-}
-
-/// An `[http]` section with the admin API on a free loopback port, the token read from
-/// `admin.token` next to the config.
-pub const HTTP_WITH_TOKEN: &str =
-    "[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n";
-
-pub fn write_token(dir: &Path) {
-    std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("write token");
-}
-
-/// The A and AAAA addresses of an answer, sorted.
-pub fn addresses(msg: &Message) -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = msg
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// The addresses Meridian hands out for `name` now.
-pub async fn answer(m: &Meridian, name: &str) -> Vec<IpAddr> {
-    let r = m.query(name, RecordType::A).await;
-    assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{r:?}");
-    addresses(&r)
-}
-
-/// Looks at something until `check` says it is as expected (`Ok`), for at most [`PATIENCE`];
-/// fails with `what` and the last thing seen (`Err`) otherwise.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(seen) if Instant::now() >= deadline => {
-                panic!("{what}: not after {PATIENCE:?}; last seen: {seen}")
-            }
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
-}
-
-/// Polls `name` until it answers exactly `want`.
-pub async fn until_answer(m: &Meridian, name: &str, want: &[&str]) {
-    let want = ips(want);
-    eventually(&format!("{name} answers {want:?}"), || async {
-        let got = answer(m, name).await;
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{got:?}"))
-        }
-    })
-    .await;
-}
+use crate::support::{
+    A, B, FALL, HTTP_WITH_TOKEN, Meridian, PATIENCE, TOKEN, WWW, addresses, admin, answer,
+    config_text, eventually, get, ip, ips, member, monitor, pool, post, service, until_answer,
+    write_token, www,
+};
 
 /// Why the last probe of `address` in `pool` failed, as the operator would read it.
 fn last_reason(m: &Meridian, pool: &str, address: &str) -> Option<String> {
@@ -164,35 +27,6 @@ fn last_reason(m: &Meridian, pool: &str, address: &str) -> Option<String> {
         .unwrap_or_else(|| panic!("no member {address} in pool {pool}"));
     let health = snap.health.get(member.index);
     health.last_reason.as_deref().map(str::to_string)
-}
-
-/// POSTs to Meridian's API with the given `Authorization` header value, as `meridian admin`
-/// does; returns the status and the JSON body (`null` when there is none).
-pub async fn post(m: &Meridian, path: &str, authorization: Option<&str>) -> (u16, Value) {
-    let client = plain_http_client().expect("HTTP client");
-    let url = format!("http://{}{path}", m.http.expect("[http] is configured"));
-    let mut request = client.post(&url);
-    if let Some(value) = authorization {
-        request = request.header("Authorization", value);
-    }
-    let response = request.send().await.expect("API reachable");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// GETs `path` from Meridian's API; returns the status and the body.
-pub async fn get(m: &Meridian, path: &str) -> (u16, String) {
-    let client = plain_http_client().expect("HTTP client");
-    let url = format!("http://{}{path}", m.http.expect("[http] is configured"));
-    let response = client.get(&url).send().await.expect("API reachable");
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
-}
-
-/// An admin action on one member with the right token.
-pub async fn admin(m: &Meridian, action: &str, pool: &str, member: &str) -> (u16, Value) {
-    let path = format!("/api/v1/pools/{pool}/members/{member}/{action}");
-    post(m, &path, Some(&format!("Bearer {TOKEN}"))).await
 }
 
 #[tokio::test]

@@ -9,8 +9,8 @@ use hickory_proto::rr::RecordType;
 use tokio::net::TcpStream;
 
 use crate::support::{
-    QueryBuilder, config_text, listening_addrs, parse, read_frame, spawn_serve, udp_exchange_from,
-    write_frame,
+    QueryBuilder, config_text, framed, listening_addrs, parse, read_frame, spawn_serve,
+    udp_exchange_from, write_frame,
 };
 
 /// Idle connections held open at once.
@@ -56,9 +56,7 @@ fn ten_thousand_idle_tcp_connections_do_not_stop_udp() {
         }
         // The cap holds: one more TCP client is closed at once.
         let mut extra = TcpStream::connect(tcp).await.unwrap();
-        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&q);
-        let _ = tokio::io::AsyncWriteExt::write_all(&mut extra, &framed).await;
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut extra, &framed(&q)).await;
         assert!(
             read_frame(&mut extra).await.is_none(),
             "over the cap: closed"

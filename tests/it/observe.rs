@@ -15,51 +15,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
-use crate::health::{
-    A, B, FALL, HTTP_WITH_TOKEN, PATIENCE, TOKEN, WWW, admin, answer, eventually, get, ips, member,
-    post, until_answer, write_token, www,
+use crate::support::{
+    A, B, FALL, HTTP_OPEN, HTTP_WITH_TOKEN, Meridian, PATIENCE, QueryBuilder, TOKEN, WWW, admin,
+    answer, config_text, eventually, get, ips, member, monitor, parse, pool, post, scrape, service,
+    until_answer, write_token, www,
 };
-use crate::support::{Meridian, QueryBuilder, config_text, parse};
-
-/// `[http]` on a free port without an admin token (read-only API).
-pub const HTTP_OPEN: &str = "[http]\nlisten = \"127.0.0.1:0\"\n";
-
-/// A scrape of `/metrics`: the text and what a Prometheus text-format parser makes of it.
-pub struct Scraped {
-    /// The parsed samples.
-    pub scrape: prometheus_parse::Scrape,
-    /// The exposition text as served.
-    pub text: String,
-}
-
-impl Scraped {
-    /// The value of the one sample of `name` with (at least) `labels`; fails the test when
-    /// there is none or more than one.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found: Vec<&prometheus_parse::Sample> = self
-            .scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .collect();
-        assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}\n{}", self.text);
-        match &found[0].value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            other => panic!("{name}: {other:?}"),
-        }
-    }
-}
-
-/// GETs `/metrics` and parses it.
-pub async fn scrape(m: &Meridian) -> Scraped {
-    let (status, text) = get(m, "/metrics").await;
-    assert_eq!(status, 200, "{text}");
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
-    Scraped { scrape, text }
-}
 
 /// How the API names a member of [`member`] probed at `backend`: its address and port.
 fn id(address: &str, backend: &Backend) -> String {
@@ -254,8 +214,8 @@ async fn metrics_count_the_traffic_sent() {
     dead.stop().await;
     let config = [
         HTTP_OPEN.to_string(),
-        crate::health::monitor("tcp", "tcp", ""),
-        crate::health::pool("dead", "tcp", &[member(A, &dead)]),
+        monitor("tcp", "tcp", ""),
+        pool("dead", "tcp", &[member(A, &dead)]),
     ]
     .concat();
     let m = Meridian::start("", &config).await;
@@ -492,7 +452,7 @@ async fn reload_over_the_api_and_the_admin_command() {
         format!(
             "{HTTP_WITH_TOKEN}[pools.web]\nmembers = [{}]\n{}",
             list.join(", "),
-            crate::health::service(WWW, &["web"], "")
+            service(WWW, &["web"], "")
         )
     };
     let m = Meridian::start_at(dir.path(), "", &unmonitored(&[A])).await;

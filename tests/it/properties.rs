@@ -2,15 +2,22 @@
 //! mutations of valid queries never panic, every reply parses, fits its transport and echoes
 //! the query's ID, and the fast path (copying encoded records) gives the same answer as the
 //! general one (building a message) for every query. The core is called directly (it is the same pure function the UDP and
-//! TCP loops call), on a snapshot of the fixture zone with services of every steering mode.
+//! TCP loops call), on a snapshot of the fixture zone with services of every steering mode and
+//! every `when_all_down` choice, and members in several states of health; the seed queries
+//! must reach each answer health decides (SERVFAIL, NODATA, failing open, a lowered TTL).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use hickory_proto::op::{Message, OpCode};
+use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::RecordType;
 use meridian::dns::{ClientAddr, Request, Transport, answer, answer_general};
-use meridian::{Model, SharedState, Snapshot};
+use meridian::health::{HealthState, HealthTable, MemberHealth};
+use meridian::model::WhenAllDown;
+use meridian::select::{self, Client, Family, Outcome, Steered};
+use meridian::{Model, Snapshot};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -26,8 +33,42 @@ fn snapshot() -> Arc<Snapshot> {
     // Nothing is written: the config is validated as if it were tests/fixtures/meridian.toml.
     let model =
         Model::from_text(&fixtures.join("meridian.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
-    SharedState::new(model).load()
+    Arc::new(Snapshot {
+        generation: 1,
+        health: Arc::new(fixture_health(&model)),
+        model: Arc::new(model),
+        published: SystemTime::UNIX_EPOCH,
+    })
 }
+
+/// The health the fixture's comments describe: every member of pool `dead` down (the second
+/// recovering: one success into `rise`), the first member of `flaky` failing (up, one failure
+/// into `fall`), every other monitored member up; unmonitored members are always up.
+fn fixture_health(model: &Model) -> HealthTable {
+    model
+        .members()
+        .map(|(pool, member)| {
+            if pool.monitor.is_none() {
+                return MemberHealth::unmonitored();
+            }
+            let first = pool.members.first().map(|m| m.index) == Some(member.index);
+            let mut h = MemberHealth::unknown();
+            h.state = HealthState::Up;
+            match pool.name.as_str() {
+                "dead" => {
+                    h.state = HealthState::Down;
+                    h.successes = u32::from(!first);
+                }
+                "flaky" if first => h.failures = 1,
+                _ => {}
+            }
+            h
+        })
+        .collect()
+}
+
+/// The address every query comes from.
+const CLIENT: &str = "127.0.0.1:53000";
 
 /// Valid queries to mutate: several names, types, EDNS sizes, ECS and opcodes.
 fn seeds() -> Vec<Vec<u8>> {
@@ -53,6 +94,12 @@ fn seeds() -> Vec<Vec<u8>> {
         "deep.nothing.Example.test.",
         "example.test.",
         "www.example.org.",
+        "failover.example.test.",
+        "weighted.example.test.",
+        "open.example.test.",
+        "fallback.example.test.",
+        "nodata.example.test.",
+        "servfail.example.test.",
     ];
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -89,7 +136,7 @@ fn seeds() -> Vec<Vec<u8>> {
 
 /// What a reply must satisfy for `query` over `transport`.
 fn check(snap: &Snapshot, query: &[u8], transport: Transport) -> Result<(), TestCaseError> {
-    let client = ClientAddr("127.0.0.1:53000".parse::<SocketAddr>().unwrap());
+    let client = ClientAddr(CLIENT.parse::<SocketAddr>().unwrap());
     let req = Request {
         packet: query,
         client,
@@ -203,10 +250,98 @@ thread_local! {
     static SEEDS: Vec<Vec<u8>> = seeds();
 }
 
+/// The answers of a service that health decides, beside the plain one from a healthy pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Branch {
+    /// `when_all_down = "servfail"`.
+    ServFail,
+    /// `when_all_down = "nodata"`.
+    NoData,
+    /// `when_all_down = "all"`: the first pool's members, with `min_ttl`.
+    FailOpen,
+    /// A pool with a member about to flip: its members, with a TTL below the service's.
+    LoweredTtl,
+}
+
+/// Which [`Branch`] answered `query`, if it asks for A or AAAA of a service and one did;
+/// steering and selection decide it (run as the core runs them, from the same client and seed),
+/// and the core's `reply` must show it.
+fn branch(snap: &Snapshot, query: &[u8], reply: &[u8]) -> Option<Branch> {
+    let query = Message::from_vec(query).ok()?;
+    let [question] = query.queries.as_slice() else {
+        return None;
+    };
+    let family = Family::of_qtype(u16::from(question.query_type()))?;
+    let model = &snap.model;
+    let service = model.services.iter().find(|s| s.name == *question.name())?;
+    let client = Client::from_addr(model, CLIENT.parse::<SocketAddr>().unwrap().ip());
+    let pick = select::pick(
+        model,
+        &snap.health,
+        service,
+        family,
+        &client,
+        &mut SmallRng::seed_from_u64(7),
+    );
+    let branch = match (&pick.outcome, pick.steered) {
+        (Outcome::ServFail, _) => Branch::ServFail,
+        (Outcome::NoData, _) => Branch::NoData,
+        (Outcome::Members { .. }, Steered::AllDown { .. })
+            if matches!(service.when_all_down, WhenAllDown::All) =>
+        {
+            Branch::FailOpen
+        }
+        (Outcome::Members { members, .. }, Steered::Pool(_))
+            if !members.is_empty() && pick.ttl < service.ttl =>
+        {
+            Branch::LoweredTtl
+        }
+        _ => return None,
+    };
+    let reply = Message::from_vec(reply).expect("reply parses");
+    let code = reply.metadata.response_code;
+    let ttls: Vec<u32> = reply.answers.iter().map(|r| r.ttl).collect();
+    let shown = match branch {
+        Branch::ServFail => code == ResponseCode::ServFail,
+        Branch::NoData => code == ResponseCode::NoError && ttls.is_empty(),
+        Branch::FailOpen => !ttls.is_empty() && ttls.iter().all(|&t| t == service.min_ttl),
+        Branch::LoweredTtl => !ttls.is_empty() && ttls.iter().all(|&t| t == pick.ttl),
+    };
+    assert!(
+        shown,
+        "{branch:?} for {question}, but the reply is {reply:?}"
+    );
+    Some(branch)
+}
+
 #[test]
 fn every_seed_query_is_answered() {
     let snap = snapshot();
+    let mut reached: BTreeMap<Branch, usize> = BTreeMap::new();
     for (i, q) in seeds().iter().enumerate() {
         check(&snap, q, Transport::Udp).unwrap_or_else(|e| panic!("seed {i}: {e}"));
+        let client = ClientAddr(CLIENT.parse::<SocketAddr>().unwrap());
+        let req = Request {
+            packet: q,
+            client,
+            transport: Transport::Udp,
+        };
+        let reply = answer(&snap, &req, &mut SmallRng::seed_from_u64(7)).expect("a reply");
+        if let Some(b) = branch(&snap, q, &reply) {
+            *reached.entry(b).or_default() += 1;
+        }
+    }
+    // The fixture (and its health) must keep every branch in reach: a fixture edit that drops
+    // one fails here instead of silently leaving it untested.
+    for b in [
+        Branch::ServFail,
+        Branch::NoData,
+        Branch::FailOpen,
+        Branch::LoweredTtl,
+    ] {
+        assert!(
+            reached.get(&b).is_some_and(|&n| n > 0),
+            "no seed query reached {b:?}: {reached:?}"
+        );
     }
 }

@@ -15,10 +15,9 @@ use meridian::Model;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::health::eventually;
-use crate::observe::{HTTP_OPEN, Scraped, scrape};
 use crate::support::{
-    Meridian, QueryBuilder, REPLY_TIMEOUT, config_text, parse, udp_exchange_from,
+    HTTP_OPEN, Meridian, QueryBuilder, REPLY_TIMEOUT, Scraped, VALID, ZONE, config_dir,
+    config_text, error_of, eventually, parse, scrape, udp_exchange_from,
 };
 
 /// Long-run limit of the test configs: low, so the time a flood takes adds almost nothing.
@@ -293,7 +292,7 @@ async fn exempt_networks_are_never_limited() {
 
 /// The valid test config with `keys` as its `[dns.rrl]` table (line 4 on).
 fn with_rrl(keys: &str) -> String {
-    crate::config::VALID.replace(
+    VALID.replace(
         "zones = \"zones\"\n",
         &format!("zones = \"zones\"\n[dns.rrl]\n{keys}\n"),
     )
@@ -301,7 +300,7 @@ fn with_rrl(keys: &str) -> String {
 
 #[test]
 fn config_errors_name_file_line_and_key() {
-    let error = |keys: &str| crate::config::error_of(&with_rrl(keys), crate::config::ZONE);
+    let error = |keys: &str| error_of(&with_rrl(keys), ZONE);
     let cases = [
         (
             "exempt = [\"192.0.2.0/24\",\n  \"10.0.0.300/8\"]",
@@ -349,13 +348,10 @@ fn config_errors_name_file_line_and_key() {
 #[test]
 fn defaults_and_turning_it_off() {
     let load = |text: &str| {
-        let (_dir, path) = crate::config::config_dir(text, crate::config::ZONE);
+        let (_dir, path) = config_dir(text, ZONE);
         Model::load(&path).unwrap()
     };
-    assert!(
-        load(crate::config::VALID).dns.rrl.is_none(),
-        "off without [dns.rrl]"
-    );
+    assert!(load(VALID).dns.rrl.is_none(), "off without [dns.rrl]");
     // An empty table turns it on with the defaults.
     let on = load(&with_rrl(""));
     let s = on.dns.rrl.as_ref().expect("on");

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::support::Meridian;
 use crate::support::answer_addrs as addrs;
+use crate::support::{Meridian, ip};
 
 const SERVICES: &str = r#"
 [pools.eu]
@@ -48,10 +48,6 @@ pools = ["eu"]
 select = "all"
 max_answers = 1
 "#;
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 #[tokio::test]
 async fn a_and_aaaa_come_from_the_members_of_the_steered_pool() {

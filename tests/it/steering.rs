@@ -11,7 +11,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use meridian::health::overrides::{Action, Selector};
 
 use crate::support::answer_addrs as addrs;
-use crate::support::{Meridian, QueryBuilder, parse, udp_bulk};
+use crate::support::{Meridian, QueryBuilder, ips, parse, udp_bulk};
 
 /// The ECS option of a reply, if any.
 fn reply_subnet(msg: &Message) -> Option<ClientSubnet> {
@@ -402,10 +402,6 @@ async fn a_for_subnet(m: &Meridian, net: &str, prefix: u8, name: &str) -> (Vec<I
     (addrs(&r), scope)
 }
 
-fn ips(list: &[&str]) -> Vec<IpAddr> {
-    list.iter().map(|a| a.parse().unwrap()).collect()
-}
-
 const EU: &str = "192.0.2.1";
 const US: &str = "198.51.100.1";
 const AP: &str = "203.0.113.1";
@@ -702,7 +698,7 @@ async fn explain_over_http_and_the_cli_use_live_health() {
     let config = format!("{}\n[http]\nlisten = \"127.0.0.1:0\"\n", geo_config());
     let m = Meridian::start("", &config).await;
     set(&m, "ap", None, Action::ForceDown).await;
-    let (status, body) = crate::health::get(
+    let (status, body) = crate::support::get(
         &m,
         "/api/v1/explain?name=geo.example.test.&type=A&client=127.0.0.1&ecs=127.0.4.0%2F24",
     )
@@ -744,14 +740,14 @@ async fn explain_over_http_and_the_cli_use_live_health() {
     assert!(text.trim_end().ends_with("health: live"), "{text}");
 
     // Names that are not services, and bad parameters.
-    let (status, body) = crate::health::get(
+    let (status, body) = crate::support::get(
         &m,
         "/api/v1/explain?name=static.example.test.&client=127.0.0.1",
     )
     .await;
     assert_eq!(status, 404, "{body}");
     let (status, _) =
-        crate::health::get(&m, "/api/v1/explain?name=geo.example.test.&client=nowhere").await;
+        crate::support::get(&m, "/api/v1/explain?name=geo.example.test.&client=nowhere").await;
     assert_eq!(status, 400);
 }
 

@@ -1,23 +1,30 @@
-//! Test fixtures: a real Meridian on `127.0.0.1:0` in this process, and a small DNS client that
-//! speaks real UDP and TCP to it.
+//! Test fixtures: a real Meridian on `127.0.0.1:0` in this process, a small DNS client that
+//! speaks real UDP and TCP to it, and the helpers the topic modules share (config text,
+//! polling what a user can observe, the HTTP API, config directories), so each is written
+//! once.
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
 use meridian::director::stats::DirectorStats;
 use meridian::prober::HealthControl;
-use meridian::prober::probe::NetProbe;
+use meridian::prober::probe::{NetProbe, plain_http_client};
 use meridian::{Listeners, Model, SharedState, Telemetry};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
 
 /// How long a test waits for a reply before failing (a bound, not a synchronisation point).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -222,11 +229,16 @@ pub async fn udp_bulk(server: SocketAddr, packets: &[Vec<u8>], window: usize) ->
         .collect()
 }
 
-/// Writes a length-prefixed DNS message (RFC 1035 §4.2.2).
-pub async fn write_frame(s: &mut TcpStream, packet: &[u8]) {
+/// A DNS message with its two-byte length prefix, as it goes over TCP (RFC 1035 §4.2.2).
+pub fn framed(packet: &[u8]) -> Vec<u8> {
     let mut out = (packet.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(packet);
-    s.write_all(&out).await.expect("tcp write");
+    out
+}
+
+/// Writes a length-prefixed DNS message (RFC 1035 §4.2.2).
+pub async fn write_frame(s: &mut TcpStream, packet: &[u8]) {
+    s.write_all(&framed(packet)).await.expect("tcp write");
 }
 
 /// Reads one length-prefixed message; `None` when the server closed the connection.
@@ -398,4 +410,251 @@ pub fn listening_addrs(
         .zip(found)
         .map(|(kind, a)| a.unwrap_or_else(|| panic!("no 'listening for {kind} on ADDR' line")))
         .collect()
+}
+
+// Scenario helpers shared by the topic modules: config text, polling what a user can observe,
+// and the HTTP API.
+
+/// The longest a test waits for a health change it caused (a bound, not a synchronisation
+/// point: every wait below returns as soon as the change is observed).
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Time between two looks at a changing observable.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Monitor timings that make changes show within a second or two.
+pub const FAST: &str = r#"interval = "100ms"
+fast_interval = "50ms"
+timeout = "500ms"
+rise = 2
+fall = 3"#;
+
+/// `fall` in [`FAST`].
+pub const FALL: u64 = 3;
+
+pub const WWW: &str = "www.example.test.";
+pub const A: &str = "192.0.2.10";
+pub const B: &str = "192.0.2.11";
+
+pub const TOKEN: &str = "s3cret-admin-token";
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().expect("IP address")
+}
+
+pub fn ips(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|s| ip(s)).collect()
+}
+
+/// A member handed out in answers as `address` (a documentation address nobody contacts) and
+/// probed at `backend`, on loopback.
+pub fn member(address: &str, backend: &Backend) -> String {
+    format!(
+        r#"{{ address = "{address}", check_address = "127.0.0.1", port = {} }}"#,
+        backend.port()
+    )
+}
+
+/// `[monitors.NAME]` of `kind` with the [`FAST`] timings and any `extra` keys.
+pub fn monitor(name: &str, kind: &str, extra: &str) -> String {
+    format!("[monitors.{name}]\ntype = \"{kind}\"\n{FAST}\n{extra}\n")
+}
+
+/// `[pools.NAME]` probed by monitor `monitor`.
+pub fn pool(name: &str, monitor: &str, members: &[String]) -> String {
+    format!(
+        "[pools.{name}]\nmonitor = \"{monitor}\"\nmembers = [{}]\n",
+        members.join(", ")
+    )
+}
+
+/// `[services."NAME"]` answering from `pools`, with any `extra` keys.
+pub fn service(name: &str, pools: &[&str], extra: &str) -> String {
+    let pools: Vec<String> = pools.iter().map(|p| format!("{p:?}")).collect();
+    format!(
+        "[services.\"{name}\"]\npools = [{}]\n{extra}\n",
+        pools.join(", ")
+    )
+}
+
+/// The usual scenario: `www.example.test.` answers from pool `web`, whose members are probed
+/// over HTTP with the [`FAST`] timings.
+pub fn www(members: &[String]) -> String {
+    [
+        monitor("web", "http", ""),
+        pool("web", "web", members),
+        service(WWW, &["web"], ""),
+    ]
+    .concat()
+}
+
+/// An `[http]` section with the admin API on a free loopback port, the token read from
+/// `admin.token` next to the config.
+pub const HTTP_WITH_TOKEN: &str =
+    "[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n";
+
+/// `[http]` on a free port without an admin token (read-only API).
+pub const HTTP_OPEN: &str = "[http]\nlisten = \"127.0.0.1:0\"\n";
+
+pub fn write_token(dir: &Path) {
+    std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("write token");
+}
+
+/// The A and AAAA addresses of an answer, sorted.
+pub fn addresses(msg: &Message) -> Vec<IpAddr> {
+    let mut out = answer_addrs(msg);
+    out.sort();
+    out
+}
+
+/// The addresses Meridian hands out for `name` now.
+pub async fn answer(m: &Meridian, name: &str) -> Vec<IpAddr> {
+    let r = m.query(name, RecordType::A).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{r:?}");
+    addresses(&r)
+}
+
+/// Looks at something until `check` says it is as expected (`Ok`), for at most [`PATIENCE`];
+/// fails with `what` and the last thing seen (`Err`) otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("{what}: not after {PATIENCE:?}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// Polls `name` until it answers exactly `want`.
+pub async fn until_answer(m: &Meridian, name: &str, want: &[&str]) {
+    let want = ips(want);
+    eventually(&format!("{name} answers {want:?}"), || async {
+        let got = answer(m, name).await;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+}
+
+/// POSTs to Meridian's API with the given `Authorization` header value, as `meridian admin`
+/// does; returns the status and the JSON body (`null` when there is none).
+pub async fn post(m: &Meridian, path: &str, authorization: Option<&str>) -> (u16, Value) {
+    let client = plain_http_client().expect("HTTP client");
+    let url = format!("http://{}{path}", m.http.expect("[http] is configured"));
+    let mut request = client.post(&url);
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    let response = request.send().await.expect("API reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// GETs `path` from Meridian's API; returns the status and the body.
+pub async fn get(m: &Meridian, path: &str) -> (u16, String) {
+    let client = plain_http_client().expect("HTTP client");
+    let url = format!("http://{}{path}", m.http.expect("[http] is configured"));
+    let response = client.get(&url).send().await.expect("API reachable");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// An admin action on one member with the right token.
+pub async fn admin(m: &Meridian, action: &str, pool: &str, member: &str) -> (u16, Value) {
+    let path = format!("/api/v1/pools/{pool}/members/{member}/{action}");
+    post(m, &path, Some(&format!("Bearer {TOKEN}"))).await
+}
+
+/// A scrape of `/metrics`: the text and what a Prometheus text-format parser makes of it.
+pub struct Scraped {
+    /// The parsed samples.
+    pub scrape: prometheus_parse::Scrape,
+    /// The exposition text as served.
+    pub text: String,
+}
+
+impl Scraped {
+    /// The value of the one sample of `name` with (at least) `labels`; fails the test when
+    /// there is none or more than one.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found: Vec<&prometheus_parse::Sample> = self
+            .scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}\n{}", self.text);
+        match &found[0].value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+/// GETs `/metrics` and parses it.
+pub async fn scrape(m: &Meridian) -> Scraped {
+    let (status, text) = get(m, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    Scraped { scrape, text }
+}
+
+// A config directory written by hand, for tests that load a `Model` without serving it.
+
+/// A zone file for `example.test.` with one static name.
+pub const ZONE: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\nstatic A 192.0.2.2\n";
+
+/// A complete valid config for [`config_dir`]: one monitored pool behind one service.
+pub const VALID: &str = r#"[dns]
+listen = ["127.0.0.1:0"]
+zones = "zones"
+
+[monitors.web]
+type = "http"
+
+[pools.eu]
+monitor = "web"
+members = [
+  { address = "192.0.2.10" },
+]
+
+[services."www.example.test."]
+pools = ["eu"]
+"#;
+
+/// A temp dir holding `meridian.toml` (`config`) and `zones/example.test.zone` (`zone`), and
+/// the config's path. The dir is removed when the returned guard drops.
+pub fn config_dir(config: &str, zone: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/example.test.zone"), zone).unwrap();
+    let path = dir.path().join("meridian.toml");
+    std::fs::write(&path, config).unwrap();
+    (dir, path)
+}
+
+/// Writes `config` and a zone file, loads them, and returns the error with the temp dir
+/// replaced by `DIR`.
+pub fn error_of(config: &str, zone: &str) -> String {
+    let (dir, path) = config_dir(config, zone);
+    match Model::load(&path) {
+        Ok(_) => panic!("config was accepted:\n{config}"),
+        Err(e) => e
+            .to_string()
+            .replace(&dir.path().display().to_string(), "DIR"),
+    }
 }

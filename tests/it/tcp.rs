@@ -4,13 +4,7 @@
 use hickory_proto::rr::RecordType;
 use tokio::net::TcpStream;
 
-use crate::support::{Meridian, QueryBuilder, parse, read_frame, write_frame};
-
-fn framed(q: &[u8]) -> Vec<u8> {
-    let mut out = (q.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(q);
-    out
-}
+use crate::support::{Meridian, QueryBuilder, framed, parse, read_frame, write_frame};
 
 #[tokio::test]
 async fn pipelined_queries_on_one_connection_are_all_answered() {

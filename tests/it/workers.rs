@@ -12,10 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 
-use crate::config::{VALID, ZONE, config_dir, error_of};
 use crate::support::{
-    Meridian, QueryBuilder, REPLY_TIMEOUT, answer_addrs, config_text, listening_addrs, parse,
-    read_frame, spawn_serve, udp_exchange_from, write_frame,
+    Meridian, QueryBuilder, REPLY_TIMEOUT, VALID, ZONE, answer_addrs, config_dir, config_text,
+    error_of, framed, ip, listening_addrs, parse, read_frame, spawn_serve, udp_exchange_from,
+    write_frame,
 };
 
 const WORKERS: usize = 3;
@@ -29,16 +29,6 @@ members = [{ address = "192.0.2.10" }, { address = "192.0.2.11" }]
 pools = ["eu"]
 select = "all"
 "#;
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn framed(q: &[u8]) -> Vec<u8> {
-    let mut out = (q.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(q);
-    out
-}
 
 /// The query for the `i`th of the names asked below, with ID `id`, and the answer it expects.
 fn case(i: usize, id: u16) -> (Vec<u8>, Vec<IpAddr>) {

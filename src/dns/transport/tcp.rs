@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::accept::{Accepted, Acceptor};
 use crate::dns::counters::{DnsMetrics, Protocol};
 use crate::dns::{Answered, ClientAddr, Request, Transport, answer_into};
 use crate::state::{SharedState, Snapshot};
@@ -40,25 +41,17 @@ pub async fn serve_tcp(
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(ok) => ok,
-                Err(e) => {
-                    // Usually EMFILE: back off briefly instead of spinning.
-                    warn!(error = %e, "tcp accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+    let mut acceptor = Acceptor::new(listener, |e| warn!(error = %e, "tcp accept failed"))
+        .until(&shutdown)
+        .limit(limits.connections.clone(), |peer| {
             debug!(%peer, "tcp connection limit reached, closing");
-            drop(stream);
-            continue;
-        };
+        });
+    while let Some(Accepted {
+        stream,
+        peer,
+        permit,
+    }) = acceptor.next().await
+    {
         let state = state.clone();
         let metrics = metrics.clone();
         let shutdown = shutdown.clone();

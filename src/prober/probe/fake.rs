@@ -69,6 +69,7 @@ mod tests {
             kind,
             target,
             timeout: Duration::from_secs(1),
+            source: None,
         }
     }
 

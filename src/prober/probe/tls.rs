@@ -1,7 +1,7 @@
 //! TLS for probes: a fresh full handshake every time, the verifier that accepts or rejects
 //! without a CA, and the reqwest clients built on them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,17 +47,20 @@ pub(super) fn tls_config(
     Ok(config)
 }
 
-/// A reqwest client for probes; `resolve` pins a host name to the target address.
+/// A reqwest client for probes; `resolve` pins a host name to the target address, `source`
+/// is the address to send from.
 pub(super) fn client(
     tls: &ClientConfig,
     resolve: Option<(&str, SocketAddr)>,
+    source: Option<IpAddr>,
 ) -> Result<reqwest::Client, ProbeSetupError> {
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls.clone())
         .user_agent(concat!("meridian-health/", env!("CARGO_PKG_VERSION")))
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(0);
+        .pool_max_idle_per_host(0)
+        .local_address(source);
     if let Some((host, addr)) = resolve {
         builder = builder.resolve(host, addr);
     }
