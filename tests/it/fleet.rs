@@ -25,8 +25,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::etcd::EtcdCluster;
-use crate::health::{admin, get, ip, ips, write_token};
-use crate::observe::scrape;
+use crate::support::{admin, get, ip, ips, write_token};
+use crate::support::scrape;
 use crate::support::{Meridian, QueryBuilder, answer_addrs, config_text, listening_addrs, parse};
 
 // ---------------------------------------------------------------------------------------------
@@ -370,7 +370,7 @@ impl Drop for ServeProcess {
 
 /// The addresses `m` answers for `name` now, sorted.
 async fn answer(m: &Meridian, name: &str) -> Vec<IpAddr> {
-    crate::health::answer(m, name).await
+    crate::support::answer(m, name).await
 }
 
 /// Waits until every instance answers `name` with exactly `want`.
@@ -1261,7 +1261,7 @@ async fn fleet_api_metrics_and_nsid() {
 /// A bad `[fleet]` (or a consensus without one) is refused with `file:line: reason`.
 #[test]
 fn bad_fleet_config_is_refused_with_file_line_and_reason() {
-    use crate::config::{VALID, ZONE, config_dir, error_of};
+    use crate::support::{VALID, ZONE, config_dir, error_of};
 
     const GOOD: &str = "[fleet]\netcd = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:2380\"]\nname = \"ns1\"\nprefix = \"/meridian/test\"\nlease_ttl = \"2s\"\ntimeout = \"500ms\"\n";
     let with_fleet = |fleet: &str| format!("{VALID}\n{fleet}");
