@@ -7,8 +7,9 @@
 #   (b) a member's backend killed -> all three agree it is down (interval 1s, fall 2), beside a
 #       single instance without a fleet probing the same backend in the same run;
 #   (c) etcd writes per second: 3 instances x 1000 members with 1 % of them flapping, and
-#       3 instances x 10,000 members steady (etcd_mvcc_put_total + etcd_mvcc_txn_total from
-#       etcd's /metrics, beside the sum of meridian_fleet_etcd_writes_total);
+#       3 instances x 10,000 members steady (keys written: etcd_mvcc_put_total +
+#       etcd_mvcc_delete_total from etcd's /metrics, a put inside a txn counted once per key;
+#       beside the sum of meridian_fleet_etcd_writes_total);
 #   (d) DNS qps of ns1 (fleet on) against the single instance (fleet off), same run, ratio;
 #   (e) queries lost by dnsperf loops on all three instances across a SIGKILL of the etcd
 #       leader (the member is restarted after each run).
@@ -121,14 +122,15 @@ if len(leader) == 1 and next(iter(leader)) in ids:
   done
   echo "no etcd leader within $MAX_WAIT s" >&2; return 1
 }
-# Sum of etcd's write counters (puts, and txns: a put under a lease may come as a txn), read
-# from one running member (every member applies every write).
+# Keys etcd has written (puts and deletes, each op of a txn counted once; etcd_mvcc_txn_total
+# is not added, it would count a batch twice), read from one running member (every member
+# applies every write).
 etcd_writes() {
   local i
   for i in 0 1 2; do
     if srv_alive "etcd$i"; then
       curl -s -m 2 "http://127.0.0.1:${ETCD_CLIENT[$i]}/metrics" |
-        awk '$1 == "etcd_mvcc_put_total" || $1 == "etcd_mvcc_txn_total" {s += $2} END {printf "%d\n", s}'
+        awk '$1 == "etcd_mvcc_put_total" || $1 == "etcd_mvcc_delete_total" {s += $2} END {printf "%d\n", s}'
       return 0
     fi
   done
