@@ -7,8 +7,9 @@
 #   (b) a member's backend killed -> all three agree it is down (interval 1s, fall 2), beside a
 #       single instance without a fleet probing the same backend in the same run;
 #   (c) etcd writes per second: 3 instances x 1000 members with 1 % of them flapping, and
-#       3 instances x 10,000 members steady (etcd_mvcc_put_total + etcd_mvcc_txn_total from
-#       etcd's /metrics, beside the sum of meridian_fleet_etcd_writes_total);
+#       3 instances x 10,000 members steady (keys written: etcd_mvcc_put_total +
+#       etcd_mvcc_delete_total from etcd's /metrics, a put inside a txn counted once per key;
+#       beside the sum of meridian_fleet_etcd_writes_total);
 #   (d) DNS qps of ns1 (fleet on) against the single instance (fleet off), same run, ratio;
 #   (e) queries lost by dnsperf loops on all three instances across a SIGKILL of the etcd
 #       leader (the member is restarted after each run).
@@ -121,14 +122,15 @@ if len(leader) == 1 and next(iter(leader)) in ids:
   done
   echo "no etcd leader within $MAX_WAIT s" >&2; return 1
 }
-# Sum of etcd's write counters (puts, and txns: a put under a lease may come as a txn), read
-# from one running member (every member applies every write).
+# Keys etcd has written (puts and deletes, each op of a txn counted once; etcd_mvcc_txn_total
+# is not added, it would count a batch twice), read from one running member (every member
+# applies every write).
 etcd_writes() {
   local i
   for i in 0 1 2; do
     if srv_alive "etcd$i"; then
       curl -s -m 2 "http://127.0.0.1:${ETCD_CLIENT[$i]}/metrics" |
-        awk '$1 == "etcd_mvcc_put_total" || $1 == "etcd_mvcc_txn_total" {s += $2} END {printf "%d\n", s}'
+        awk '$1 == "etcd_mvcc_put_total" || $1 == "etcd_mvcc_delete_total" {s += $2} END {printf "%d\n", s}'
       return 0
     fi
   done
@@ -396,7 +398,7 @@ done
 etcd_healthy
 
 # --- (c) etcd writes per second at scale ------------------------------------------------------
-WRITES_FLAP=""; WRITES_STEADY=""; MWRITES_FLAP=""; MWRITES_STEADY=""
+WRITES_FLAP=""; WRITES_STEADY=""; MWRITES_FLAP=""; MWRITES_STEADY=""; DOWN_FLAP=""; DOWN_STEADY=""
 cat > "$RUN/accept.py" <<'PY'
 # Accept-and-close TCP servers on 127.0.0.1 ports FIRST..FIRST+N-1. Every PERIOD seconds the
 # first FLAP ports swap between listening and closed (connection refused), so their members
@@ -471,7 +473,10 @@ scale_run() {
   for i in 0 1 2; do m1=$(awk -v a="$m1" -v b="$(metric "${HTTP[$i]}" meridian_fleet_etcd_writes_total)" 'BEGIN {print a + b}'); done
   SCALE_ETCD=$(awk -v a="$w0" -v b="$w1" -v d="$WINDOW" 'BEGIN {printf "%.1f", (b - a) / d}')
   SCALE_MERIDIAN=$(awk -v a="$m0" -v b="$m1" -v d="$WINDOW" 'BEGIN {printf "%.1f", (b - a) / d}')
-  log "(c) $tag: $SCALE_ETCD etcd writes/s, $SCALE_MERIDIAN meridian_fleet_etcd_writes_total/s over $WINDOW s"
+  # Members ns1 shows down at the end: in a "steady" run, real flips (probe timeouts on a
+  # loaded machine) would explain writes.
+  SCALE_DOWN=$(metric "${HTTP[0]}" 'meridian_members{state="down"}')
+  log "(c) $tag: $SCALE_ETCD etcd writes/s, $SCALE_MERIDIAN meridian_fleet_etcd_writes_total/s over $WINDOW s; $SCALE_DOWN members down on ns1"
   for i in 0 1 2; do srv_stop "$tag-ns$((i + 1))" || true; done
   srv_stop accept || true
 }
@@ -479,34 +484,38 @@ if [ -z "${SKIP_C:-}" ]; then
   for i in 0 1 2; do srv_stop "ns$((i + 1))" || true; done   # (c) takes their ports
   srv_stop single || true
   scale_run 1000 10 flap1000
-  WRITES_FLAP=$SCALE_ETCD; MWRITES_FLAP=$SCALE_MERIDIAN
+  WRITES_FLAP=$SCALE_ETCD; MWRITES_FLAP=$SCALE_MERIDIAN; DOWN_FLAP=$SCALE_DOWN
   scale_run 10000 0 steady10000
-  WRITES_STEADY=$SCALE_ETCD; MWRITES_STEADY=$SCALE_MERIDIAN
+  WRITES_STEADY=$SCALE_ETCD; MWRITES_STEADY=$SCALE_MERIDIAN; DOWN_STEADY=$SCALE_DOWN
 fi
 
 # --- The table ---------------------------------------------------------------------------------
 med() { printf '%s\n' "$@" | median; }
 mx() { printf '%s\n' "$@" | maxof; }
+f0() { awk -v v="$1" 'BEGIN {printf "%.0f", v}'; }      # counts and qps: whole numbers
+f3() { awk -v v="$1" 'BEGIN {printf "%.3f", v}'; }      # seconds
 ratio=$(awk -v a="$(med "${QPS_ON[@]}")" -v b="$(med "${QPS_OFF[@]}")" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')
 {
   printf '\nFleet benchmark: 3 instances, 3-member etcd, %d runs (loopback)\n\n' "$RUNS"
   printf '%-58s %12s %12s  %s\n' "measure" "median" "max" "beside"
   printf '%-58s %12s %12s  %s\n' "(a) drain on ns1 -> last instance stops answering (s)" \
-    "$(med "${DRAIN[@]}")" "$(mx "${DRAIN[@]}")" "dig every 10 ms on each instance"
+    "$(f3 "$(med "${DRAIN[@]}")")" "$(f3 "$(mx "${DRAIN[@]}")")" "dig every 10 ms on each instance"
   printf '%-58s %12s %12s  %s\n' "(b) backend killed -> all 3 agree it is down (s)" \
-    "$(med "${AGREE[@]}")" "$(mx "${AGREE[@]}")" \
-    "single instance: median $(med "${ALONE[@]}") max $(mx "${ALONE[@]}") (interval 1s, fall 2)"
+    "$(f3 "$(med "${AGREE[@]}")")" "$(f3 "$(mx "${AGREE[@]}")")" \
+    "single instance: median $(f3 "$(med "${ALONE[@]}")") max $(f3 "$(mx "${ALONE[@]}")") (interval 1s, fall 2)"
   if [ -z "${SKIP_C:-}" ]; then
     printf '%-58s %12s %12s  %s\n' "(c) etcd writes/s, 3 x 1000 members, 1 % flapping" \
-      "$WRITES_FLAP" "-" "meridian_fleet_etcd_writes_total: $MWRITES_FLAP/s (10 members flip every 4 s)"
+      "$WRITES_FLAP" "-" "meridian_fleet_etcd_writes_total: $MWRITES_FLAP/s (10 members flip every 4 s; $DOWN_FLAP down at the end)"
     printf '%-58s %12s %12s  %s\n' "(c) etcd writes/s, 3 x 10,000 members steady" \
-      "$WRITES_STEADY" "-" "meridian_fleet_etcd_writes_total: $MWRITES_STEADY/s (over $WINDOW s)"
+      "$WRITES_STEADY" "-" "meridian_fleet_etcd_writes_total: $MWRITES_STEADY/s (over $WINDOW s; $DOWN_STEADY down at the end)"
   else
     printf '%-58s %12s %12s  %s\n' "(c) etcd writes/s" "skipped" "-" "SKIP_C set"
   fi
-  printf '%-58s %12s %12s  %s\n' "(d) DNS qps, fleet on (ns1)" "$(med "${QPS_ON[@]}")" "$(mx "${QPS_ON[@]}")" \
-    "fleet off: $(med "${QPS_OFF[@]}"); on/off ratio $ratio (dnsperf ${DUR}s runs)"
+  printf '%-58s %12s %12s  %s\n' "(d) DNS qps, fleet on (ns1)" "$(f0 "$(med "${QPS_ON[@]}")")" \
+    "$(f0 "$(mx "${QPS_ON[@]}")")" \
+    "fleet off: median $(f0 "$(med "${QPS_OFF[@]}")"); on/off ratio $ratio (dnsperf ${DUR}s runs)"
   printf '%-58s %12s %12s  %s\n' "(e) queries lost across an etcd leader kill" \
-    "$(med "${LOST[@]}")" "$(mx "${LOST[@]}")" "of $(med "${SENT[@]}") sent per run (3 x 1000 qps, 6 s)"
+    "$(f0 "$(med "${LOST[@]}")")" "$(f0 "$(mx "${LOST[@]}")")" \
+    "of $(f0 "$(med "${SENT[@]}")") sent per run (3 x 1000 qps, 6 s; the leader killed at 2 s)"
 }
 BENCH_OK=1
