@@ -44,9 +44,13 @@ impl WireName {
 
     /// Ends the name with the root label.
     pub fn finish(mut self) -> WireName {
+        self.end_with_root();
+        self
+    }
+
+    fn end_with_root(&mut self) {
         self.buf[usize::from(self.len)] = 0;
         self.len += 1;
-        self
     }
 
     /// The name of a hickory [`Name`] (treated as fully qualified).
@@ -62,18 +66,29 @@ impl WireName {
 
     /// Reads an uncompressed name at `at` in `packet`: the name and the offset just past it.
     /// `None` for a compression pointer, a truncated name or one over 255 bytes.
-    pub fn parse(packet: &[u8], mut at: usize) -> Option<(WireName, usize)> {
+    pub fn parse(packet: &[u8], at: usize) -> Option<(WireName, usize)> {
         let mut w = WireName::empty();
+        let end = w.read_into(packet, at)?;
+        Some((w, end))
+    }
+
+    /// [`WireName::parse`] into `self` (whatever it held before), so a caller keeps the name
+    /// where it will use it instead of moving 385 bytes: the offset just past the name.
+    #[inline]
+    pub fn read_into(&mut self, packet: &[u8], mut at: usize) -> Option<usize> {
+        self.len = 0;
+        self.labels = 0;
         loop {
             let len = usize::from(*packet.get(at)?);
             if len == 0 {
-                return Some((w.finish(), at + 1));
+                self.end_with_root();
+                return Some(at + 1);
             }
             if len > 63 {
                 return None;
             }
             let label = packet.get(at + 1..at + 1 + len)?;
-            if !w.push_label(label) {
+            if !self.push_label(label) {
                 return None;
             }
             at += 1 + len;
