@@ -592,13 +592,18 @@ fn apply_one(
         Key::Instance(name) => match value.and_then(|v| serde_json::from_slice(v).ok()) {
             Some(inst) => {
                 peers.instances.insert(name.clone(), inst);
+                peers.last_seen.insert(name.clone(), unix_now());
             }
             None => {
                 peers.instances.remove(name);
                 peers.observations.remove(name);
+                peers.last_seen.remove(name);
             }
         },
         Key::Observation(name, member) => {
+            if value.is_some() && peers.instances.contains_key(name) {
+                peers.last_seen.insert(name.clone(), unix_now());
+            }
             if *name == keys.me() {
                 return None;
             }

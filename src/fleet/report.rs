@@ -51,6 +51,8 @@ pub struct InstanceReport {
     pub generation: u64,
     /// When it started (seconds since the Unix epoch).
     pub started: u64,
+    /// When this instance last saw a write of it (now for this instance itself).
+    pub last_seen: u64,
     /// Is it this instance?
     #[serde(rename = "self")]
     pub is_self: bool,
@@ -116,6 +118,11 @@ pub fn report(snap: &Snapshot, status: Option<&FleetStatus>) -> FleetReport {
             config_matches: i.config_digest == model.config_digest,
             generation: i.generation,
             started: i.started,
+            last_seen: if i.name == *me {
+                crate::health::fleet::unix_now()
+            } else {
+                view.last_seen.get(&i.name).copied().unwrap_or(i.started)
+            },
             is_self: i.name == *me,
         })
         .collect();

@@ -58,6 +58,9 @@ pub struct PeerView {
     pub instances: BTreeMap<String, Instance>,
     /// Every other live instance's observations, by instance name.
     pub observations: BTreeMap<String, HashMap<MemberKey, Observed>>,
+    /// When this instance last saw a write of each live instance (registration or
+    /// observation), seconds since the Unix epoch.
+    pub last_seen: BTreeMap<String, u64>,
     /// `None` while etcd is connected; else when it was lost (or, before it was ever
     /// reached, when the fleet started).
     pub lost_at: Option<Instant>,

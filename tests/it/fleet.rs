@@ -1212,6 +1212,14 @@ async fn fleet_api_metrics_and_nsid() {
             assert!(instance["config_digest"].is_string(), "{instance}");
             assert!(instance["config_matches"].is_boolean(), "{instance}");
             assert!(instance["generation"].is_u64(), "{instance}");
+            // Seen since it started: its registration at least.
+            let (started, seen) = (&instance["started"], &instance["last_seen"]);
+            assert!(
+                seen.as_u64()
+                    .zip(started.as_u64())
+                    .is_some_and(|(s, t)| s >= t),
+                "last_seen not before started: {instance}"
+            );
             assert_eq!(instance["self"], instance["name"] == NAMES[i], "{instance}");
         }
         let me = instances.iter().find(|x| x["self"] == true).expect("self");
