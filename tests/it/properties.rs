@@ -141,6 +141,7 @@ fn check(snap: &Snapshot, query: &[u8], transport: Transport) -> Result<(), Test
         packet: query,
         client,
         transport,
+        now: meridian::dns::unix_now(),
     };
     let reply = answer(snap, &req, &mut SmallRng::seed_from_u64(7));
     let general = answer_general(snap, &req, &mut SmallRng::seed_from_u64(7));
@@ -325,6 +326,7 @@ fn every_seed_query_is_answered() {
             packet: q,
             client,
             transport: Transport::Udp,
+            now: meridian::dns::unix_now(),
         };
         let reply = answer(&snap, &req, &mut SmallRng::seed_from_u64(7)).expect("a reply");
         if let Some(b) = branch(&snap, q, &reply) {
