@@ -126,16 +126,19 @@ fn node_types(
     if *owner == zone.origin {
         types.extend([RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]);
     }
-    types.retain(|t| *t != qtype);
+    if !matches!(qtype, RecordType::RRSIG | RecordType::NSEC) {
+        types.retain(|t| *t != qtype);
+    }
     types
 }
 
 /// The compact-denial NSEC at `owner`: next name `\000.owner` (its immediate successor in
 /// canonical order, RFC 9824 §3), the given types. `None` when that name would be too long.
 fn nsec_at(owner: &Name, ttl: u32, types: impl IntoIterator<Item = RecordType>) -> Option<Record> {
+    // Lower-cased: validators following RFC 6840 §5.1 do not lower-case it when they check.
     let next = Name::from_labels([&[0u8][..]])
         .ok()?
-        .append_domain(owner)
+        .append_domain(&owner.to_lowercase())
         .ok()?;
     let nsec = NSEC::new(next, types);
     Some(Record::from_rdata(

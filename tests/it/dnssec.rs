@@ -330,6 +330,9 @@ async fn unbound_validates_every_kind_of_answer() {
         ("static.gslb.test.", RecordType::MX),
         ("b.gslb.test.", RecordType::A),
         ("deep.nothing.gslb.test.", RecordType::TXT),
+        // Letter case as sent (0x20): the proofs still hold.
+        ("NoThInG.gSlB.test.", RecordType::A),
+        ("sTaTiC.gslb.test.", RecordType::MX),
     ] {
         let r = london.validated(name, qtype, ResponseCode::NoError).await;
         assert!(r.answers.is_empty(), "{name}: {r:?}");
@@ -742,4 +745,40 @@ async fn keygen_writes_a_private_key_and_ds_prints_it_again() {
     ]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), printed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_validates_positive_answers() {
+    // A third opinion (ldns): `drill -D -k` checks the signatures of positive answers.
+    let s = Signed::start(hickory_proto::dnssec::Algorithm::ED25519).await;
+    let key = s.dir.path().join("dnskey.txt");
+    std::fs::write(&key, format!("{}\n", s.dnskey)).expect("key file");
+    for (name, qtype) in [
+        ("static.gslb.test.", "A"),
+        (WWW, "A"),
+        ("x.wild.gslb.test.", "A"),
+        (ZONE, "DNSKEY"),
+        (ZONE, "CDS"),
+    ] {
+        let out = tokio::task::block_in_place(|| {
+            Command::new("drill")
+                .arg("-D")
+                .arg("-k")
+                .arg(&key)
+                .arg("-p")
+                .arg(s.meridian.udp.port().to_string())
+                .arg(format!("@{}", s.meridian.udp.ip()))
+                .arg(name)
+                .arg(qtype)
+                .output()
+                .expect("drill must be installed (apt-get install -y ldnsutils)")
+        });
+        let text = String::from_utf8_lossy(&out.stdout);
+        let tag = s.dnskey_tag();
+        assert!(
+            text.contains(&format!("; VALIDATED by id = {tag}, owner = {ZONE}")),
+            "{name} {qtype}:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -26,8 +26,10 @@ use crate::support::QueryBuilder;
 
 fn snapshot() -> Arc<Snapshot> {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    // The zone is signed, so DO queries take the signing paths too (a test key, not a secret).
     let text = format!(
-        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}",
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}\n\
+         [dnssec.\"example.test.\"]\nkey = \"keys/example.test.pem\"\n",
         include_str!("../fixtures/every-steering.toml")
     );
     // Nothing is written: the config is validated as if it were tests/fixtures/meridian.toml.
