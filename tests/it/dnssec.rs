@@ -140,6 +140,14 @@ impl Signed {
         signed
     }
 
+    /// Reloads the config file, as SIGHUP does.
+    async fn reload(&self) {
+        let m = &self.meridian;
+        meridian::reload::reload(&m.state, &m.control, &m.telemetry)
+            .await
+            .expect("reload");
+    }
+
     /// The key tag, as `meridian dnssec ds` prints it.
     fn dnskey_tag(&self) -> u16 {
         self.meridian
@@ -781,4 +789,50 @@ async fn drill_validates_positive_answers() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_signature_cache_unless_the_key_changes() {
+    let s = Signed::start(hickory_proto::dnssec::Algorithm::ECDSAP256SHA256).await;
+    let made = |s: &Signed| -> (u16, u64) {
+        let snap = s.meridian.state.load();
+        let signer = snap.model.zones.signers().next().expect("signed");
+        (signer.key_tag(), signer.signatures_made())
+    };
+    let first = s
+        .query_direct("static.gslb.test.", RecordType::A, LONDON)
+        .await;
+    let (tag, _) = made(&s);
+
+    s.reload().await;
+    let again = s
+        .query_direct("static.gslb.test.", RecordType::A, LONDON)
+        .await;
+    assert_eq!(
+        made(&s),
+        (tag, 0),
+        "the same key: the cached signature is served"
+    );
+    let sig = |m: &Message| {
+        m.answers
+            .iter()
+            .find(|r| r.record_type() == RecordType::RRSIG)
+            .map(|r| r.data.to_string())
+    };
+    assert_eq!(sig(&first), sig(&again));
+
+    let der = meridian::dnssec::generate(hickory_proto::dnssec::Algorithm::ED25519).unwrap();
+    std::fs::write(
+        s.dir.path().join("key.pem"),
+        meridian::dnssec::pem_encode(&der),
+    )
+    .unwrap();
+    s.reload().await;
+    let fresh = s
+        .query_direct("static.gslb.test.", RecordType::A, LONDON)
+        .await;
+    let (new_tag, signed) = made(&s);
+    assert_ne!(new_tag, tag);
+    assert_eq!(signed, 1, "a new key signs afresh");
+    assert_ne!(sig(&fresh), sig(&first));
 }
