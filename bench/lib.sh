@@ -348,16 +348,24 @@ select = "weighted"
 max_answers = 1
 ttl = 30
 
+$(gslb_geo_service 'monitor = "web"')
+CONF
+}
+
+# gslb_geo_service MONITOR_LINE : the benchmark's geo service and its two pools (the pools'
+# monitor line as given, or none).
+gslb_geo_service() {
+  cat <<CONF
 # geo: the client's network orders the pools, then one member by weight (gdnsd: a geoip
 # resource, nets only, whose datacenters are weighted resources). A client in 127.0.0.0/8 gets
 # dc-a first. The continents decide for clients outside the map (located in the GeoIP database).
 [pools.dc-a]
-monitor = "web"
+$1
 continent = "EU"
 members = [ { address = "127.0.0.11", weight = 60 }, { address = "127.0.0.12", weight = 40 } ]
 
 [pools.dc-b]
-monitor = "web"
+$1
 continent = "NA"
 members = [ { address = "127.0.0.13", weight = 60 }, { address = "127.0.0.14", weight = 40 } ]
 

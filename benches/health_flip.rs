@@ -274,6 +274,7 @@ fn dns_thread(
                 packet,
                 client,
                 transport: Transport::Udp,
+                now: meridian::dns::unix_now(),
             },
             &mut rng,
         );

@@ -74,6 +74,21 @@ pub struct Config {
     pub geo: Option<GeoConfig>,
     /// Fleet mode: health observations and overrides shared with other instances via etcd.
     pub fleet: Option<Spanned<FleetConfig>>,
+    /// Zones signed online with DNSSEC, keyed by the zone's fully-qualified name.
+    #[serde(default)]
+    pub dnssec: BTreeMap<String, Spanned<DnssecConfig>>,
+}
+
+/// `[dnssec."zone."]`: one signed zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecConfig {
+    /// The zone's signing key (PKCS#8, PEM or DER, ECDSA P-256 or Ed25519, as written by
+    /// `meridian dnssec keygen`), relative to the config file. Re-read on every reload.
+    pub key: Spanned<String>,
+    /// How long an RRSIG is valid (inception is backdated 1 h more). Default `"2d"`; at least
+    /// `"1h"`.
+    pub signature_lifetime: Option<Spanned<String>>,
 }
 
 /// `[fleet]`: this instance as one of several sharing health and overrides through etcd.
@@ -528,7 +543,7 @@ pub enum DurationError {
     #[error("duration {0:?} must start with a whole number")]
     NoNumber(String),
     /// A unit other than ms, s, m and h.
-    #[error("duration {text:?} has unknown unit {unit:?} (ms, s, m or h)")]
+    #[error("duration {text:?} has unknown unit {unit:?} (ms, s, m, h or d)")]
     Unit {
         /// The whole duration as written.
         text: String,
@@ -537,7 +552,7 @@ pub enum DurationError {
     },
 }
 
-/// Parses a duration such as `"2s"`, `"500ms"`, `"1m"` or `"1h"`.
+/// Parses a duration such as `"2s"`, `"500ms"`, `"1m"`, `"1h"` or `"2d"`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text
@@ -552,6 +567,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
         _ => {
             return Err(DurationError::Unit {
                 text: text.to_string(),

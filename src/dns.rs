@@ -9,6 +9,7 @@
 pub mod counters;
 mod fast;
 pub mod rrl;
+mod signed;
 pub mod transport;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rand::Rng;
 
+use crate::dnssec::{NXNAME, Signer};
 use crate::model::{Model, Service};
 use crate::select::{self, Family, Outcome};
 use crate::state::Snapshot;
@@ -46,6 +48,16 @@ pub struct Request<'a> {
     pub client: ClientAddr,
     /// UDP or TCP.
     pub transport: Transport,
+    /// When it was received, in Unix seconds (read once per batch by the transports): what
+    /// DNSSEC signatures are dated by.
+    pub now: u64,
+}
+
+/// The current time in Unix seconds, for [`Request::now`] (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Who asked: what steering decides by and the randomness it draws from; and, filled in on
@@ -213,7 +225,17 @@ fn general<R: Rng + ?Sized>(
         rng,
         scope: 0,
     };
-    resolve(snap, question, &mut resp, &mut referral, &mut asker);
+    let signed = resolve(snap, question, &mut resp, &mut referral, &mut asker);
+    if let Some((zone, signer)) = signed.filter(|_| opt.is_some_and(|o| o.dnssec_ok)) {
+        signed::finish(
+            zone,
+            signer,
+            question.name(),
+            question.query_type(),
+            &mut resp,
+            req.now,
+        );
+    }
     if let (Ecs::Valid(s), Some(edns)) = (ecs, resp.edns.as_mut()) {
         // RFC 7871 §7.2.1: echo family, source prefix and address, with the scope the answer
         // holds for (0 when it did not depend on the client), never wider than the source.
@@ -317,33 +339,34 @@ fn encode_plain(resp: &Message) -> Option<Reply> {
     resp.to_vec().ok().map(|bytes| (bytes, code))
 }
 
-/// Fills `resp` for a well-formed QUERY.
-fn resolve<R: Rng + ?Sized>(
-    snap: &Snapshot,
+/// Fills `resp` for a well-formed QUERY; returns the zone and its signer when the zone is
+/// signed, for [`signed::finish`].
+fn resolve<'s, R: Rng + ?Sized>(
+    snap: &'s Snapshot,
     question: &Question,
     resp: &mut Message,
     referral: &mut bool,
     asker: &mut Asker<'_, R>,
-) {
+) -> Option<(&'s Zone, &'s Signer)> {
     let qtype = question.query_type();
     if question.query_class() != DNSClass::IN {
         resp.metadata.response_code = ResponseCode::Refused;
-        return;
+        return None;
     }
     match qtype {
         RecordType::OPT => {
             resp.metadata.response_code = ResponseCode::FormErr;
-            return;
+            return None;
         }
         // Zone transfers are not offered (RFC 5936 §2.2.1 lets a server refuse them).
         RecordType::AXFR | RecordType::IXFR => {
             resp.metadata.response_code = ResponseCode::Refused;
-            return;
+            return None;
         }
         _ => {}
     }
     let model = &snap.model;
-    let Some(zone) = model.zones.find(question.name()) else {
+    let Some((zone, signer)) = model.zones.find_signed(question.name()) else {
         // Not ours, and we do not recurse. Say why, for EDNS clients (RFC 8914 §4.21).
         resp.metadata.response_code = ResponseCode::Refused;
         if let Some(edns) = resp.edns.as_mut() {
@@ -352,9 +375,15 @@ fn resolve<R: Rng + ?Sized>(
                 EDE_NOT_AUTHORITATIVE.to_vec(),
             ));
         }
-        return;
+        return None;
     };
+    if signer.is_some() && qtype == NXNAME {
+        // RFC 9824 §3.3: NXNAME is a meta-type; asking for it is a format error.
+        resp.metadata.response_code = ResponseCode::FormErr;
+        return None;
+    }
     resp.metadata.authoritative = true;
+    let signed = signer.map(|s| (zone, s));
 
     let mut name = question.name().clone();
     let mut visited: Vec<Name> = Vec::new();
@@ -369,20 +398,20 @@ fn resolve<R: Rng + ?Sized>(
                     *referral = true;
                 }
                 add_referral(zone, &name.trim_to(usize::from(cut_labels)), cut, resp);
-                return;
+                return signed;
             }
             Found::NxDomain => {
                 // RFC 6604 §3: the rcode is that of the last name in the chain.
                 resp.metadata.response_code = ResponseCode::NXDomain;
                 resp.add_authority(zone.negative_soa().clone());
-                return;
+                return signed;
             }
         };
         if qtype != RecordType::CNAME
             && let Some(cname) = node.rrset(RecordType::CNAME)
         {
             let Some(record) = cname.records(&owner).into_iter().next() else {
-                return;
+                return signed;
             };
             let RData::CNAME(target) = &record.data else {
                 unreachable!("CNAME RRset holds CNAME data")
@@ -390,24 +419,27 @@ fn resolve<R: Rng + ?Sized>(
             let target = target.0.clone();
             resp.add_answer(record);
             if !zone.origin.zone_of(&target) {
-                return; // Out of zone: the resolver follows it (RFC 1034 §3.6.2).
+                return signed; // Out of zone: the resolver follows it (RFC 1034 §3.6.2).
             }
             visited.push(name);
             if visited.contains(&target) {
-                return; // A loop: every CNAME of it is in the answer once.
+                return signed; // A loop: every CNAME of it is in the answer once.
             }
             name = target;
             continue;
         }
-        answer_node(snap, zone, node, &owner, qtype, resp, asker);
-        return;
+        answer_node(snap, zone, signer, node, &owner, qtype, resp, asker);
+        return signed;
     }
+    signed
 }
 
 /// Answers `qtype` at an existing node (exact or wildcard-synthesized, owned by `owner`).
+#[allow(clippy::too_many_arguments)]
 fn answer_node<R: Rng + ?Sized>(
     snap: &Snapshot,
     zone: &Zone,
+    signer: Option<&Signer>,
     node: &Node,
     owner: &Name,
     qtype: RecordType,
@@ -443,6 +475,14 @@ fn answer_node<R: Rng + ?Sized>(
                 resp.add_authority(zone.negative_soa().clone());
             }
         }
+        return;
+    }
+    // The key records at the apex of a signed zone (RFC 4035 §2.1, RFC 7344 §4).
+    if let Some(records) = signer
+        .filter(|_| *owner == zone.origin)
+        .and_then(|s| s.key_records(owner, qtype))
+    {
+        push_rrset(zone, records, resp);
         return;
     }
     match node.rrset(qtype) {

@@ -2,8 +2,8 @@
 //!
 //! Data flows through one module per stage, and imports follow it (ARCHITECTURE.md,
 //! "Dependency rules"): the leaves [`hash`], [`wire`] (reading a query once) and [`accept`]
-//! (the one TCP accept loop); [`config`] (TOML schema); [`zone`] and [`geo`] (master files,
-//! GeoIP); [`model`] (everything validated, immutable); [`health`] (health state, pure:
+//! (the one TCP accept loop); [`config`] (TOML schema); [`zone`], [`geo`] and [`dnssec`]
+//! (master files, GeoIP, online signing); [`model`] (everything validated, immutable); [`health`] (health state, pure:
 //! hysteresis, overrides, events, consensus, the data the fleet exchanges); [`state`] (the one
 //! snapshot of model + health every query reads); [`select`] (steering and selection, pure,
 //! shared by both data planes); then the data planes and the writers of health: [`dns`]
@@ -20,6 +20,7 @@ pub mod api;
 pub mod config;
 pub mod director;
 pub mod dns;
+pub mod dnssec;
 pub mod explain;
 pub mod fleet;
 pub mod geo;

@@ -78,6 +78,44 @@ enum Command {
         /// One member's address (`192.0.2.10`, or `192.0.2.10:8080`); all members when absent.
         member: Option<String>,
     },
+    /// DNSSEC keys: make one, or print the DS a parent zone needs.
+    Dnssec {
+        #[command(subcommand)]
+        command: DnssecCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DnssecCommand {
+    /// Write a new signing key (PKCS#8 PEM, mode 0600) and print its DNSKEY and DS records.
+    Keygen {
+        /// The zone the key signs (`gslb.example.`).
+        #[arg(long)]
+        zone: String,
+        /// The algorithm.
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Ecdsap256sha256)]
+        algorithm: KeyAlgorithm,
+        /// The key file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the DNSKEY and DS records of a signed zone of the config.
+    Ds {
+        /// Path to meridian.toml.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The signed zone (`gslb.example.`).
+        #[arg(long)]
+        zone: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyAlgorithm {
+    /// ECDSA P-256 with SHA-256 (algorithm 13).
+    Ecdsap256sha256,
+    /// Ed25519 (algorithm 15).
+    Ed25519,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +138,17 @@ fn main() -> ExitCode {
             pool,
             member,
         } => admin(config, &action, pool.as_deref(), member.as_deref()),
+        Command::Dnssec {
+            command:
+                DnssecCommand::Keygen {
+                    zone,
+                    algorithm,
+                    out,
+                },
+        } => keygen(&zone, algorithm, &out),
+        Command::Dnssec {
+            command: DnssecCommand::Ds { config, zone },
+        } => print_ds(config, &zone),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,6 +181,56 @@ fn init_tracing(format: LogFormat) {
 fn check(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&config)?;
     println!("{}: ok: {}", config.display(), model.summary());
+    Ok(())
+}
+
+fn zone_name(zone: &str) -> Result<hickory_proto::rr::Name, Box<dyn std::error::Error>> {
+    let name = hickory_proto::rr::Name::from_ascii(zone)?.to_lowercase();
+    if !name.is_fqdn() {
+        return Err(format!("zone {zone:?} must be fully qualified (end with a dot)").into());
+    }
+    Ok(name)
+}
+
+fn keygen(
+    zone: &str,
+    algorithm: KeyAlgorithm,
+    out: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let origin = zone_name(zone)?;
+    let algorithm = match algorithm {
+        KeyAlgorithm::Ecdsap256sha256 => hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+        KeyAlgorithm::Ed25519 => hickory_proto::dnssec::Algorithm::ED25519,
+    };
+    let der = meridian::dnssec::generate(algorithm)?;
+    let signer = meridian::dnssec::Signer::new(
+        origin,
+        meridian::dnssec::load_key(&der)?,
+        meridian::model::DEFAULT_SIGNATURE_LIFETIME.as_secs() as u32,
+    )?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    file.write_all(meridian::dnssec::pem_encode(&der).as_bytes())?;
+    file.sync_all()?;
+    eprintln!("wrote {}", out.display());
+    print!("{}", signer.presentation());
+    Ok(())
+}
+
+fn print_ds(config: PathBuf, zone: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let model = Model::load(&config)?;
+    let origin = zone_name(zone)?;
+    let signer = model
+        .zones
+        .signer_of(&origin)
+        .ok_or_else(|| format!("{origin} is not a signed zone of {}", config.display()))?;
+    print!("{}", signer.presentation());
     Ok(())
 }
 

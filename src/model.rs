@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError, Source};
 use crate::geo::GeoDb;
 
 mod director;
+mod dnssec;
 mod fleet;
 mod monitor;
 mod pool;
@@ -20,6 +21,7 @@ mod settings;
 mod zones;
 
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
+pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
 pub use fleet::FleetSettings;
 pub use monitor::{
     Consensus, DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec,
@@ -167,10 +169,28 @@ impl Builder<'_> {
         Err(self.src.error_at(span, reason))
     }
 
+    /// `name` as a fully-qualified, lower-cased DNS name, or the error for `key` at `span`.
+    fn fqdn(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        name: &str,
+    ) -> Result<hickory_proto::rr::Name, ConfigError> {
+        match hickory_proto::rr::Name::from_ascii(name) {
+            Ok(n) if n.is_fqdn() => Ok(n.to_lowercase()),
+            Ok(_) => self.err(
+                span,
+                format!("{key}: the name must be fully qualified (end with a dot)"),
+            ),
+            Err(e) => self.err(span, format!("{key}: not a DNS name: {e}")),
+        }
+    }
+
     fn build(&self, config: Config) -> Result<Model, ConfigError> {
         let mut dns = self.dns(&config)?;
         let mut zones = self.zones(&config)?;
         let fleet = self.fleet(&config)?;
+        self.dnssec(&config, &mut zones)?;
         if dns.nsid.is_none() {
             dns.nsid = fleet.as_ref().map(|f| f.name.clone());
         }

@@ -49,6 +49,31 @@ pub struct StatusDto {
     pub pools: Vec<PoolDto>,
     /// The latest transitions, oldest first.
     pub events: Vec<TransitionDto>,
+    /// Every zone signed with DNSSEC.
+    pub dnssec: Vec<DnssecDto>,
+}
+
+/// One signed zone: its key and its signature cache.
+#[derive(Debug, Serialize)]
+pub struct DnssecDto {
+    /// The zone.
+    pub zone: String,
+    /// The key tag of its key.
+    pub key_tag: u16,
+    /// The key's algorithm number (13 or 15).
+    pub algorithm: u8,
+    /// The algorithm's name (`ECDSAP256SHA256`, `ED25519`).
+    pub algorithm_name: String,
+    /// The DS record's data for the parent (`tag alg 2 digest`).
+    pub ds: String,
+    /// Signature lifetime in seconds.
+    pub signature_lifetime_s: u32,
+    /// Signatures in the cache.
+    pub cache_entries: usize,
+    /// Share of signature lookups the cache answered (0 to 1; 0 before any).
+    pub cache_hit_rate: f64,
+    /// Signatures made since the key was loaded.
+    pub signatures_made: u64,
 }
 
 /// One service.
@@ -255,6 +280,27 @@ fn build(api: &ApiState, observed: &Observed) -> StatusDto {
             .iter()
             .map(TransitionDto::from)
             .collect(),
+        dnssec: model.zones.signers().map(dnssec_dto).collect(),
+    }
+}
+
+fn dnssec_dto(signer: &crate::dnssec::Signer) -> DnssecDto {
+    let cache = signer.cache();
+    let lookups = cache.lookups();
+    DnssecDto {
+        zone: signer.origin().to_string(),
+        key_tag: signer.key_tag(),
+        algorithm: u8::from(signer.algorithm()),
+        algorithm_name: format!("{:?}", signer.algorithm()),
+        ds: signer.ds_text(),
+        signature_lifetime_s: signer.lifetime(),
+        cache_entries: cache.len(),
+        cache_hit_rate: if lookups == 0 {
+            0.0
+        } else {
+            cache.hits() as f64 / lookups as f64
+        },
+        signatures_made: signer.signatures_made(),
     }
 }
 

@@ -78,6 +78,17 @@ pub(super) fn answer<R: Rng + ?Sized>(
     let qtype = RecordType::from(qtype);
 
     let zone = model.zones.find_wire(qname)?;
+    // A signed zone's DO answers carry RRSIGs and denial proofs, and its apex answers the key
+    // records; the general path writes those. Everything else is answered as for any zone.
+    if (opt.is_some_and(|o| o.dnssec_ok)
+        || matches!(
+            qtype,
+            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY | crate::dnssec::NXNAME
+        ))
+        && model.zones.is_signed_wire(qname)
+    {
+        return None;
+    }
     let mut scope = 0;
     let body = match zone.find_wire(qname, qtype) {
         Found::Exact(node) => {
@@ -265,6 +276,7 @@ mod tests {
             packet,
             client: ClientAddr("127.0.0.1:5300".parse::<SocketAddr>().unwrap()),
             transport: Transport::Udp,
+            now: 1_764_720_000,
         };
         let mut out = Vec::new();
         let parsed = crate::wire::Query::parse(packet).unwrap();

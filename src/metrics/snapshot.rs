@@ -1,11 +1,12 @@
 //! The metrics read from the snapshot in force at scrape time: its generation, and every
-//! member's shown state and usability. Nothing is counted on the way; a scrape walks the model.
+//! member's shown state and usability, and each signed zone's signature counts. Nothing is counted on the way; a scrape walks the model.
 
 use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::health::MemberState;
@@ -88,6 +89,32 @@ impl Collector for SnapshotCollector {
         }
         for (state, n) in MemberState::SHOWN.iter().zip(counts) {
             ConstGauge::new(n).encode(family.encode_family(&[("state", state.as_str())])?)?;
+        }
+        type Read = fn(&crate::dnssec::Signer) -> u64;
+        let dnssec: [(&str, &str, Read); 3] = [
+            (
+                "meridian_dnssec_signatures",
+                "RRSIGs made (signature cache misses), per signed zone, since its key was loaded",
+                |s| s.signatures_made(),
+            ),
+            (
+                "meridian_dnssec_cache_hits",
+                "RRSIGs served from the signature cache, per signed zone",
+                |s| s.cache().hits(),
+            ),
+            (
+                "meridian_dnssec_cache_lookups",
+                "Signature cache lookups, per signed zone",
+                |s| s.cache().lookups(),
+            ),
+        ];
+        for (name, help, read) in dnssec {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for signer in model.zones.signers() {
+                let zone = signer.origin().to_string();
+                ConstCounter::new(read(signer))
+                    .encode(family.encode_family(&[("zone", zone.as_str())])?)?;
+            }
         }
         Ok(())
     }

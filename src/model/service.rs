@@ -145,16 +145,7 @@ impl Builder<'_> {
     ) -> Result<Service, ConfigError> {
         let cfg = s.get_ref();
         let key = format!("services.\"{name}\"");
-        let dns_name = match Name::from_ascii(name) {
-            Ok(n) if n.is_fqdn() => n.to_lowercase(),
-            Ok(_) => {
-                return self.err(
-                    s.span(),
-                    format!("{key}: the name must be fully qualified (end with a dot)"),
-                );
-            }
-            Err(e) => return self.err(s.span(), format!("{key}: not a DNS name: {e}")),
-        };
+        let dns_name = self.fqdn(s.span(), &key, name)?;
         let service_pools = self.pool_list(&format!("{key}.pools"), &cfg.pools, pool_ids, None)?;
         if service_pools.is_empty() {
             return self.err(s.span(), format!("{key} has no pools"));

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
 use super::Builder;
 use crate::config::{Config, ConfigError};
+use crate::dnssec::Signer;
 use crate::wire::WireName;
 use crate::zone::{NameMap, Zone, ZoneError, origin_from_file_name};
 
@@ -27,6 +29,8 @@ pub struct Zones {
     list: Vec<Zone>,
     /// Zone index by lower-cased wire-format origin.
     by_origin: NameMap<usize>,
+    /// The signer of each zone signed with DNSSEC, by zone index.
+    signers: Vec<Option<Arc<Signer>>>,
 }
 
 impl Zones {
@@ -38,6 +42,57 @@ impl Zones {
     /// [`Zones::find`] for a name already in wire form.
     pub fn find_wire(&self, qname: &WireName) -> Option<&Zone> {
         self.position_wire(qname).map(|i| &self.list[i])
+    }
+
+    /// [`Zones::find`] with the zone's signer, when it is signed.
+    pub fn find_signed(&self, qname: &Name) -> Option<(&Zone, Option<&Signer>)> {
+        self.position(qname)
+            .map(|i| (&self.list[i], self.signer_at(i)))
+    }
+
+    /// True when `qname` belongs to a zone signed with DNSSEC.
+    pub fn is_signed_wire(&self, qname: &WireName) -> bool {
+        self.position_wire(qname)
+            .is_some_and(|i| self.signer_at(i).is_some())
+    }
+
+    /// Every signer, in zone order.
+    pub fn signers(&self) -> impl Iterator<Item = &Signer> {
+        self.signers.iter().flatten().map(|s| &**s)
+    }
+
+    /// The signer of `origin`'s zone, if it is signed.
+    pub fn signer_of(&self, origin: &Name) -> Option<&Signer> {
+        self.position(origin)
+            .filter(|&i| self.list[i].origin == *origin)
+            .and_then(|i| self.signer_at(i))
+    }
+
+    fn signer_at(&self, i: usize) -> Option<&Signer> {
+        self.signers.get(i).and_then(Option::as_deref)
+    }
+
+    /// Keeps the signature caches of `previous`'s signers that sign with the same key, so a
+    /// reload does not make every signed answer miss at once.
+    pub fn adopt_signature_caches(&mut self, previous: &Zones) {
+        for signer in self.signers.iter_mut().flatten() {
+            let origin = signer.origin().clone();
+            if let (Some(old), Some(new)) = (previous.signer_of(&origin), Arc::get_mut(signer)) {
+                new.adopt_cache(old);
+            }
+        }
+    }
+
+    pub(super) fn set_signer(&mut self, origin: &Name, signer: Signer) -> bool {
+        let Some(i) = self
+            .position(origin)
+            .filter(|&i| self.list[i].origin == *origin)
+        else {
+            return false;
+        };
+        self.signers.resize(self.list.len(), None);
+        self.signers[i] = Some(Arc::new(signer));
+        true
     }
 
     /// Index of the zone with the longest origin that `qname` is at or below.

@@ -270,7 +270,9 @@ impl Writer {
 
     /// Switches to `next` (see [`carry_over`]), records what the reload changed, plans its
     /// probes and publishes it; returns the generation of the snapshot that carries it.
-    pub fn reload(&mut self, next: Model) -> u64 {
+    pub fn reload(&mut self, mut next: Model) -> u64 {
+        // Signatures made with an unchanged key stay valid: keep them.
+        next.zones.adopt_signature_caches(&self.model.zones);
         let next = Arc::new(next);
         let prev_table = std::mem::take(&mut self.table);
         self.table = carry_over(&self.model, &prev_table, &next);

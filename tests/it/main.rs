@@ -7,6 +7,7 @@ mod browser;
 mod config;
 mod director;
 mod dns;
+mod dnssec;
 mod edns;
 mod etcd;
 mod fleet;

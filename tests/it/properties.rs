@@ -26,8 +26,10 @@ use crate::support::QueryBuilder;
 
 fn snapshot() -> Arc<Snapshot> {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    // The zone is signed, so DO queries take the signing paths too (a test key, not a secret).
     let text = format!(
-        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}",
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}\n\
+         [dnssec.\"example.test.\"]\nkey = \"keys/example.test.pem\"\n",
         include_str!("../fixtures/every-steering.toml")
     );
     // Nothing is written: the config is validated as if it were tests/fixtures/meridian.toml.
@@ -141,6 +143,7 @@ fn check(snap: &Snapshot, query: &[u8], transport: Transport) -> Result<(), Test
         packet: query,
         client,
         transport,
+        now: meridian::dns::unix_now(),
     };
     let reply = answer(snap, &req, &mut SmallRng::seed_from_u64(7));
     let general = answer_general(snap, &req, &mut SmallRng::seed_from_u64(7));
@@ -325,6 +328,7 @@ fn every_seed_query_is_answered() {
             packet: q,
             client,
             transport: Transport::Udp,
+            now: meridian::dns::unix_now(),
         };
         let reply = answer(&snap, &req, &mut SmallRng::seed_from_u64(7)).expect("a reply");
         if let Some(b) = branch(&snap, q, &reply) {

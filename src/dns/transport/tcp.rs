@@ -167,6 +167,7 @@ impl Connection {
     fn answer(&mut self, snap: &Snapshot) -> bool {
         self.output.clear();
         self.answered.clear();
+        let unix = crate::dns::unix_now();
         while let [hi, lo, ..] = self.input[self.start..self.end] {
             let query = self.start + 2..self.start + 2 + usize::from(u16::from_be_bytes([hi, lo]));
             if query.end > self.end {
@@ -180,6 +181,7 @@ impl Connection {
                 packet: &self.input[query],
                 client: ClientAddr(self.peer),
                 transport: Transport::Tcp,
+                now: unix,
             };
             let mut answered = answer_into(snap, &req, &mut self.rng, &mut self.reply);
             match u16::try_from(self.reply.len()) {

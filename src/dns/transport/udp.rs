@@ -206,6 +206,7 @@ impl Worker {
         // tokio's Instant is std's outside paused test runtimes.
         let now = tokio::time::Instant::from_std(received);
         let limiter = rrl.follow(snap.model.dns.rrl.as_ref(), now);
+        let unix = crate::dns::unix_now();
         let queries = self.received.chunks_exact(UDP_BUFFER);
         for ((slot, reply), query) in self.slots[..n]
             .iter_mut()
@@ -221,6 +222,7 @@ impl Worker {
                 packet: query,
                 client: ClientAddr(peer),
                 transport: Transport::Udp,
+                now: unix,
             };
             slot.answered = answer_into(&snap, &req, &mut self.rng, reply);
             if !slot.answered.replied() {
