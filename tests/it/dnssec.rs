@@ -663,6 +663,11 @@ async fn status_and_metrics_show_the_key_and_the_cache() {
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     let zone = &status["dnssec"][0];
     let tag = s.dnskey_tag();
+    let summary = status["summary"].as_str().unwrap();
+    assert!(
+        summary.ends_with(&format!(", DNSSEC {ZONE} (key {tag}, ED25519)")),
+        "{summary}"
+    );
     assert_eq!(zone["zone"], ZONE, "{zone}");
     assert_eq!(zone["key_tag"], tag, "{zone}");
     assert_eq!(zone["algorithm"], 15, "{zone}");
