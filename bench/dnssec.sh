@@ -9,9 +9,10 @@
 # figures from /api/v1/status. Names:
 #   static  a static name (two A records)
 #   geo     a geo-steered service (Knot: the same name as a static A record)
-#   cold    a different name under a wildcard for every query (100,000 names): every answer is
-#           a new RRset, so Meridian's cache misses and it signs as Knot does (cold cache)
-# Rows: meridian (signed zone, DO and no DO), meridian-plain (the same zone unsigned, no DO:
+#   cold    a different name under a wildcard for every query (1,000,000 names, more than a run
+#           sends and ten times the cache): every answer is a new RRset, so Meridian's cache
+#           misses and it signs as Knot does (cold cache)
+# Rows: meridian (signed zone, DO and no DO), plain (the same zone unsigned, no DO:
 # the anchor for "unsigned on a signed zone"), knot (mod-onlinesign, DO).
 #
 # Arguments:
@@ -87,7 +88,7 @@ zone_head >"$RUN/zones/$ZONE.zone"
 
 echo "static.$ZONE A" >"$RUN/queries/static.txt"
 echo "geo.$ZONE A" >"$RUN/queries/geo.txt"
-seq 1 100000 | awk -v z="$ZONE" '{print "n" $1 ".wild." z " A"}' >"$RUN/queries/cold.txt"
+seq 1 1000000 | awk -v z="$ZONE" '{print "n" $1 ".wild." z " A"}' >"$RUN/queries/cold.txt"
 
 "$BIN" dnssec keygen --zone "$ZONE." --algorithm "$ALGORITHM" --out "$RUN/meridian/key.pem" >"$RUN/meridian/dnskey.txt" 2>/dev/null \
   || die "meridian dnssec keygen failed"

@@ -144,6 +144,14 @@ impl Model {
                 s.responses_per_second, s.ipv4_prefix, s.ipv6_prefix, s.burst, s.slip
             ));
         }
+        for signer in self.zones.signers() {
+            line.push_str(&format!(
+                ", DNSSEC {} (key {}, {:?})",
+                signer.origin(),
+                signer.key_tag(),
+                signer.algorithm()
+            ));
+        }
         line
     }
 
