@@ -274,7 +274,7 @@ fn dns_thread(
                 packet,
                 client,
                 transport: Transport::Udp,
-                now: meridian::dns::unix_now(),
+                unix_time: meridian::dns::unix_now(),
             },
             &mut rng,
         );

@@ -50,10 +50,10 @@ pub struct Request<'a> {
     pub transport: Transport,
     /// When it was received, in Unix seconds (read once per batch by the transports): what
     /// DNSSEC signatures are dated by.
-    pub now: u64,
+    pub unix_time: u64,
 }
 
-/// The current time in Unix seconds, for [`Request::now`] (0 if the clock is before 1970).
+/// The current time in Unix seconds, for [`Request::unix_time`] (0 if the clock is before 1970).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -233,7 +233,7 @@ fn general<R: Rng + ?Sized>(
             question.name(),
             question.query_type(),
             &mut resp,
-            req.now,
+            req.unix_time,
         );
     }
     if let (Ecs::Valid(s), Some(edns)) = (ecs, resp.edns.as_mut()) {

@@ -276,7 +276,7 @@ mod tests {
             packet,
             client: ClientAddr("127.0.0.1:5300".parse::<SocketAddr>().unwrap()),
             transport: Transport::Udp,
-            now: 1_764_720_000,
+            unix_time: 1_764_720_000,
         };
         let mut out = Vec::new();
         let parsed = crate::wire::Query::parse(packet).unwrap();

@@ -143,7 +143,7 @@ fn check(snap: &Snapshot, query: &[u8], transport: Transport) -> Result<(), Test
         packet: query,
         client,
         transport,
-        now: meridian::dns::unix_now(),
+        unix_time: meridian::dns::unix_now(),
     };
     let reply = answer(snap, &req, &mut SmallRng::seed_from_u64(7));
     let general = answer_general(snap, &req, &mut SmallRng::seed_from_u64(7));
@@ -328,7 +328,7 @@ fn every_seed_query_is_answered() {
             packet: q,
             client,
             transport: Transport::Udp,
-            now: meridian::dns::unix_now(),
+            unix_time: meridian::dns::unix_now(),
         };
         let reply = answer(&snap, &req, &mut SmallRng::seed_from_u64(7)).expect("a reply");
         if let Some(b) = branch(&snap, q, &reply) {

@@ -181,7 +181,7 @@ impl Connection {
                 packet: &self.input[query],
                 client: ClientAddr(self.peer),
                 transport: Transport::Tcp,
-                now: unix,
+                unix_time: unix,
             };
             let mut answered = answer_into(snap, &req, &mut self.rng, &mut self.reply);
             match u16::try_from(self.reply.len()) {

@@ -222,7 +222,7 @@ impl Worker {
                 packet: query,
                 client: ClientAddr(peer),
                 transport: Transport::Udp,
-                now: unix,
+                unix_time: unix,
             };
             slot.answered = answer_into(&snap, &req, &mut self.rng, reply);
             if !slot.answered.replied() {
