@@ -18,6 +18,7 @@ mod malformed;
 mod observe;
 mod planes;
 mod properties;
+mod readme;
 mod rrl;
 mod services;
 mod smoke;
