@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, Source};
 use crate::geo::GeoDb;
 
+mod check;
 mod director;
 mod fleet;
 mod monitor;
@@ -19,6 +20,7 @@ mod service;
 mod settings;
 mod zones;
 
+pub use check::{DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, unescape};
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
 pub use fleet::FleetSettings;
 pub use monitor::{

@@ -4,6 +4,7 @@
 mod architecture;
 mod backend;
 mod browser;
+mod checks;
 mod config;
 mod director;
 mod dns;
