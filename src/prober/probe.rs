@@ -1,6 +1,6 @@
-//! One health probe, run once: connect to a member (TCP, HTTP or HTTPS), judge the answer, and
-//! say why it failed in words an operator can act on (`http 503`, `connect refused`,
-//! `tls: certificate expired`).
+//! One health probe, run once: connect to a member (TCP, a TCP dialogue, HTTP, HTTPS, DNS) or
+//! run a command for it, judge the answer, and say why it failed in words an operator can act
+//! on (`http 503`, `connect refused`, `tls: certificate expired`).
 //!
 //! This is the seam between health checking and the network, so it is a trait with a real
 //! implementation ([`NetProbe`]) and a scripted one ([`FakeProbe`]) for tests of the prober and
