@@ -239,7 +239,7 @@ fn default_tcp_max() -> Spanned<u32> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
-    /// `"http"`, `"https"` or `"tcp"`.
+    /// `"http"`, `"https"`, `"tcp"`, `"dns"` or `"exec"`.
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     /// HTTP(S) method: `"GET"` or `"HEAD"`. Default: `"GET"`.
@@ -273,6 +273,40 @@ pub struct MonitorConfig {
     pub consensus: Option<Spanned<ConsensusConfig>>,
     /// The address probes are sent from. Default: chosen by the system.
     pub source: Option<Spanned<String>>,
+    /// `tcp`: bytes sent once connected (`\r`, `\n`, `\t`, `\\` and `\xHH` escapes).
+    pub send: Option<Spanned<String>>,
+    /// `tcp`: a substring the answer must contain within `body_limit` bytes (escapes as `send`).
+    pub expect: Option<Spanned<String>>,
+    /// `tcp`: a regular expression (`regex` crate syntax) the answer must match instead.
+    pub expect_regex: Option<Spanned<String>>,
+    /// `tcp`: several `send`/`expect` steps in order, instead of one.
+    pub steps: Option<Vec<Spanned<StepConfig>>>,
+    /// `dns`: the name queried.
+    pub query_name: Option<Spanned<String>>,
+    /// `dns`: the record type queried. Default: `"A"`.
+    pub query_type: Option<Spanned<String>>,
+    /// `dns`: the response code that counts as up. Default: `"NOERROR"`.
+    pub expect_rcode: Option<Spanned<String>>,
+    /// `dns`: an address that must be in the answer.
+    pub expect_address: Option<Spanned<String>>,
+    /// `exec`: the program run (a path, or a name looked up in `PATH`); no shell.
+    pub command: Option<Spanned<String>>,
+    /// `exec`: its arguments; `{address}` and `{port}` are replaced by the member's.
+    pub args: Option<Vec<String>>,
+    /// `exec`: most commands of this monitor running at once. Default: 8.
+    pub max_concurrent: Option<Spanned<usize>>,
+}
+
+/// One `steps = [{ send = "...", expect = "..." }]` entry of a `tcp` monitor.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Bytes sent (escapes as the monitor's `send`).
+    pub send: Option<Spanned<String>>,
+    /// A substring the answer must contain.
+    pub expect: Option<Spanned<String>>,
+    /// A regular expression the answer must match.
+    pub expect_regex: Option<Spanned<String>>,
 }
 
 /// `[pools.NAME]`: one site: its members, its monitor, and where it is.

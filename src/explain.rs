@@ -164,12 +164,14 @@ pub fn explain<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<Explanation, ExplainError> {
     let model: &Model = &snap.model;
-    let wanted = name.to_lowercase();
+    // A typed name means the same with or without the final dot (`dig www.example.test`).
+    let mut wanted = name.to_lowercase();
+    wanted.set_fqdn(true);
     let service = model
         .services
         .iter()
         .find(|s| s.name == wanted)
-        .ok_or_else(|| ExplainError::NotAService(name.to_string()))?;
+        .ok_or_else(|| ExplainError::NotAService(wanted.to_string()))?;
     let family = match qtype {
         RecordType::A => Family::V4,
         RecordType::AAAA => Family::V6,

@@ -170,6 +170,9 @@ pub struct MemberHealth {
     pub last_ok: Option<bool>,
     /// Reason of the last failure (kept after recovery, for the status page).
     pub last_reason: Option<Arc<str>>,
+    /// When the last failure was seen; `None`: not since Meridian started. Set by the health
+    /// writer, for the status page ("last failure 48 s ago").
+    pub last_failure: Option<tokio::time::Instant>,
     /// Latency of the last probe.
     pub last_latency: Option<Duration>,
     /// Operator override, if any.
@@ -196,6 +199,7 @@ impl MemberHealth {
             failures: 0,
             last_ok: None,
             last_reason: None,
+            last_failure: None,
             last_latency: None,
             admin: None,
             admin_revision: 0,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, Source};
 use crate::geo::GeoDb;
 
+mod check;
 mod director;
 mod dnssec;
 mod fleet;
@@ -20,6 +21,7 @@ mod service;
 mod settings;
 mod zones;
 
+pub use check::{DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, unescape};
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
 pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
 pub use fleet::FleetSettings;

@@ -180,8 +180,10 @@ pub struct MemberDto {
     pub monitored: bool,
     /// The last probe: `null` before the first.
     pub last_probe: Option<ProbeDto>,
-    /// Reason of the last failed probe (kept after recovery).
+    /// Why the last probe failed; `null` when it passed (see `last_failure` for the past).
     pub reason: Option<String>,
+    /// The last failure seen, also after recovery; `null` when there has been none.
+    pub last_failure: Option<FailureDto>,
     /// When the state last changed (or serving started).
     pub since: String,
     /// Seconds in the current state.
@@ -208,6 +210,17 @@ pub struct ConnectionsDto {
     pub bytes_to_backend: u64,
     /// Bytes forwarded from it to clients.
     pub bytes_to_client: u64,
+}
+
+/// A member's last failure.
+#[derive(Debug, Serialize)]
+pub struct FailureDto {
+    /// Why it failed (`connect refused`, `http 503`).
+    pub reason: String,
+    /// When (RFC 3339); `null` when not known (seen before a restart of the writer).
+    pub at: Option<String>,
+    /// Seconds ago.
+    pub ago_s: Option<f64>,
 }
 
 /// The last probe of a member.
@@ -341,7 +354,19 @@ fn pool_dto(
                     result: if ok { "ok" } else { "fail" },
                     latency_ms: h.last_latency.map(|d| d.as_secs_f64() * 1000.0),
                 }),
-                reason: h.last_reason.as_deref().map(str::to_string),
+                reason: h
+                    .last_reason
+                    .as_deref()
+                    .filter(|_| h.last_ok == Some(false))
+                    .map(str::to_string),
+                last_failure: h.last_reason.as_deref().map(|reason| {
+                    let ago = h.last_failure.map(|t| now.saturating_duration_since(t));
+                    FailureDto {
+                        reason: reason.to_string(),
+                        at: ago.and_then(|a| wall.checked_sub(a)).map(rfc3339),
+                        ago_s: ago.map(|a| a.as_secs_f64()),
+                    }
+                }),
                 since: rfc3339(wall.checked_sub(in_state).unwrap_or(started.0)),
                 in_state_s: in_state.as_secs_f64(),
                 successes: h.successes,

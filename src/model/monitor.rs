@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::check::{DnsCheck, ExecCheck, TcpScript};
 use super::{Builder, Member};
 use crate::config::{ConfigError, ConsensusConfig, MonitorConfig};
 
@@ -68,7 +69,8 @@ impl Monitor {
         let port = self.port.or(member.port).or(match self.kind {
             ProbeKind::Http(_) => Some(80),
             ProbeKind::Https(_) => Some(443),
-            ProbeKind::Tcp => None,
+            ProbeKind::Dns(_) => Some(53),
+            ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Exec(_) => None,
         })?;
         Some(SocketAddr::new(ip, port))
     }
@@ -112,6 +114,27 @@ pub enum ProbeKind {
     Http(HttpCheck),
     /// An HTTP/1.1 request over TLS.
     Https(HttpCheck),
+    /// A TCP connection and a dialogue of sends and expected answers (`type = "tcp"` with
+    /// `send`/`expect` or `steps`).
+    TcpScript(TcpScript),
+    /// A DNS query of the member.
+    Dns(DnsCheck),
+    /// A command run with the member's address: exit 0 is up.
+    Exec(ExecCheck),
+}
+
+impl ProbeKind {
+    /// The monitor type as configured: `tcp` (with or without a dialogue), `http`, `https`,
+    /// `dns` or `exec`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            ProbeKind::Tcp | ProbeKind::TcpScript(_) => "tcp",
+            ProbeKind::Http(_) => "http",
+            ProbeKind::Https(_) => "https",
+            ProbeKind::Dns(_) => "dns",
+            ProbeKind::Exec(_) => "exec",
+        }
+    }
 }
 
 /// The request an HTTP(S) probe sends and what the answer must look like.
@@ -195,23 +218,7 @@ impl Builder<'_> {
         fleet: bool,
     ) -> Result<Monitor, ConfigError> {
         let cfg = m.get_ref();
-        let http_only = [
-            ("path", cfg.path.is_some()),
-            ("method", cfg.method.is_some()),
-            ("host", cfg.host.is_some()),
-            ("expect_status", cfg.expect_status.is_some()),
-            ("expect_body", cfg.expect_body.is_some()),
-            ("body_limit", cfg.body_limit.is_some()),
-            ("verify_tls", cfg.verify_tls.is_some()),
-        ];
-        if cfg.kind.get_ref() == "tcp"
-            && let Some((key, _)) = http_only.iter().find(|(_, set)| *set)
-        {
-            return self.err(
-                m.span(),
-                format!("monitors.{name}.{key} applies to http and https monitors only"),
-            );
-        }
+        self.check_keys(name, m)?;
         let method = match &cfg.method {
             None => HttpMethod::Get,
             Some(v) => match v.get_ref().to_ascii_uppercase().as_str() {
@@ -254,18 +261,21 @@ impl Builder<'_> {
             body_limit: cfg.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
             verify_tls: cfg.verify_tls.unwrap_or(true),
         };
-        let kind = match cfg.kind.get_ref().as_str() {
-            "http" => ProbeKind::Http(check),
-            "https" => ProbeKind::Https(check),
-            "tcp" => ProbeKind::Tcp,
-            other => {
-                return self.err(
+        let kind = match self.check_kind(name, m)? {
+            Some(kind) => kind,
+            None => match cfg.kind.get_ref().as_str() {
+                "http" => ProbeKind::Http(check),
+                "https" => ProbeKind::Https(check),
+                "tcp" => ProbeKind::Tcp,
+                other => {
+                    return self.err(
                     cfg.kind.span(),
                     format!(
-                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\" or \"tcp\""
+                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\", \"tcp\", \"dns\" or \"exec\""
                     ),
                 );
-            }
+                }
+            },
         };
         let interval = match &cfg.interval {
             Some(v) => self.duration(&format!("monitors.{name}.interval"), v)?,

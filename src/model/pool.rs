@@ -162,7 +162,8 @@ impl Builder<'_> {
                 return self.err(
                     m.span(),
                     format!(
-                        "pools.{name}: member {address} needs a port for tcp monitor {:?} (set port on the member or the monitor)",
+                        "pools.{name}: member {address} needs a port for {} monitor {:?} (set port on the member or the monitor)",
+                        monitor.kind.word(),
                         monitor.name
                     ),
                 );

@@ -161,7 +161,7 @@ impl Builder<'_> {
             "failover" => Steering::Failover,
             "weighted" => Steering::Weighted,
             "hash" => Steering::Hash,
-            "geo" | "proximity" if !has_geo_db => {
+            "proximity" if !has_geo_db => {
                 return self.err(
                     cfg.steering.span(),
                     format!(
@@ -172,6 +172,22 @@ impl Builder<'_> {
             "geo" => {
                 let map = cfg.map.as_ref().map(Spanned::get_ref);
                 let map = self.geo_map(&key, map, &service_pools, pool_ids, pools)?;
+                // Only countries and continents are looked up in the database; a map of
+                // `nets` alone (and `default`) needs none.
+                let looks_up = !map.countries.is_empty() || !map.continents.is_empty();
+                if !has_geo_db && (looks_up || map.nets.is_empty()) {
+                    return self.err(
+                        cfg.steering.span(),
+                        format!(
+                            "{key}.steering = \"geo\" needs a GeoIP database{}: add [geo] database = \"...\"",
+                            if looks_up {
+                                " to look up countries and continents"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
+                }
                 Steering::Geo(Box::new(map))
             }
             "proximity" => {

@@ -126,7 +126,7 @@ pub struct HealthTelemetry {
 }
 
 /// Every probe failure reason kind (the `reason` label of `meridian_probe_failures_total`).
-pub const PROBE_FAILURE_REASONS: [&str; 8] = [
+pub const PROBE_FAILURE_REASONS: [&str; 11] = [
     "timeout",
     "connect_refused",
     "connection_reset",
@@ -135,6 +135,9 @@ pub const PROBE_FAILURE_REASONS: [&str; 8] = [
     "http_status",
     "body",
     "http",
+    "expect",
+    "dns",
+    "exec",
 ];
 
 /// The bounded `reason` label of a probe failure.
@@ -148,14 +151,13 @@ pub fn failure_reason(e: &ProbeError) -> &'static str {
         ProbeError::Status(_) => "http_status",
         ProbeError::BodyMismatch(_) => "body",
         ProbeError::Http(_) => "http",
+        ProbeError::Expect(_) => "expect",
+        ProbeError::Dns(_) => "dns",
+        ProbeError::Exec(_) => "exec",
     }
 }
 
 /// The `type` label of a probe.
 pub fn probe_type(kind: &ProbeKind) -> &'static str {
-    match kind {
-        ProbeKind::Tcp => "tcp",
-        ProbeKind::Http(_) => "http",
-        ProbeKind::Https(_) => "https",
-    }
+    kind.word()
 }

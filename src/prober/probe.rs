@@ -1,6 +1,6 @@
-//! One health probe, run once: connect to a member (TCP, HTTP or HTTPS), judge the answer, and
-//! say why it failed in words an operator can act on (`http 503`, `connect refused`,
-//! `tls: certificate expired`).
+//! One health probe, run once: connect to a member (TCP, a TCP dialogue, HTTP, HTTPS, DNS) or
+//! run a command for it, judge the answer, and say why it failed in words an operator can act
+//! on (`http 503`, `connect refused`, `tls: certificate expired`).
 //!
 //! This is the seam between health checking and the network, so it is a trait with a real
 //! implementation ([`NetProbe`]) and a scripted one ([`FakeProbe`]) for tests of the prober and
@@ -11,8 +11,11 @@
 //! session resumption, no proxy, no redirects followed. Reusing a connection or a TLS session
 //! would let a dead server or an expired certificate look healthy until the cache ran out.
 
+mod dns;
 mod error;
+mod exec;
 mod fake;
+mod script;
 mod tls;
 
 use std::fmt;
@@ -73,6 +76,8 @@ pub struct NetProbe {
     /// the name checked while connecting to the target address.
     verifying_tls: Arc<ClientConfig>,
     insecure_tls: Arc<ClientConfig>,
+    /// Slots of `exec` monitors (their `max_concurrent`), shared by clones.
+    exec: exec::Slots,
 }
 
 impl fmt::Debug for NetProbe {
@@ -132,6 +137,7 @@ impl NetProbe {
             insecure: client(&insecure_tls, None, None)?,
             verifying_tls,
             insecure_tls,
+            exec: exec::Slots::default(),
         })
     }
 
@@ -143,6 +149,12 @@ impl NetProbe {
             },
             ProbeKind::Http(check) => self.http(check, spec, false).await,
             ProbeKind::Https(check) => self.http(check, spec, true).await,
+            ProbeKind::TcpScript(script) => match connect(spec.target, spec.source).await {
+                Ok(stream) => script::run(script, stream, spec.timeout).await,
+                Err(e) => Err(connect_error(&e)),
+            },
+            ProbeKind::Dns(check) => dns::run(check, spec).await,
+            ProbeKind::Exec(check) => self.exec.run(check, spec).await,
         }
     }
 
@@ -230,6 +242,9 @@ impl Probe for NetProbe {
         let start = Instant::now();
         let outcome = match tokio::time::timeout(spec.timeout, self.run(spec)).await {
             Ok(outcome) => outcome,
+            Err(_elapsed) if matches!(spec.kind, ProbeKind::Dns(_)) => {
+                Err(ProbeError::Dns("timeout".to_string()))
+            }
             Err(_elapsed) => Err(ProbeError::Timeout(spec.timeout)),
         };
         ProbeResult {

@@ -364,6 +364,7 @@ fn passive(
     if entry.unmonitored {
         return false;
     }
+    entry.last_failure = Some(tokio::time::Instant::now());
     let Some(flip) = entry.fail_now(reason.clone()) else {
         return false;
     };
@@ -404,7 +405,11 @@ fn apply(
     for (k, &m) in target.members.iter().enumerate() {
         let entry = table.get_mut(m);
         let before = (entry.state, entry.effective(), entry.probes_until_flip(t));
-        if let Some(flip) = entry.observe(obs, t) {
+        let flipped_now = entry.observe(obs, t);
+        if !obs.ok {
+            entry.last_failure = Some(tokio::time::Instant::now());
+        }
+        if let Some(flip) = flipped_now {
             flipped.push(m);
             let (pool, member) = model.member(m);
             let address = target.spec.target;

@@ -228,6 +228,22 @@ async fn status_page_shows_a_member_going_down_without_a_reload() {
     let timeline = timeline.as_str().unwrap_or_default();
     assert!(timeline.contains("connect refused"), "{timeline}");
 
+    // B fails, recovers: its reason column shows the failure as past.
+    b.set_status(503);
+    browser.until(&state_of(B, &b), "down").await;
+    b.set_status(200);
+    browser.until(&state_of(B, &b), "up").await;
+    let reason = format!(
+        "document.querySelector('[data-member=\"web/{B}:{}\"] td[data-label=\"reason\"]')?.textContent ?? ''",
+        b.port()
+    );
+    let text = browser.eval(&reason).await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("last failure ") && text.ends_with(" ago: http 503"),
+        "{text}"
+    );
+
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     browser
         .screenshot(&dir.join("status-page.png"), (1280, 900), false)

@@ -74,7 +74,23 @@ fn semantic_errors_name_file_line_and_reason() {
         ),
         (
             VALID.replace("type = \"http\"", "type = \"icmp\""),
-            "DIR/meridian.toml:6: monitors.web.type = \"icmp\": expected \"http\", \"https\" or \"tcp\"",
+            "DIR/meridian.toml:6: monitors.web.type = \"icmp\": expected \"http\", \"https\", \"tcp\", \"dns\" or \"exec\"",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"tcp\"\nexpect_regex = \"(\""),
+            "DIR/meridian.toml:7: monitors.web.expect_regex = \"(\": error: unclosed group",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"tcp\"\nsend = 'PING\\q'"),
+            "DIR/meridian.toml:7: monitors.web.send = \"PING\\\\q\": unknown escape \\q",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"dns\""),
+            "DIR/meridian.toml:5: monitors.web: a dns monitor needs query_name",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"exec\"\nquery_name = \"x.\""),
+            "DIR/meridian.toml:5: monitors.web.query_name applies to dns monitors only",
         ),
         (
             VALID.replace(

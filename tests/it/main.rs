@@ -4,6 +4,7 @@
 mod architecture;
 mod backend;
 mod browser;
+mod checks;
 mod config;
 mod director;
 mod dns;
@@ -19,6 +20,7 @@ mod malformed;
 mod observe;
 mod planes;
 mod properties;
+mod readme;
 mod rrl;
 mod services;
 mod smoke;

@@ -391,6 +391,37 @@ async fn with_admin(dir: &Path) -> (Backend, Backend, Meridian) {
 }
 
 #[tokio::test]
+async fn an_up_member_shows_its_last_failure_as_past() {
+    let a = Backend::http().start().await;
+    let config = format!("{HTTP_OPEN}{}", www(&[member(A, &a)]));
+    let m = Meridian::start("", &config).await;
+    let id_a = id(A, &a);
+    let status = until_state(&m, "web", &id_a, "up").await;
+    let fresh = member_of(&status, "web", &id_a);
+    assert_eq!(fresh["reason"], Value::Null, "{fresh}");
+    assert_eq!(fresh["last_failure"], Value::Null, "{fresh}");
+
+    a.set_status(503);
+    let status = until_state(&m, "web", &id_a, "down").await;
+    let down = member_of(&status, "web", &id_a);
+    assert_eq!(down["reason"], "http 503", "{down}");
+    assert_eq!(down["last_failure"]["reason"], "http 503", "{down}");
+
+    a.set_status(200);
+    let status = until_state(&m, "web", &id_a, "up").await;
+    let up = member_of(&status, "web", &id_a);
+    assert_eq!(
+        up["reason"],
+        Value::Null,
+        "an up member has no current reason: {up}"
+    );
+    assert_eq!(up["last_failure"]["reason"], "http 503", "{up}");
+    let ago = up["last_failure"]["ago_s"].as_f64().expect("an age");
+    assert!((0.0..PATIENCE.as_secs_f64()).contains(&ago), "{up}");
+    assert!(up["last_failure"]["at"].is_string(), "{up}");
+}
+
+#[tokio::test]
 async fn admin_actions_change_answers_status_and_events() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b, m) = with_admin(dir.path()).await;

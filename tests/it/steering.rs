@@ -449,6 +449,47 @@ async fn geo_sends_each_continent_to_its_pool_by_source_address_and_by_ecs() {
 }
 
 #[tokio::test]
+async fn geo_with_a_map_of_nets_alone_needs_no_database() {
+    let config = format!(
+        r#"
+[pools.eu]
+members = [{{ address = "{EU}" }}]
+[pools.us]
+members = [{{ address = "{US}" }}]
+
+[services."nets.example.test."]
+pools = ["eu", "us"]
+steering = "geo"
+
+[services."nets.example.test.".map]
+nets = {{ "127.0.8.0/24" = ["us"] }}
+default = ["eu"]
+"#
+    );
+    let m = Meridian::start("", &config).await;
+    assert_eq!(
+        a_from(&m, "127.0.8.1", "nets.example.test.").await,
+        ips(&[US])
+    );
+    assert_eq!(
+        a_from(&m, "127.0.9.1", "nets.example.test.").await,
+        ips(&[EU])
+    );
+    // A pool naming its countries needs the database to find them.
+    let with_countries = config.replace("[pools.us]\n", "[pools.us]\ncountries = [\"US\"]\n");
+    let err = crate::support::error_of(
+        &crate::support::config_text("", &with_countries),
+        crate::support::ZONE,
+    );
+    assert!(
+        err.ends_with(
+            "services.\"nets.example.test.\".steering = \"geo\" needs a GeoIP database to look up countries and continents: add [geo] database = \"...\""
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn geo_falls_through_the_clients_list_when_its_pool_is_down() {
     let m = Meridian::start("", &geo_config()).await;
     set(&m, "ap", None, Action::ForceDown).await;
@@ -575,18 +616,8 @@ async fn explain_json(m: &Meridian, args: &[&str]) -> serde_json::Value {
 #[tokio::test]
 async fn explain_reports_location_pools_members_ttl_and_scope() {
     let m = Meridian::start("", &geo_config()).await;
-    let got = explain_json(
-        &m,
-        &[
-            "geo.example.test.",
-            "A",
-            "--client",
-            "127.0.0.1",
-            "--ecs",
-            "127.0.4.0/24",
-        ],
-    )
-    .await;
+    let ask = |name| [name, "A", "--client", "127.0.0.1", "--ecs", "127.0.4.0/24"];
+    let got = explain_json(&m, &ask("geo.example.test.")).await;
     let want = serde_json::json!({
         "name": "geo.example.test.",
         "qtype": "A",
@@ -624,6 +655,10 @@ async fn explain_reports_location_pools_members_ttl_and_scope() {
         assert_eq!(got[key], want[key], "field {key}");
     }
     assert_eq!(got, want);
+
+    // Typed as with dig, without the final dot: the same name.
+    let undotted = explain_json(&m, &ask("geo.example.test")).await;
+    assert_eq!(undotted, want);
 
     // Not a service: a clear error, exit 1.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
@@ -738,6 +773,17 @@ async fn explain_over_http_and_the_cli_use_live_health() {
     assert!(text.contains("1. ap               0/1 usable"), "{text}");
     assert!(text.contains("answer from pool us"), "{text}");
     assert!(text.trim_end().ends_with("health: live"), "{text}");
+
+    // Without the final dot, the same name.
+    let (status, body) = crate::support::get(
+        &m,
+        "/api/v1/explain?name=geo.example.test&type=A&client=127.0.0.1&ecs=127.0.4.0%2F24",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let undotted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(undotted["name"], "geo.example.test.");
+    assert_eq!(undotted["answer"]["pool"], "us");
 
     // Names that are not services, and bad parameters.
     let (status, body) = crate::support::get(

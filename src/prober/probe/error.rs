@@ -36,6 +36,16 @@ pub enum ProbeError {
     /// Any other HTTP-level failure (malformed answer, connection closed mid-answer, …).
     #[error("http: {0}")]
     Http(String),
+    /// A TCP dialogue's answer did not meet a step's expectation (`expected "+PONG", got
+    /// "-NOAUTH …"`).
+    #[error("{0}")]
+    Expect(String),
+    /// A DNS check failed (`dns: timeout`, `dns: rcode SERVFAIL`).
+    #[error("dns: {0}")]
+    Dns(String),
+    /// A command check failed: its first line of stderr, else how it ended (`exit 1`).
+    #[error("{0}")]
+    Exec(String),
 }
 
 /// Why a TLS handshake failed.
