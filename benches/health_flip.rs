@@ -355,11 +355,13 @@ fn main() {
         ok: true,
         reason: None,
         latency: Duration::from_micros(200),
+        share: None,
     };
     let down = Observation {
         ok: false,
         reason: Some(Arc::from("connect refused")),
         latency: Duration::from_micros(200),
+        share: None,
     };
     let t = Instant::now();
     for i in 0..targets {

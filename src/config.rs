@@ -258,6 +258,11 @@ pub struct MonitorConfig {
     pub consensus: Option<Spanned<ConsensusConfig>>,
     /// The address probes are sent from. Default: chosen by the system.
     pub source: Option<Spanned<String>>,
+    /// HTTP(S): where the member reports its weight share (`"header:X-Weight"`,
+    /// `"json:/capacity"`). Default: no report.
+    pub weight_from: Option<Spanned<String>>,
+    /// Points (of 100) a reported share must move before answers follow it. Default: 10.
+    pub weight_step: Option<Spanned<i64>>,
 }
 
 /// `[pools.NAME]`: one site: its members, its monitor, and where it is.

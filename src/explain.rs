@@ -84,8 +84,12 @@ pub struct PoolView {
 pub struct MemberView {
     /// Address handed out.
     pub address: IpAddr,
-    /// Weight within its pool.
+    /// Weight within its pool, as configured.
     pub weight: u32,
+    /// The weight the answer was drawn with: `weight` scaled by the reported share.
+    pub effective_weight: u32,
+    /// Where `effective_weight` comes from: `configured`, `agent`, `header:NAME`, `json:/PTR`.
+    pub weight_source: String,
     /// Health as shown on the status page (`up`, `down`, `unknown`, `drained`, ...).
     pub state: String,
 }
@@ -222,6 +226,8 @@ pub fn explain<R: Rng + ?Sized>(
                     MemberView {
                         address: m.address.0,
                         weight: m.weight.0,
+                        effective_weight: select::weight(&snap.health, m),
+                        weight_source: select::weight_source(model, &snap.health, p, m),
                         state: snap.health.get(m.index).shown().to_string(),
                     }
                 })
@@ -351,11 +357,15 @@ impl fmt::Display for Explanation {
                     a.selection
                 )?;
                 for m in &a.members {
-                    writeln!(
-                        f,
-                        "    {:<39} weight {:<5} {}",
-                        m.address, m.weight, m.state
-                    )?;
+                    let weight = if m.weight_source == "configured" {
+                        m.weight.to_string()
+                    } else {
+                        format!(
+                            "{} ({} of {})",
+                            m.effective_weight, m.weight_source, m.weight
+                        )
+                    };
+                    writeln!(f, "    {:<39} weight {:<5} {}", m.address, weight, m.state)?;
                 }
             }
         }

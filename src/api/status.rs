@@ -141,8 +141,14 @@ pub struct MemberDto {
     pub port: Option<u16>,
     /// Address probed instead, if configured.
     pub check_address: Option<String>,
-    /// Weight within the pool.
+    /// Weight within the pool, as configured.
     pub weight: u32,
+    /// The weight answers and director picks use now: `weight` scaled by the reported share.
+    pub effective_weight: u32,
+    /// Where `effective_weight` comes from: `configured`, `agent`, `header:NAME`, `json:/PTR`.
+    pub weight_source: String,
+    /// The share (0-100) the member reports and answers follow, if any.
+    pub reported_share: Option<u8>,
     /// Shown state: `up`, `down`, `unknown`, `drained`, `forced-down` or `forced-up`.
     pub state: String,
     /// What probes say, whatever the override: `up`, `down` or `unknown`.
@@ -286,6 +292,9 @@ fn pool_dto(
                 port: member.port,
                 check_address: member.check_address.map(|a| a.to_string()),
                 weight: member.weight.0,
+                effective_weight: select::weight(table, member),
+                weight_source: select::weight_source(model, table, pool, member),
+                reported_share: h.share,
                 state: h.shown().to_string(),
                 probe_state: h.state.to_string(),
                 r#override: h.admin.map(|o| o.to_string()),

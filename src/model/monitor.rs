@@ -68,9 +68,62 @@ impl Monitor {
         let port = self.port.or(member.port).or(match self.kind {
             ProbeKind::Http(_) => Some(80),
             ProbeKind::Https(_) => Some(443),
-            ProbeKind::Tcp => None,
+            ProbeKind::Tcp | ProbeKind::Agent => None,
         })?;
         Some(SocketAddr::new(ip, port))
+    }
+
+    /// Where this monitor's members report their weight share (`agent`, `header:X-Weight`,
+    /// `json:/capacity`), if they do.
+    pub fn weight_source(&self) -> Option<String> {
+        match &self.kind {
+            ProbeKind::Agent => Some("agent".to_string()),
+            ProbeKind::Http(c) | ProbeKind::Https(c) => {
+                c.weight_from.as_ref().map(|w| w.to_string())
+            }
+            ProbeKind::Tcp => None,
+        }
+    }
+}
+
+/// Points a reported weight share must move before answers follow it, unless configured.
+pub const DEFAULT_WEIGHT_STEP: u8 = 10;
+
+/// Where an HTTP(S) monitor reads the weight share (0-100) a member reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeightFrom {
+    /// A response header (`header:X-Weight`), `75` or `75%`.
+    Header(String),
+    /// A JSON pointer (RFC 6901) into the body (`json:/capacity`): a number or such a string.
+    Json(String),
+}
+
+impl fmt::Display for WeightFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightFrom::Header(h) => write!(f, "header:{h}"),
+            WeightFrom::Json(p) => write!(f, "json:{p}"),
+        }
+    }
+}
+
+impl WeightFrom {
+    /// Parses `header:NAME` or `json:/POINTER`.
+    fn parse(text: &str) -> Result<WeightFrom, &'static str> {
+        let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if let Some(name) = text.strip_prefix("header:") {
+            if name.is_empty() || !name.chars().all(tchar) {
+                return Err("not a header name");
+            }
+            Ok(WeightFrom::Header(name.to_string()))
+        } else if let Some(pointer) = text.strip_prefix("json:") {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err("a JSON pointer is empty or starts with /");
+            }
+            Ok(WeightFrom::Json(pointer.to_string()))
+        } else {
+            Err("expected \"header:NAME\" or \"json:/POINTER\"")
+        }
     }
 }
 
@@ -85,6 +138,8 @@ pub struct Thresholds {
     pub interval: Duration,
     /// Time between probes while a member is transitioning.
     pub fast_interval: Duration,
+    /// Points (of 100) a reported weight share must move before the health table follows it.
+    pub weight_step: u8,
 }
 
 /// Bytes of the body searched for [`HttpCheck::expect_body`] unless configured otherwise.
@@ -112,6 +167,8 @@ pub enum ProbeKind {
     Http(HttpCheck),
     /// An HTTP/1.1 request over TLS.
     Https(HttpCheck),
+    /// HAProxy's agent check: connect, read one line (`75%`, `up 50%`, `drain`, `down`, …).
+    Agent,
 }
 
 /// The request an HTTP(S) probe sends and what the answer must look like.
@@ -134,6 +191,8 @@ pub struct HttpCheck {
     pub body_limit: usize,
     /// HTTPS only: verify the certificate chain, validity period and name. Default: true.
     pub verify_tls: bool,
+    /// Where the answer reports the member's weight share; `None`: it does not.
+    pub weight_from: Option<WeightFrom>,
 }
 
 impl Default for HttpCheck {
@@ -147,6 +206,7 @@ impl Default for HttpCheck {
             expect_body: None,
             body_limit: DEFAULT_BODY_LIMIT,
             verify_tls: true,
+            weight_from: None,
         }
     }
 }
@@ -203,8 +263,9 @@ impl Builder<'_> {
             ("expect_body", cfg.expect_body.is_some()),
             ("body_limit", cfg.body_limit.is_some()),
             ("verify_tls", cfg.verify_tls.is_some()),
+            ("weight_from", cfg.weight_from.is_some()),
         ];
-        if cfg.kind.get_ref() == "tcp"
+        if matches!(cfg.kind.get_ref().as_str(), "tcp" | "agent")
             && let Some((key, _)) = http_only.iter().find(|(_, set)| *set)
         {
             return self.err(
@@ -245,6 +306,27 @@ impl Builder<'_> {
             Some(codes) => StatusMatch::Codes(codes.clone()),
             None => StatusMatch::default(),
         };
+        let weight_from = match &cfg.weight_from {
+            None => None,
+            Some(v) => match WeightFrom::parse(v.get_ref()) {
+                Ok(WeightFrom::Json(_)) if method == HttpMethod::Head => {
+                    return self.err(
+                        v.span(),
+                        format!(
+                            "monitors.{name}.weight_from = {:?}: a HEAD answer has no body to read",
+                            v.get_ref()
+                        ),
+                    );
+                }
+                Ok(w) => Some(w),
+                Err(why) => {
+                    return self.err(
+                        v.span(),
+                        format!("monitors.{name}.weight_from = {:?}: {why}", v.get_ref()),
+                    );
+                }
+            },
+        };
         let check = HttpCheck {
             method,
             path,
@@ -253,19 +335,52 @@ impl Builder<'_> {
             expect_body: cfg.expect_body.clone(),
             body_limit: cfg.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
             verify_tls: cfg.verify_tls.unwrap_or(true),
+            weight_from,
         };
         let kind = match cfg.kind.get_ref().as_str() {
             "http" => ProbeKind::Http(check),
             "https" => ProbeKind::Https(check),
             "tcp" => ProbeKind::Tcp,
+            "agent" if cfg.port.is_none() => {
+                return self.err(
+                    m.span(),
+                    format!("monitors.{name}: type = \"agent\" needs port (the agent's port)"),
+                );
+            }
+            "agent" => ProbeKind::Agent,
             other => {
                 return self.err(
                     cfg.kind.span(),
                     format!(
-                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\" or \"tcp\""
+                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\", \"tcp\" or \"agent\""
                     ),
                 );
             }
+        };
+        let reports = matches!(kind, ProbeKind::Agent)
+            || matches!(&kind, ProbeKind::Http(c) | ProbeKind::Https(c) if c.weight_from.is_some());
+        let weight_step = match &cfg.weight_step {
+            None => DEFAULT_WEIGHT_STEP,
+            Some(v) if !reports => {
+                return self.err(
+                    v.span(),
+                    format!(
+                        "monitors.{name}.weight_step applies to agent monitors and monitors with weight_from"
+                    ),
+                );
+            }
+            Some(v) => match u8::try_from(*v.get_ref()) {
+                Ok(step) if (1..=100).contains(&step) => step,
+                _ => {
+                    return self.err(
+                        v.span(),
+                        format!(
+                            "monitors.{name}.weight_step = {}: expected 1 to 100 points",
+                            v.get_ref()
+                        ),
+                    );
+                }
+            },
         };
         let interval = match &cfg.interval {
             Some(v) => self.duration(&format!("monitors.{name}.interval"), v)?,
@@ -355,6 +470,7 @@ impl Builder<'_> {
                 fall,
                 interval,
                 fast_interval,
+                weight_step,
             },
         })
     }

@@ -126,7 +126,7 @@ pub struct HealthTelemetry {
 }
 
 /// Every probe failure reason kind (the `reason` label of `meridian_probe_failures_total`).
-pub const PROBE_FAILURE_REASONS: [&str; 8] = [
+pub const PROBE_FAILURE_REASONS: [&str; 9] = [
     "timeout",
     "connect_refused",
     "connection_reset",
@@ -135,6 +135,7 @@ pub const PROBE_FAILURE_REASONS: [&str; 8] = [
     "http_status",
     "body",
     "http",
+    "agent",
 ];
 
 /// The bounded `reason` label of a probe failure.
@@ -148,6 +149,7 @@ pub fn failure_reason(e: &ProbeError) -> &'static str {
         ProbeError::Status(_) => "http_status",
         ProbeError::BodyMismatch(_) => "body",
         ProbeError::Http(_) => "http",
+        ProbeError::Agent(_) => "agent",
     }
 }
 
@@ -157,5 +159,6 @@ pub fn probe_type(kind: &ProbeKind) -> &'static str {
         ProbeKind::Tcp => "tcp",
         ProbeKind::Http(_) => "http",
         ProbeKind::Https(_) => "https",
+        ProbeKind::Agent => "agent",
     }
 }

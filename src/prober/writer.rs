@@ -385,7 +385,8 @@ fn passive(
 }
 
 /// Applies one result to every member of the target. Returns true when something an answer
-/// depends on changed (a state, or how soon a member could flip, which sets the TTL), and the
+/// depends on changed (a state, how soon a member could flip, which sets the TTL, or the weight
+/// share it reports, which moves only by `weight_step`), and the
 /// members whose own observation flipped. A member `governed` by the fleet's consensus only
 /// logs its flip as an observation: the consensus decides its state.
 fn apply(
@@ -401,7 +402,12 @@ fn apply(
     let mut flipped = Vec::new();
     for (k, &m) in target.members.iter().enumerate() {
         let entry = table.get_mut(m);
-        let before = (entry.state, entry.effective(), entry.probes_until_flip(t));
+        let before = (
+            entry.state,
+            entry.effective(),
+            entry.probes_until_flip(t),
+            entry.share,
+        );
         if let Some(flip) = entry.observe(obs, t) {
             flipped.push(m);
             let (pool, member) = model.member(m);
@@ -454,7 +460,13 @@ fn apply(
             }
         }
         let entry = table.get(m);
-        changed |= before != (entry.state, entry.effective(), entry.probes_until_flip(t));
+        changed |= before
+            != (
+                entry.state,
+                entry.effective(),
+                entry.probes_until_flip(t),
+                entry.share,
+            );
     }
     (changed, flipped)
 }

@@ -36,6 +36,9 @@ pub enum ProbeError {
     /// Any other HTTP-level failure (malformed answer, connection closed mid-answer, …).
     #[error("http: {0}")]
     Http(String),
+    /// An agent check's reply took the member out (`down`, `maint`, …) or said nothing usable.
+    #[error("agent: {0}")]
+    Agent(String),
 }
 
 /// Why a TLS handshake failed.
