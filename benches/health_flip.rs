@@ -274,6 +274,7 @@ fn dns_thread(
                 packet,
                 client,
                 transport: Transport::Udp,
+                now: tokio::time::Instant::now(),
             },
             &mut rng,
         );

@@ -89,6 +89,7 @@ fn steering(c: &mut Criterion) {
             .iter()
             .find(|s| s.name.to_string() == name)
             .unwrap();
+        let now = meridian::dns::Instant::now();
         c.bench_function(label, |b| {
             b.iter(|| {
                 // A fresh client per query, as the DNS path makes one: the location lookup is
@@ -96,7 +97,7 @@ fn steering(c: &mut Criterion) {
                 let client = Client::from_addr(&snap.model, black_box(addr));
                 black_box(select::pick(
                     &snap.model,
-                    &snap.health,
+                    (&snap.health, now),
                     service,
                     Family::V4,
                     &client,

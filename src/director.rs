@@ -414,6 +414,7 @@ fn schedule_in(
     let entry = &table.pools[pool];
     let (state, runtimes) = (&entry.state, &entry.members);
     let limit = director.max_connections_per_member.map(u64::from);
+    let now = Instant::now();
     let mut positions = Vec::new();
     let mut candidates = Vec::new();
     let mut full = false;
@@ -429,7 +430,7 @@ fn schedule_in(
         positions.push(i);
         candidates.push(Candidate {
             key: member_key(runtimes[i].backend),
-            weight: select::weight(health, m),
+            weight: select::weight(health, m, now),
             active,
         });
     }

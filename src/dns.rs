@@ -37,6 +37,9 @@ pub enum Transport {
     Tcp,
 }
 
+/// The clock [`Request::now`] is read on (tokio's: std's outside paused test runtimes).
+pub use tokio::time::Instant;
+
 /// One query as received.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -46,12 +49,15 @@ pub struct Request<'a> {
     pub client: ClientAddr,
     /// UDP or TCP.
     pub transport: Transport,
+    /// When it is answered (the transport's clock, taken once per batch); slow starts read it.
+    pub now: Instant,
 }
 
 /// Who asked: what steering decides by and the randomness it draws from; and, filled in on
 /// the way, how many bits of the client's address the answer depended on (the ECS scope).
 struct Asker<'a, R: ?Sized> {
     client: &'a select::Client,
+    now: Instant,
     rng: &'a mut R,
     scope: u8,
 }
@@ -210,6 +216,7 @@ fn general<R: Rng + ?Sized>(
     let mut referral = false;
     let mut asker = Asker {
         client: &client,
+        now: req.now,
         rng,
         scope: 0,
     };
@@ -270,7 +277,7 @@ fn service_answer<'m, R: Rng + ?Sized>(
     let model = &snap.model;
     let pick = select::pick(
         model,
-        &snap.health,
+        (&snap.health, asker.now),
         service,
         family,
         asker.client,

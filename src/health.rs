@@ -150,6 +150,27 @@ pub struct Observation {
     pub share: Option<u8>,
 }
 
+/// A slow start in progress: from `since`, the weight rises linearly to full over `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ramp {
+    /// When the member came up (or was added).
+    pub since: tokio::time::Instant,
+    /// The pool's `slow_start`.
+    pub window: Duration,
+}
+
+impl Ramp {
+    /// The fraction of full weight at `now`, in 0..=1; 1 once the window has passed.
+    pub fn fraction(&self, now: tokio::time::Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed >= self.window {
+            1.0
+        } else {
+            elapsed.as_secs_f64() / self.window.as_secs_f64()
+        }
+    }
+}
+
 /// A state change, for the log and the events ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flip {
@@ -179,6 +200,11 @@ pub struct MemberHealth {
     pub share: Option<u8>,
     /// Results in a row without a share report (one is tolerated, see [`MemberHealth::observe`]).
     pub unreported: u32,
+    /// Slow start: the member came up at `since` and ramps to full weight over `window`. Set
+    /// by the health writer; [`MemberHealth::weight`] reads it with the time passed in.
+    pub ramp: Option<Ramp>,
+    /// A reload added this member: its first coming up starts a slow start too.
+    pub added: bool,
     /// Operator override, if any.
     pub admin: Option<Override>,
     /// The etcd revision that set `admin` in fleet mode (0: set locally or from the state
@@ -206,6 +232,8 @@ impl MemberHealth {
             last_latency: None,
             share: None,
             unreported: 0,
+            ramp: None,
+            added: false,
             admin: None,
             admin_revision: 0,
             fleet: None,
@@ -308,17 +336,27 @@ impl MemberHealth {
         self.fleet.unwrap_or(self.state)
     }
 
-    /// The weight answers and director picks use: `configured` × the reported share / 100
-    /// (at least 1 while the share is above 0), or `configured` when nothing is reported.
-    pub fn weight(&self, configured: u32) -> u32 {
-        match self.share {
+    /// The weight answers and director picks use at `now`: `configured` × the reported share
+    /// / 100 (at least 1 while the share is above 0), or `configured` when nothing is
+    /// reported; during a slow start that × the ramp's fraction, rounded up (so at least 1).
+    pub fn weight(&self, configured: u32, now: tokio::time::Instant) -> u32 {
+        let reported = match self.share {
             None => configured,
             Some(0) => 0,
             Some(share) => {
                 let w = u64::from(configured) * u64::from(share) / 100;
                 (w as u32).max(u32::from(configured > 0))
             }
+        };
+        match self.ramping(now) {
+            Some(f) => ((f64::from(reported) * f).ceil() as u32).clamp(reported.min(1), reported),
+            None => reported,
         }
+    }
+
+    /// The fraction of full weight a slow start allows at `now`, while one is in progress.
+    pub fn ramping(&self, now: tokio::time::Instant) -> Option<f64> {
+        self.ramp.map(|r| r.fraction(now)).filter(|&f| f < 1.0)
     }
 
     /// May this member be handed out (in DNS answers and director picks)? A reported share of
@@ -455,6 +493,7 @@ impl FromIterator<MemberHealth> for HealthTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     const T: Thresholds = Thresholds {
         rise: 2,
@@ -591,9 +630,9 @@ mod tests {
     fn reported_shares_scale_the_weight_by_steps_and_fall_back_after_one_silent_result() {
         let mut m = MemberHealth::unknown();
         m.observe(&ok(), &T);
-        assert_eq!((m.share, m.weight(200)), (None, 200));
+        assert_eq!((m.share, m.weight(200, Instant::now())), (None, 200));
         m.observe(&reports(50), &T);
-        assert_eq!((m.share, m.weight(200)), (Some(50), 100));
+        assert_eq!((m.share, m.weight(200, Instant::now())), (Some(50), 100));
         // Moves under weight_step (10) are not taken; a step is.
         m.observe(&reports(55), &T);
         m.observe(&reports(41), &T);
@@ -602,9 +641,9 @@ mod tests {
         assert_eq!(m.share, Some(60));
         // 1 % of weight 10 still counts as weight 1; 0 % drains whatever the step.
         m.observe(&reports(1), &T);
-        assert_eq!(m.weight(10), 1);
+        assert_eq!(m.weight(10, Instant::now()), 1);
         m.observe(&reports(0), &T);
-        assert_eq!(m.weight(10), 0);
+        assert_eq!(m.weight(10, Instant::now()), 0);
         assert!(!m.usable(true) && !m.taken_out());
         m.admin = Some(Override::ForceUp);
         assert!(m.usable(true), "force-up beats a reported drain");
@@ -616,7 +655,7 @@ mod tests {
         assert_eq!(m.share, Some(5));
         m.observe(&fail(), &T);
         assert_eq!(m.share, None);
-        assert_eq!(m.weight(10), 10);
+        assert_eq!(m.weight(10, Instant::now()), 10);
         // A failing result's share is ignored.
         m.observe(
             &Observation {
@@ -626,5 +665,27 @@ mod tests {
             &T,
         );
         assert_eq!(m.share, None);
+    }
+
+    #[test]
+    fn slow_start_ramps_linearly_from_a_small_share() {
+        let since = Instant::now();
+        let mut m = MemberHealth::unmonitored();
+        m.ramp = Some(Ramp {
+            since,
+            window: Duration::from_secs(30),
+        });
+        let at = |s: u64| since + Duration::from_secs(s);
+        assert_eq!(m.weight(100, at(0)), 1, "a small share at first, never 0");
+        assert_eq!(m.weight(100, at(3)), 10);
+        assert_eq!(m.weight(100, at(15)), 50);
+        assert_eq!(m.weight(100, at(29)), 97);
+        assert_eq!(m.weight(100, at(30)), 100);
+        assert_eq!(m.ramping(at(30)), None);
+        // The ramp scales the reported weight; a drain stays a drain.
+        m.share = Some(50);
+        assert_eq!(m.weight(100, at(15)), 25);
+        m.share = Some(0);
+        assert_eq!(m.weight(100, at(15)), 0);
     }
 }

@@ -376,7 +376,7 @@ min_ttl = 2
             let client = select::Client::from_addr(&snap.model, "192.0.2.200".parse().unwrap());
             select::pick(
                 &snap.model,
-                &snap.health,
+                (&snap.health, tokio::time::Instant::now()),
                 service,
                 Family::V4,
                 &client,

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use rand::Rng;
 use smallvec::SmallVec;
+use tokio::time::Instant;
 
 use crate::geo::{Location, distance_km};
 use crate::hash::{network_key, rendezvous};
@@ -247,11 +248,12 @@ pub fn usable(model: &Model, health: &HealthTable, member: &Member) -> bool {
     member.weight.0 > 0 && health.get(member.index).usable(model.health.unknown_is_up)
 }
 
-/// The weight `member` is answered and scheduled with now: its configured weight scaled by
-/// the share it reports ([`crate::health::MemberHealth::weight`]). The one weight DNS
-/// selection, the director's schedulers, the status page and `explain` use.
-pub fn weight(health: &HealthTable, member: &Member) -> u32 {
-    health.get(member.index).weight(member.weight.0)
+/// The weight `member` is answered and scheduled with at `now`: its configured weight scaled
+/// by the share it reports and by its slow start ([`crate::health::MemberHealth::weight`]).
+/// The one weight DNS selection, the director's schedulers, the status page and `explain`
+/// use.
+pub fn weight(health: &HealthTable, member: &Member, now: Instant) -> u32 {
+    health.get(member.index).weight(member.weight.0, now)
 }
 
 /// Where `member`'s weight comes from now: the report its monitor reads (`agent`,
@@ -450,10 +452,10 @@ pub struct Pick {
 }
 
 /// Chooses the pool and members that answer `service` for `family` and `client`, given
-/// `health`.
+/// `health` at `now` (which only slow starts read: the caller's clock, taken once per batch).
 pub fn pick<R: Rng + ?Sized>(
     model: &Model,
-    health: &HealthTable,
+    (health, now): (&HealthTable, Instant),
     service: &Service,
     family: Family,
     client: &Client,
@@ -470,7 +472,7 @@ pub fn pick<R: Rng + ?Sized>(
         Steered::Pool(pool) => {
             let members = select(
                 model,
-                health,
+                (health, now),
                 service,
                 pool,
                 Admit::Usable,
@@ -489,7 +491,16 @@ pub fn pick<R: Rng + ?Sized>(
         // Nothing usable anywhere: the service's policy decides. The answer is a stopgap, so
         // resolvers should ask again soon (the minimum TTL).
         Steered::AllDown { pool, admit } => {
-            let members = select(model, health, service, pool, admit, family, client, rng);
+            let members = select(
+                model,
+                (health, now),
+                service,
+                pool,
+                admit,
+                family,
+                client,
+                rng,
+            );
             // Failing open answers from the client's first pool; a fallback pool is the same
             // for everyone (only hash selection inside it depends on the client).
             let scope = match service.when_all_down {
@@ -568,7 +579,7 @@ fn weighted_pool<R: Rng + ?Sized>(
 #[allow(clippy::too_many_arguments)]
 fn select<R: Rng + ?Sized>(
     model: &Model,
-    health: &HealthTable,
+    (health, now): (&HealthTable, Instant),
     service: &Service,
     pool: PoolId,
     admit: Admit,
@@ -593,14 +604,16 @@ fn select<R: Rng + ?Sized>(
                 .map(|i| candidates[(start + i) % candidates.len()])
                 .collect()
         }
-        Selection::Weighted => weighted_sample(|i| weight(health, &members[i]), candidates, k, rng),
+        Selection::Weighted => {
+            weighted_sample(|i| weight(health, &members[i], now), candidates, k, rng)
+        }
         Selection::Hash => {
             let key = network_key(client.hash_network());
             let mut ranked: SmallVec<[(f64, usize); 8]> = candidates
                 .into_iter()
                 .map(|i| {
                     (
-                        rendezvous(key, members[i].key, weight(health, &members[i])),
+                        rendezvous(key, members[i].key, weight(health, &members[i], now)),
                         i,
                     )
                 })

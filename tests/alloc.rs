@@ -62,6 +62,7 @@ fn fast_path_queries_allocate_nothing() {
                     packet,
                     client,
                     transport: Transport::Udp,
+                    now: tokio::time::Instant::now(),
                 };
                 answered += usize::from(answer_into(&snap, &req, &mut rng, &mut out).replied());
             }
@@ -80,6 +81,7 @@ fn fast_path_queries_allocate_nothing() {
         packet: &queries[0],
         client,
         transport: Transport::Udp,
+        now: tokio::time::Instant::now(),
     };
     let info = allocation_counter::measure(|| {
         assert!(meridian::dns::answer(&state.peek(), &req, &mut rng).is_some());

@@ -149,6 +149,8 @@ pub struct MemberDto {
     pub weight_source: String,
     /// The share (0-100) the member reports and answers follow, if any.
     pub reported_share: Option<u8>,
+    /// During a slow start: the percentage of its weight the ramp allows now.
+    pub slow_start_percent: Option<u8>,
     /// Shown state: `up`, `down`, `unknown`, `drained`, `forced-down` or `forced-up`.
     pub state: String,
     /// What probes say, whatever the override: `up`, `down` or `unknown`.
@@ -292,9 +294,10 @@ fn pool_dto(
                 port: member.port,
                 check_address: member.check_address.map(|a| a.to_string()),
                 weight: member.weight.0,
-                effective_weight: select::weight(table, member),
+                effective_weight: select::weight(table, member, now),
                 weight_source: select::weight_source(model, table, pool, member),
                 reported_share: h.share,
+                slow_start_percent: h.ramping(now).map(|f| (f * 100.0) as u8),
                 state: h.shown().to_string(),
                 probe_state: h.state.to_string(),
                 r#override: h.admin.map(|o| o.to_string()),
@@ -371,7 +374,7 @@ fn answer(model: &Model, health: &HealthTable, service: &Service, family: Family
     let client = select::Client::from_addr(model, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let pick = select::pick(
         model,
-        health,
+        (health, tokio::time::Instant::now()),
         service,
         family,
         &client,

@@ -79,10 +79,11 @@ impl Collector for SnapshotCollector {
             None,
             MetricType::Gauge,
         )?;
+        let now = tokio::time::Instant::now();
         for (pool, member) in model.members() {
             let id = member.id();
             let source = crate::select::weight_source(model, &snap.health, pool, member);
-            let effective = crate::select::weight(&snap.health, member);
+            let effective = crate::select::weight(&snap.health, member, now);
             for (kind, value, source) in [
                 ("configured", member.weight.0, "configured"),
                 ("effective", effective, source.as_str()),

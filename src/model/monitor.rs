@@ -29,7 +29,12 @@ pub struct Monitor {
     pub consensus: Consensus,
     /// The address probes are sent from; `None`: the system chooses.
     pub source: Option<IpAddr>,
+    /// The ramp of a member that comes up, for pools that do not set their own.
+    pub slow_start: Option<Duration>,
 }
+
+/// Longest `slow_start` accepted.
+pub const MAX_SLOW_START: Duration = Duration::from_secs(24 * 3600);
 
 /// How the observations of a fleet's instances decide a member's state (see
 /// `crate::health::consensus`).
@@ -248,6 +253,22 @@ impl StatusMatch {
 }
 
 impl Builder<'_> {
+    /// A `slow_start` key: more than 0, at most [`MAX_SLOW_START`].
+    pub(super) fn slow_start(
+        &self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(v) = value else {
+            return Ok(None);
+        };
+        let d = self.duration(key, v)?;
+        if d > MAX_SLOW_START {
+            return self.err(v.span(), format!("{key} = {:?}: at most 24h", v.get_ref()));
+        }
+        Ok(Some(d))
+    }
+
     pub(super) fn monitor(
         &self,
         name: &str,
@@ -458,8 +479,11 @@ impl Builder<'_> {
                 }
             },
         };
+        let slow_start =
+            self.slow_start(&format!("monitors.{name}.slow_start"), &cfg.slow_start)?;
         Ok(Monitor {
             name: name.to_string(),
+            slow_start,
             kind,
             port: cfg.port,
             timeout,

@@ -15,7 +15,7 @@ use super::metrics::HealthTelemetry;
 use super::plan::{Target, plan};
 use crate::health::events::{Cause, Change};
 use crate::health::overrides::{self, Action, AdminError, Selector};
-use crate::health::{HealthState, HealthTable, MemberState, Observation};
+use crate::health::{HealthState, HealthTable, MemberState, Observation, Ramp};
 use crate::model::Model;
 use crate::state::SharedState;
 
@@ -45,6 +45,14 @@ pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> Healt
             && *probe == probe_of(next, pool, m)
         {
             *table.get_mut(m.index) = prev_table.get(*i).clone();
+        } else if !old.contains_key(&member_key(pool, m)) {
+            // Added by this reload: its first coming up is slow-started (at once when
+            // nothing probes it).
+            let entry = table.get_mut(m.index);
+            entry.added = true;
+            if entry.unmonitored {
+                start_ramp(entry, pool, HealthState::Unknown, HealthState::Up);
+            }
         }
     }
     table
@@ -411,6 +419,7 @@ fn apply(
         if let Some(flip) = entry.observe(obs, t) {
             flipped.push(m);
             let (pool, member) = model.member(m);
+            start_ramp(entry, pool, flip.from, flip.to);
             let address = target.spec.target;
             let streak = match flip.to {
                 _ if flip.from == HealthState::Unknown => 1,
@@ -469,6 +478,28 @@ fn apply(
             );
     }
     (changed, flipped)
+}
+
+/// Starts `pool`'s slow start on a member that came up from down, or for the first time
+/// after a reload added it (not at start-up: everything comes up then).
+fn start_ramp(
+    entry: &mut crate::health::MemberHealth,
+    pool: &crate::model::Pool,
+    from: HealthState,
+    to: HealthState,
+) {
+    if to != HealthState::Up {
+        return;
+    }
+    if let Some(window) = pool.slow_start
+        && (from == HealthState::Down || entry.added)
+    {
+        entry.ramp = Some(Ramp {
+            since: tokio::time::Instant::now(),
+            window,
+        });
+    }
+    entry.added = false;
 }
 
 /// Records a change of member `index`: in the events ring, the transitions counter, and the

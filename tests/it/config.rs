@@ -305,6 +305,17 @@ fn load_feedback_errors_name_file_line_and_reason() {
             "DIR/meridian.toml:5: monitors.web: type = \"agent\" needs port (the agent's port)",
         ),
         (
+            VALID.replace("type = \"http\"", "type = \"http\"\nslow_start = \"25h\""),
+            "DIR/meridian.toml:7: monitors.web.slow_start = \"25h\": at most 24h",
+        ),
+        (
+            VALID.replace(
+                "monitor = \"web\"",
+                "monitor = \"web\"\nslow_start = \"0s\"",
+            ),
+            "DIR/meridian.toml:10: pools.eu.slow_start must be more than 0",
+        ),
+        (
             VALID.replace("type = \"http\"", "type = \"ping\""),
             "DIR/meridian.toml:6: monitors.web.type = \"ping\": expected \"http\", \"https\", \"tcp\" or \"agent\"",
         ),

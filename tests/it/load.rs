@@ -302,18 +302,23 @@ async fn drain_keeps_open_connections_down_takes_out_and_silence_falls_back() {
     until_weights(&m, &[("127.0.0.3", 100, "configured")]).await;
 }
 
+/// Members `192.0.2.10` and `192.0.2.11`, probed at backends `a` and `b`.
+fn two_members(a: &Backend, b: &Backend) -> String {
+    format!(
+        "{{ address = \"192.0.2.10\", check_address = \"127.0.0.1\", port = {} }}, \
+         {{ address = \"192.0.2.11\", check_address = \"127.0.0.1\", port = {} }}",
+        a.port(),
+        b.port()
+    )
+}
+
 #[tokio::test]
 async fn http_weight_reports_from_a_header_or_a_json_body() {
     let a = Backend::http().start().await;
     let b = Backend::http().start().await;
     a.set_headers(&["X-Weight: 20"]);
     b.set_headers(&["X-Weight: 80%"]);
-    let members = format!(
-        "{{ address = \"192.0.2.10\", check_address = \"127.0.0.1\", port = {} }}, \
-         {{ address = \"192.0.2.11\", check_address = \"127.0.0.1\", port = {} }}",
-        a.port(),
-        b.port()
-    );
+    let members = two_members(&a, &b);
     let config = format!(
         "{HTTP_OPEN}\n[monitors.web]\ntype = \"http\"\nweight_from = \"header:X-Weight\"\n\
          interval = \"100ms\"\nfast_interval = \"50ms\"\ntimeout = \"500ms\"\n\n\
@@ -364,4 +369,81 @@ async fn http_weight_reports_from_a_header_or_a_json_body() {
     );
     let (_, explain) = get(&m, &format!("/api/v1/explain?name={WWW}&client=192.0.2.1")).await;
     assert!(explain.contains("\"weight_source\""), "{explain}");
+}
+
+/// `slow_start_percent` of the member at `address` on the status page (`None`: not ramping).
+async fn ramp_of(m: &Meridian, address: &str) -> Option<u64> {
+    let (_, body) = get(m, "/api/v1/status").await;
+    let v: Value = serde_json::from_str(&body).expect("status JSON");
+    v["pools"][0]["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|x| x["address"] == address)
+        .expect("member")["slow_start_percent"]
+        .as_u64()
+}
+
+#[tokio::test]
+async fn slow_start_ramps_a_recovered_members_share_of_answers() {
+    let a = Backend::http().start().await;
+    let b = Backend::http().start().await;
+    let members = two_members(&a, &b);
+    let config = format!(
+        "{HTTP_OPEN}\n[monitors.web]\ntype = \"http\"\ninterval = \"100ms\"\nfast_interval = \"50ms\"\n\
+         timeout = \"500ms\"\nrise = 1\nfall = 1\n\n\
+         [pools.web]\nmonitor = \"web\"\nslow_start = \"8s\"\nmembers = [{members}]\n\n\
+         [services.\"{WWW}\"]\npools = [\"web\"]\nselect = \"weighted\"\nmax_answers = 1\n"
+    );
+    let m = Meridian::start("", &config).await;
+    // At start-up nothing ramps.
+    assert_eq!(ramp_of(&m, "192.0.2.11").await, None);
+    b.set_status(503);
+    eventually("b down", || async {
+        let (_, body) = get(&m, "/api/v1/status").await;
+        if body.contains("\"address\":\"192.0.2.11\",\"port\"")
+            && serde_json::from_str::<Value>(&body).unwrap()["pools"][0]["members"][1]["state"]
+                == "down"
+        {
+            Ok(())
+        } else {
+            Err(body)
+        }
+    })
+    .await;
+    b.set_status(200);
+    // Three points on the way up: the share of b's answers follows the ramp's percentage p
+    // (weight p against a's 100: p / (100 + p)), measured between two looks at p.
+    let mut last = 0.0;
+    for at_least in [15, 40, 70] {
+        let p1 = eventually(&format!("ramp at {at_least}%"), || async {
+            match ramp_of(&m, "192.0.2.11").await {
+                Some(p) if p >= at_least => Ok(p),
+                seen => Err(format!("{seen:?}")),
+            }
+        })
+        .await;
+        let shares = dns_shares(&m, 4_000).await;
+        let p2 = ramp_of(&m, "192.0.2.11").await.unwrap_or(100);
+        let expected = |p: u64| 100.0 * p as f64 / (100.0 + p as f64);
+        let got = shares.get(&ip("192.0.2.11")).copied().unwrap_or(0.0);
+        assert!(
+            got >= expected(p1) - 3.0 && got <= expected(p2) + 3.0,
+            "ramp {p1}%..{p2}%: share {got:.1} (expected {:.1}..{:.1})",
+            expected(p1),
+            expected(p2)
+        );
+        assert!(got > last, "the share did not rise: {got} after {last}");
+        last = got;
+    }
+    eventually("ramp over", || async {
+        match ramp_of(&m, "192.0.2.11").await {
+            None => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    })
+    .await;
+    let shares = dns_shares(&m, 20_000).await;
+    let got = shares.get(&ip("192.0.2.11")).copied().unwrap_or(0.0);
+    assert!(near(got, 50.0), "after the ramp: {shares:?}");
 }

@@ -141,6 +141,7 @@ fn check(snap: &Snapshot, query: &[u8], transport: Transport) -> Result<(), Test
         packet: query,
         client,
         transport,
+        now: tokio::time::Instant::now(),
     };
     let reply = answer(snap, &req, &mut SmallRng::seed_from_u64(7));
     let general = answer_general(snap, &req, &mut SmallRng::seed_from_u64(7));
@@ -277,7 +278,7 @@ fn branch(snap: &Snapshot, query: &[u8], reply: &[u8]) -> Option<Branch> {
     let client = Client::from_addr(model, CLIENT.parse::<SocketAddr>().unwrap().ip());
     let pick = select::pick(
         model,
-        &snap.health,
+        (&snap.health, tokio::time::Instant::now()),
         service,
         family,
         &client,
@@ -325,6 +326,7 @@ fn every_seed_query_is_answered() {
             packet: q,
             client,
             transport: Transport::Udp,
+            now: tokio::time::Instant::now(),
         };
         let reply = answer(&snap, &req, &mut SmallRng::seed_from_u64(7)).expect("a reply");
         if let Some(b) = branch(&snap, q, &reply) {

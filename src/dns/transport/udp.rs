@@ -221,6 +221,7 @@ impl Worker {
                 packet: query,
                 client: ClientAddr(peer),
                 transport: Transport::Udp,
+                now,
             };
             slot.answered = answer_into(&snap, &req, &mut self.rng, reply);
             if !slot.answered.replied() {
