@@ -15,6 +15,8 @@
 #   REPEAT=3       runs per (test, target)
 #   CONNS=50       wrk connections (keep-alive and close tests)
 #   TESTS="keepalive close bulk"   which tests to run
+#   SCHEDULER=rr   Meridian's scheduler for the web director (compare leastconn and wlc:
+#                  SCHEDULER=leastconn TESTS=close, then SCHEDULER=wlc TESTS=close)
 #   SPLICE=        1: HAProxy also gets 'option splice-auto' (its faster bulk mode)
 #   SKIP_BUILD=1   use the existing target/release/meridian
 #   KEEP=1         keep the temp dir (configs, logs, raw tool output)
@@ -23,19 +25,20 @@
 # PIDs this script started are signalled.
 set -u -o pipefail
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "director.sh: $*" >&2; exit 2; }
 log() { echo "[director.sh] $*" >&2; }
 case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 [ $# -le 1 ] || { usage >&2; exit 2; }
 
 DUR="${1:-5}"; REPEAT="${REPEAT:-3}"; CONNS="${CONNS:-50}"
-SPLICE="${SPLICE:-}"; SKIP_BUILD="${SKIP_BUILD:-}"; KEEP="${KEEP:-}"
+SCHEDULER="${SCHEDULER:-rr}"; SPLICE="${SPLICE:-}"; SKIP_BUILD="${SKIP_BUILD:-}"; KEEP="${KEEP:-}"
 SERVER_CPU=1; CLIENT_CPU=0
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_uint "$DUR" && [ "$DUR" -ge 1 ] && [ "$DUR" -le 60 ] || die "DURATION_SECONDS must be 1..60"
 is_uint "$REPEAT" && [ "$REPEAT" -ge 1 ] && [ "$REPEAT" -le 20 ] || die "REPEAT must be 1..20"
 is_uint "$CONNS" && [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 1000 ] || die "CONNS must be 1..1000"
+case "$SCHEDULER" in rr|wrr|leastconn|source-hash|random2|wlc|sed|nq) ;; *) die "SCHEDULER: unknown scheduler '$SCHEDULER'" ;; esac
 [ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs"
 
 # Ports (all on loopback).
@@ -156,7 +159,7 @@ pools = ["bulk"]
 listen = "127.0.0.1:$MERIDIAN_WEB"
 service = "web.bench.test."
 port = $BACKEND_PORT
-scheduler = "rr"
+scheduler = "$SCHEDULER"
 [[directors]]
 listen = "127.0.0.1:$MERIDIAN_BULK"
 service = "bulk.bench.test."
@@ -252,7 +255,7 @@ done
 
 col() { awk -v t="$1" -v g="$2" -v c="$3" '$1==t && $2==g {print $c}' "$WORK/results" | median; }
 unit() { case "$1" in keepalive) echo "req/s";; close) echo "conn/s";; bulk) echo "Gbit/s";; esac; }
-echo "# bench/director.sh: ${DUR}s runs, median of $REPEAT, proxies pinned to CPU $SERVER_CPU (one thread each), clients on CPU $CLIENT_CPU, $(haproxy -v 2>&1 | awk 'NR==1 {print "HAProxy", $3}')${SPLICE:+ with splice-auto}"
+echo "# bench/director.sh: scheduler $SCHEDULER, ${DUR}s runs, median of $REPEAT, proxies pinned to CPU $SERVER_CPU (one thread each), clients on CPU $CLIENT_CPU, $(haproxy -v 2>&1 | awk 'NR==1 {print "HAProxy", $3}')${SPLICE:+ with splice-auto}"
 printf '%-10s %-7s %12s %12s %12s %9s %9s %14s %14s %8s %10s\n' test unit direct meridian haproxy mer_cpu% hap_cpu% meridian/core haproxy/core ratio ratio/core
 for test in $TESTS; do
   d=$(col "$test" direct 3); m=$(col "$test" meridian 3); h=$(col "$test" haproxy 3)

@@ -275,6 +275,7 @@ fn dns_thread(
                 client,
                 transport: Transport::Udp,
                 unix_time: meridian::dns::unix_now(),
+                now: tokio::time::Instant::now(),
             },
             &mut rng,
         );
@@ -356,11 +357,13 @@ fn main() {
         ok: true,
         reason: None,
         latency: Duration::from_micros(200),
+        share: None,
     };
     let down = Observation {
         ok: false,
         reason: Some(Arc::from("connect refused")),
         latency: Duration::from_micros(200),
+        share: None,
     };
     let t = Instant::now();
     for i in 0..targets {

@@ -1,6 +1,8 @@
 //! The steering core per query, without sockets: `select::pick` for a static-like `failover`
 //! service, a `weighted` one, `geo` + `weighted`, `proximity` and `hash`, with the bundled
-//! sample GeoIP database. Run with `cargo bench --bench steering`.
+//! sample GeoIP database; and `weighted_load`: the `weighted` service over copies of its pools
+//! whose members report weight shares (and one ramps in a slow start), against
+//! `weighted_weighted` as the anchor. Run with `cargo bench --bench steering`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -35,6 +37,19 @@ countries = ["JP"]
 location = [35.68, 139.69]
 members = [{ address = "203.0.113.1" }, { address = "203.0.113.2" }]
 
+[pools.lw-eu]
+slow_start = "1h"
+members = [{ address = "192.0.2.1" }, { address = "192.0.2.2", weight = 300 }, { address = "192.0.2.3" }]
+[pools.lw-us]
+members = [{ address = "198.51.100.1" }, { address = "198.51.100.2" }]
+[pools.lw-ap]
+members = [{ address = "203.0.113.1" }, { address = "203.0.113.2" }]
+
+[services."load.bench.test."]
+pools = ["lw-eu", "lw-us", "lw-ap"]
+steering = "weighted"
+select = "weighted"
+max_answers = 1
 [services."failover.bench.test."]
 pools = ["eu", "us", "ap"]
 [services."weighted.bench.test."]
@@ -72,6 +87,20 @@ fn steering(c: &mut Criterion) {
     std::fs::write(&path, CONFIG.replace("GEO", &geo.display().to_string())).unwrap();
     let model = meridian::Model::load(&path).unwrap();
     let state = SharedState::new(model);
+    // The load-weighted pools' members report shares; one is in a slow start.
+    let mut table = (*state.load().health).clone();
+    let model = state.load().model.clone();
+    for (pool, member) in model.members().filter(|(p, _)| p.name.starts_with("lw-")) {
+        let h = table.get_mut(member.index);
+        h.share = Some(40 + (member.index % 5) as u8 * 10);
+        if pool.name == "lw-eu" && h.ramp.is_none() {
+            h.ramp = Some(meridian::health::Ramp {
+                since: meridian::dns::Instant::now(),
+                window: std::time::Duration::from_secs(3600),
+            });
+        }
+    }
+    state.publish_health(std::sync::Arc::new(table));
     let snap = state.load();
     let mut rng = SmallRng::seed_from_u64(1);
     // A client in the sample database's US network.
@@ -79,6 +108,7 @@ fn steering(c: &mut Criterion) {
     for (label, name) in [
         ("failover_all", "failover.bench.test."),
         ("weighted_weighted", "weighted.bench.test."),
+        ("weighted_load", "load.bench.test."),
         ("geo_weighted", "geo.bench.test."),
         ("proximity_weighted", "near.bench.test."),
         ("hash_hash", "hash.bench.test."),
@@ -89,6 +119,7 @@ fn steering(c: &mut Criterion) {
             .iter()
             .find(|s| s.name.to_string() == name)
             .unwrap();
+        let now = meridian::dns::Instant::now();
         c.bench_function(label, |b| {
             b.iter(|| {
                 // A fresh client per query, as the DNS path makes one: the location lookup is
@@ -96,7 +127,7 @@ fn steering(c: &mut Criterion) {
                 let client = Client::from_addr(&snap.model, black_box(addr));
                 black_box(select::pick(
                     &snap.model,
-                    &snap.health,
+                    (&snap.health, now),
                     service,
                     Family::V4,
                     &client,

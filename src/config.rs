@@ -273,6 +273,13 @@ pub struct MonitorConfig {
     pub consensus: Option<Spanned<ConsensusConfig>>,
     /// The address probes are sent from. Default: chosen by the system.
     pub source: Option<Spanned<String>>,
+    /// HTTP(S): where the member reports its weight share (`"header:X-Weight"`,
+    /// `"json:/capacity"`). Default: no report.
+    pub weight_from: Option<Spanned<String>>,
+    /// Points (of 100) a reported share must move before answers follow it. Default: 10.
+    pub weight_step: Option<Spanned<i64>>,
+    /// A member that comes up ramps from a small share to its full weight over this time.
+    pub slow_start: Option<Spanned<String>>,
     /// `tcp`: bytes sent once connected (`\r`, `\n`, `\t`, `\\` and `\xHH` escapes).
     pub send: Option<Spanned<String>>,
     /// `tcp`: a substring the answer must contain within `body_limit` bytes (escapes as `send`).
@@ -318,6 +325,9 @@ pub struct PoolConfig {
     /// Weight of this pool under `steering = "weighted"`. Default: 100.
     #[serde(default = "default_weight")]
     pub weight: Spanned<u32>,
+    /// A member that comes up ramps to its full weight over this time; default: the
+    /// monitor's `slow_start`, else none.
+    pub slow_start: Option<Spanned<String>>,
     /// Continent code (`"EU"`; AF, AN, AS, EU, NA, OC or SA) whose clients `geo` steering sends
     /// here first.
     pub continent: Option<Spanned<String>>,

@@ -29,8 +29,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::accept::{Accepted, Acceptor};
-use crate::health::Override;
 use crate::health::passive::PassiveReports;
+use crate::health::{HealthTable, Override};
 use crate::model::{Director, Model, PoolId, Scheduler};
 use crate::select::{self, Admit, Steered};
 use crate::state::{SharedState, Snapshot};
@@ -390,7 +390,7 @@ fn choose(
     schedule_in(
         rt,
         &table,
-        model,
+        (model, health),
         director,
         pool.0 as usize,
         &ok,
@@ -404,7 +404,7 @@ fn choose(
 fn schedule_in(
     rt: &Arc<DirectorRuntime>,
     table: &Table,
-    model: &Arc<Model>,
+    (model, health): (&Arc<Model>, &HealthTable),
     director: &Director,
     pool: usize,
     ok: &dyn Fn(usize, &crate::model::Member) -> bool,
@@ -414,6 +414,7 @@ fn schedule_in(
     let entry = &table.pools[pool];
     let (state, runtimes) = (&entry.state, &entry.members);
     let limit = director.max_connections_per_member.map(u64::from);
+    let now = Instant::now();
     let mut positions = Vec::new();
     let mut candidates = Vec::new();
     let mut full = false;
@@ -429,7 +430,7 @@ fn schedule_in(
         positions.push(i);
         candidates.push(Candidate {
             key: member_key(runtimes[i].backend),
-            weight: m.weight.0,
+            weight: select::weight(health, m, now),
             active,
         });
     }

@@ -39,6 +39,9 @@ pub enum Transport {
     Tcp,
 }
 
+/// The clock [`Request::now`] is read on (tokio's: std's outside paused test runtimes).
+pub use tokio::time::Instant;
+
 /// One query as received.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -51,6 +54,9 @@ pub struct Request<'a> {
     /// When it was received, in Unix seconds (read once per batch by the transports): what
     /// DNSSEC signatures are dated by.
     pub unix_time: u64,
+    /// When it is answered (the transport's monotonic clock, taken once per batch); slow
+    /// starts read it.
+    pub now: Instant,
 }
 
 /// The current time in Unix seconds, for [`Request::unix_time`] (0 if the clock is before 1970).
@@ -64,6 +70,7 @@ pub fn unix_now() -> u64 {
 /// the way, how many bits of the client's address the answer depended on (the ECS scope).
 struct Asker<'a, R: ?Sized> {
     client: &'a select::Client,
+    now: Instant,
     rng: &'a mut R,
     scope: u8,
 }
@@ -222,6 +229,7 @@ fn general<R: Rng + ?Sized>(
     let mut referral = false;
     let mut asker = Asker {
         client: &client,
+        now: req.now,
         rng,
         scope: 0,
     };
@@ -292,7 +300,7 @@ fn service_answer<'m, R: Rng + ?Sized>(
     let model = &snap.model;
     let pick = select::pick(
         model,
-        &snap.health,
+        (&snap.health, asker.now),
         service,
         family,
         asker.client,

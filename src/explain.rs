@@ -84,8 +84,15 @@ pub struct PoolView {
 pub struct MemberView {
     /// Address handed out.
     pub address: IpAddr,
-    /// Weight within its pool.
+    /// Weight within its pool, as configured.
     pub weight: u32,
+    /// The weight the answer was drawn with: `weight` scaled by the reported share.
+    pub effective_weight: u32,
+    /// Where `effective_weight` comes from: `configured`, `agent`, `header:NAME`, `json:/PTR`.
+    pub weight_source: String,
+    /// During a slow start: the percentage of its weight the ramp allows now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start_percent: Option<u8>,
     /// Health as shown on the status page (`up`, `down`, `unknown`, `drained`, ...).
     pub state: String,
 }
@@ -186,7 +193,8 @@ pub fn explain<R: Rng + ?Sized>(
     });
     let coords = client.location(model).and_then(|l| l.coords);
     let ranked = select::order(model, service, client);
-    let pick = select::pick(model, &snap.health, service, family, client, rng);
+    let now = tokio::time::Instant::now();
+    let pick = select::pick(model, (&snap.health, now), service, family, client, rng);
     let all_down = pick.steered.all_down();
 
     let pools = ranked
@@ -224,6 +232,13 @@ pub fn explain<R: Rng + ?Sized>(
                     MemberView {
                         address: m.address.0,
                         weight: m.weight.0,
+                        effective_weight: select::weight(&snap.health, m, now),
+                        weight_source: select::weight_source(model, &snap.health, p, m),
+                        slow_start_percent: snap
+                            .health
+                            .get(m.index)
+                            .ramping(now)
+                            .map(|f| (f * 100.0) as u8),
                         state: snap.health.get(m.index).shown().to_string(),
                     }
                 })
@@ -353,11 +368,15 @@ impl fmt::Display for Explanation {
                     a.selection
                 )?;
                 for m in &a.members {
-                    writeln!(
-                        f,
-                        "    {:<39} weight {:<5} {}",
-                        m.address, m.weight, m.state
-                    )?;
+                    let weight = if m.weight_source == "configured" {
+                        m.weight.to_string()
+                    } else {
+                        format!(
+                            "{} ({} of {})",
+                            m.effective_weight, m.weight_source, m.weight
+                        )
+                    };
+                    writeln!(f, "    {:<39} weight {:<5} {}", m.address, weight, m.state)?;
                 }
             }
         }

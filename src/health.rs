@@ -146,6 +146,29 @@ pub struct Observation {
     pub reason: Option<Arc<str>>,
     /// How long the probe took.
     pub latency: Duration,
+    /// The weight share (0-100) the member reported with this result, if it did.
+    pub share: Option<u8>,
+}
+
+/// A slow start in progress: from `since`, the weight rises linearly to full over `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ramp {
+    /// When the member came up (or was added).
+    pub since: tokio::time::Instant,
+    /// The pool's `slow_start`.
+    pub window: Duration,
+}
+
+impl Ramp {
+    /// The fraction of full weight at `now`, in 0..=1; 1 once the window has passed.
+    pub fn fraction(&self, now: tokio::time::Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed >= self.window {
+            1.0
+        } else {
+            elapsed.as_secs_f64() / self.window.as_secs_f64()
+        }
+    }
 }
 
 /// A state change, for the log and the events ring.
@@ -175,6 +198,16 @@ pub struct MemberHealth {
     pub last_failure: Option<tokio::time::Instant>,
     /// Latency of the last probe.
     pub last_latency: Option<Duration>,
+    /// The weight share (0-100) the member last reported that answers follow (moves smaller
+    /// than the monitor's `weight_step` are not taken); `None`: its configured weight.
+    pub share: Option<u8>,
+    /// Results in a row without a share report (one is tolerated, see [`MemberHealth::observe`]).
+    pub unreported: u32,
+    /// Slow start: the member came up at `since` and ramps to full weight over `window`. Set
+    /// by the health writer; [`MemberHealth::weight`] reads it with the time passed in.
+    pub ramp: Option<Ramp>,
+    /// A reload added this member: its first coming up starts a slow start too.
+    pub added: bool,
     /// Operator override, if any.
     pub admin: Option<Override>,
     /// The etcd revision that set `admin` in fleet mode (0: set locally or from the state
@@ -201,6 +234,10 @@ impl MemberHealth {
             last_reason: None,
             last_failure: None,
             last_latency: None,
+            share: None,
+            unreported: 0,
+            ramp: None,
+            added: false,
             admin: None,
             admin_revision: 0,
             fleet: None,
@@ -220,9 +257,34 @@ impl MemberHealth {
 
     /// Applies one probe result. The first result decides `unknown` at once; after that the
     /// state flips only after `rise` consecutive successes or `fall` consecutive failures.
+    ///
+    /// A passing result's weight share is taken when it moved at least `weight_step` points
+    /// from the one held, or to or from 0 (drain); a member that stops reporting (a result
+    /// without a share, a failure included) keeps its share for that one result and falls
+    /// back to its configured weight at the second.
     pub fn observe(&mut self, obs: &Observation, t: &Thresholds) -> Option<Flip> {
         self.last_ok = Some(obs.ok);
         self.last_latency = Some(obs.latency);
+        match obs.share.filter(|_| obs.ok) {
+            Some(share) => {
+                self.unreported = 0;
+                let moved = match self.share {
+                    None => true,
+                    Some(held) => {
+                        held.abs_diff(share) >= t.weight_step || (held == 0) != (share == 0)
+                    }
+                };
+                if moved {
+                    self.share = Some(share);
+                }
+            }
+            None => {
+                self.unreported = self.unreported.saturating_add(1);
+                if self.unreported >= 2 {
+                    self.share = None;
+                }
+            }
+        }
         if obs.ok {
             self.successes = self.successes.saturating_add(1);
             self.failures = 0;
@@ -278,8 +340,35 @@ impl MemberHealth {
         self.fleet.unwrap_or(self.state)
     }
 
-    /// May this member be handed out (in DNS answers and director picks)?
+    /// The weight answers and director picks use at `now`: `configured` × the reported share
+    /// / 100 (at least 1 while the share is above 0), or `configured` when nothing is
+    /// reported; during a slow start that × the ramp's fraction, rounded up (so at least 1).
+    pub fn weight(&self, configured: u32, now: tokio::time::Instant) -> u32 {
+        let reported = match self.share {
+            None => configured,
+            Some(0) => 0,
+            Some(share) => {
+                let w = u64::from(configured) * u64::from(share) / 100;
+                (w as u32).max(u32::from(configured > 0))
+            }
+        };
+        match self.ramping(now) {
+            Some(f) => ((f64::from(reported) * f).ceil() as u32).clamp(reported.min(1), reported),
+            None => reported,
+        }
+    }
+
+    /// The fraction of full weight a slow start allows at `now`, while one is in progress.
+    pub fn ramping(&self, now: tokio::time::Instant) -> Option<f64> {
+        self.ramp.map(|r| r.fraction(now)).filter(|&f| f < 1.0)
+    }
+
+    /// May this member be handed out (in DNS answers and director picks)? A reported share of
+    /// 0 acts as a drain.
     pub fn usable(&self, unknown_is_up: bool) -> bool {
+        if self.share == Some(0) && self.admin != Some(Override::ForceUp) {
+            return false;
+        }
         match self.admin {
             Some(Override::Drain | Override::ForceDown) => false,
             Some(Override::ForceUp) => true,
@@ -408,12 +497,14 @@ impl FromIterator<MemberHealth> for HealthTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     const T: Thresholds = Thresholds {
         rise: 2,
         fall: 3,
         interval: Duration::from_secs(1),
         fast_interval: Duration::from_millis(250),
+        weight_step: 10,
     };
 
     fn ok() -> Observation {
@@ -421,6 +512,7 @@ mod tests {
             ok: true,
             reason: None,
             latency: Duration::from_millis(1),
+            share: None,
         }
     }
 
@@ -429,6 +521,7 @@ mod tests {
             ok: false,
             reason: Some("http 503".into()),
             latency: Duration::from_millis(1),
+            share: None,
         }
     }
 
@@ -528,5 +621,75 @@ mod tests {
         m.admin = Some(Override::ForceUp);
         assert!(m.usable(false));
         assert_eq!(m.shown(), MemberState::ForcedUp);
+    }
+
+    fn reports(share: u8) -> Observation {
+        Observation {
+            share: Some(share),
+            ..ok()
+        }
+    }
+
+    #[test]
+    fn reported_shares_scale_the_weight_by_steps_and_fall_back_after_one_silent_result() {
+        let mut m = MemberHealth::unknown();
+        m.observe(&ok(), &T);
+        assert_eq!((m.share, m.weight(200, Instant::now())), (None, 200));
+        m.observe(&reports(50), &T);
+        assert_eq!((m.share, m.weight(200, Instant::now())), (Some(50), 100));
+        // Moves under weight_step (10) are not taken; a step is.
+        m.observe(&reports(55), &T);
+        m.observe(&reports(41), &T);
+        assert_eq!(m.share, Some(50));
+        m.observe(&reports(60), &T);
+        assert_eq!(m.share, Some(60));
+        // 1 % of weight 10 still counts as weight 1; 0 % drains whatever the step.
+        m.observe(&reports(1), &T);
+        assert_eq!(m.weight(10, Instant::now()), 1);
+        m.observe(&reports(0), &T);
+        assert_eq!(m.weight(10, Instant::now()), 0);
+        assert!(!m.usable(true) && !m.taken_out());
+        m.admin = Some(Override::ForceUp);
+        assert!(m.usable(true), "force-up beats a reported drain");
+        m.admin = None;
+        m.observe(&reports(5), &T);
+        assert_eq!(m.share, Some(5), "leaving 0 is always taken");
+        // Silence: one result without a share keeps it, the second falls back.
+        m.observe(&ok(), &T);
+        assert_eq!(m.share, Some(5));
+        m.observe(&fail(), &T);
+        assert_eq!(m.share, None);
+        assert_eq!(m.weight(10, Instant::now()), 10);
+        // A failing result's share is ignored.
+        m.observe(
+            &Observation {
+                share: Some(30),
+                ..fail()
+            },
+            &T,
+        );
+        assert_eq!(m.share, None);
+    }
+
+    #[test]
+    fn slow_start_ramps_linearly_from_a_small_share() {
+        let since = Instant::now();
+        let mut m = MemberHealth::unmonitored();
+        m.ramp = Some(Ramp {
+            since,
+            window: Duration::from_secs(30),
+        });
+        let at = |s: u64| since + Duration::from_secs(s);
+        assert_eq!(m.weight(100, at(0)), 1, "a small share at first, never 0");
+        assert_eq!(m.weight(100, at(3)), 10);
+        assert_eq!(m.weight(100, at(15)), 50);
+        assert_eq!(m.weight(100, at(29)), 97);
+        assert_eq!(m.weight(100, at(30)), 100);
+        assert_eq!(m.ramping(at(30)), None);
+        // The ramp scales the reported weight; a drain stays a drain.
+        m.share = Some(50);
+        assert_eq!(m.weight(100, at(15)), 25);
+        m.share = Some(0);
+        assert_eq!(m.weight(100, at(15)), 0);
     }
 }

@@ -27,7 +27,7 @@ pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
 pub use fleet::FleetSettings;
 pub use monitor::{
     Consensus, DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec,
-    StatusMatch, Thresholds,
+    StatusMatch, Thresholds, WeightFrom,
 };
 pub use pool::{BackendAddr, Member, Pool, Weight};
 pub use service::{GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown};

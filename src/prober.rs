@@ -211,6 +211,7 @@ async fn probe_loop<P: Probe>(
             ok: result.outcome.is_ok(),
             reason: result.outcome.err().map(|e| Arc::from(e.to_string())),
             latency: result.latency,
+            share: result.weight,
         };
         local.observe(&obs, &t);
         if results.send((index.0, index.1, obs)).await.is_err() {
@@ -375,7 +376,7 @@ min_ttl = 2
             let client = select::Client::from_addr(&snap.model, "192.0.2.200".parse().unwrap());
             select::pick(
                 &snap.model,
-                &snap.health,
+                (&snap.health, tokio::time::Instant::now()),
                 service,
                 Family::V4,
                 &client,

@@ -15,11 +15,12 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use rand::Rng;
 use smallvec::SmallVec;
+use tokio::time::Instant;
 
 use crate::geo::{Location, distance_km};
 use crate::hash::{network_key, rendezvous};
 use crate::health::HealthTable;
-use crate::model::{Member, Model, PoolId, Selection, Service, Steering, WhenAllDown};
+use crate::model::{Member, Model, Pool, PoolId, Selection, Service, Steering, WhenAllDown};
 
 /// The address family a query asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +248,26 @@ pub fn usable(model: &Model, health: &HealthTable, member: &Member) -> bool {
     member.weight.0 > 0 && health.get(member.index).usable(model.health.unknown_is_up)
 }
 
+/// The weight `member` is answered and scheduled with at `now`: its configured weight scaled
+/// by the share it reports and by its slow start ([`crate::health::MemberHealth::weight`]).
+/// The one weight DNS selection, the director's schedulers, the status page and `explain`
+/// use.
+pub fn weight(health: &HealthTable, member: &Member, now: Instant) -> u32 {
+    health.get(member.index).weight(member.weight.0, now)
+}
+
+/// Where `member`'s weight comes from now: the report its monitor reads (`agent`,
+/// `header:X-Weight`, `json:/capacity`) while it reports a share, else `configured`.
+pub fn weight_source(model: &Model, health: &HealthTable, pool: &Pool, member: &Member) -> String {
+    match health.get(member.index).share {
+        Some(_) => model
+            .monitor_of(pool)
+            .and_then(|m| m.weight_source())
+            .unwrap_or_else(|| "report".to_string()),
+        None => "configured".to_string(),
+    }
+}
+
 /// How many members of `pool` are usable now.
 pub fn usable_count(model: &Model, health: &HealthTable, pool: PoolId) -> usize {
     model.pools[pool.0 as usize]
@@ -431,10 +452,10 @@ pub struct Pick {
 }
 
 /// Chooses the pool and members that answer `service` for `family` and `client`, given
-/// `health`.
+/// `health` at `now` (which only slow starts read: the caller's clock, taken once per batch).
 pub fn pick<R: Rng + ?Sized>(
     model: &Model,
-    health: &HealthTable,
+    (health, now): (&HealthTable, Instant),
     service: &Service,
     family: Family,
     client: &Client,
@@ -451,7 +472,7 @@ pub fn pick<R: Rng + ?Sized>(
         Steered::Pool(pool) => {
             let members = select(
                 model,
-                health,
+                (health, now),
                 service,
                 pool,
                 Admit::Usable,
@@ -470,7 +491,16 @@ pub fn pick<R: Rng + ?Sized>(
         // Nothing usable anywhere: the service's policy decides. The answer is a stopgap, so
         // resolvers should ask again soon (the minimum TTL).
         Steered::AllDown { pool, admit } => {
-            let members = select(model, health, service, pool, admit, family, client, rng);
+            let members = select(
+                model,
+                (health, now),
+                service,
+                pool,
+                admit,
+                family,
+                client,
+                rng,
+            );
             // Failing open answers from the client's first pool; a fallback pool is the same
             // for everyone (only hash selection inside it depends on the client).
             let scope = match service.when_all_down {
@@ -549,7 +579,7 @@ fn weighted_pool<R: Rng + ?Sized>(
 #[allow(clippy::too_many_arguments)]
 fn select<R: Rng + ?Sized>(
     model: &Model,
-    health: &HealthTable,
+    (health, now): (&HealthTable, Instant),
     service: &Service,
     pool: PoolId,
     admit: Admit,
@@ -574,12 +604,19 @@ fn select<R: Rng + ?Sized>(
                 .map(|i| candidates[(start + i) % candidates.len()])
                 .collect()
         }
-        Selection::Weighted => weighted_sample(members, candidates, k, rng),
+        Selection::Weighted => {
+            weighted_sample(|i| weight(health, &members[i], now), candidates, k, rng)
+        }
         Selection::Hash => {
             let key = network_key(client.hash_network());
             let mut ranked: SmallVec<[(f64, usize); 8]> = candidates
                 .into_iter()
-                .map(|i| (rendezvous(key, members[i].key, members[i].weight.0), i))
+                .map(|i| {
+                    (
+                        rendezvous(key, members[i].key, weight(health, &members[i], now)),
+                        i,
+                    )
+                })
                 .collect();
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
             ranked.into_iter().take(k).map(|(_, i)| i).collect()
@@ -587,16 +624,16 @@ fn select<R: Rng + ?Sized>(
     }
 }
 
-/// Draws `k` members without repetition, each draw proportional to weight among those left.
-/// Zero-weight candidates (only present when failing open) are drawn uniformly.
+/// Draws `k` members without repetition, each draw proportional to `weight` among those
+/// left. Zero-weight candidates (only present when failing open) are drawn uniformly.
 fn weighted_sample<R: Rng + ?Sized>(
-    members: &[Member],
+    weight: impl Fn(usize) -> u32,
     mut candidates: Members,
     k: usize,
     rng: &mut R,
 ) -> Members {
     let mut out = Members::new();
-    let w = |i: usize| u64::from(members[i].weight.0.max(1));
+    let w = |i: usize| u64::from(weight(i).max(1));
     let mut total: u64 = candidates.iter().map(|&i| w(i)).sum();
     while out.len() < k && !candidates.is_empty() {
         let mut ticket = rng.random_range(0..total);
@@ -644,7 +681,7 @@ mod tests {
 
     #[test]
     fn weighted_sample_never_repeats_and_follows_weights() {
-        let members = vec![
+        let members = [
             member("192.0.2.1", 100),
             member("192.0.2.2", 300),
             member("192.0.2.3", 0),
@@ -652,7 +689,12 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         let mut firsts = [0u32; 3];
         for _ in 0..20_000 {
-            let got = weighted_sample(&members, Members::from_slice(&[0, 1]), 2, &mut rng);
+            let got = weighted_sample(
+                |i| members[i].weight.0,
+                Members::from_slice(&[0, 1]),
+                2,
+                &mut rng,
+            );
             assert_eq!(got.len(), 2);
             assert_ne!(got[0], got[1]);
             firsts[got[0]] += 1;

@@ -63,6 +63,7 @@ fn fast_path_queries_allocate_nothing() {
                     client,
                     transport: Transport::Udp,
                     unix_time: meridian::dns::unix_now(),
+                    now: tokio::time::Instant::now(),
                 };
                 answered += usize::from(answer_into(&snap, &req, &mut rng, &mut out).replied());
             }
@@ -82,6 +83,7 @@ fn fast_path_queries_allocate_nothing() {
         client,
         transport: Transport::Udp,
         unix_time: meridian::dns::unix_now(),
+        now: tokio::time::Instant::now(),
     };
     let info = allocation_counter::measure(|| {
         assert!(meridian::dns::answer(&state.peek(), &req, &mut rng).is_some());

@@ -125,6 +125,7 @@ fuzz_target!(|data: &[u8]| {
         client: ClientAddr("192.0.2.77:5300".parse().unwrap()),
         transport,
         unix_time: 1_764_720_000,
+        now: meridian::dns::Instant::now(),
     };
     let reply = answer(&snap, &req, &mut SmallRng::seed_from_u64(u64::from(mode)));
     let general = answer_general(&snap, &req, &mut SmallRng::seed_from_u64(u64::from(mode)));

@@ -166,8 +166,16 @@ pub struct MemberDto {
     pub port: Option<u16>,
     /// Address probed instead, if configured.
     pub check_address: Option<String>,
-    /// Weight within the pool.
+    /// Weight within the pool, as configured.
     pub weight: u32,
+    /// The weight answers and director picks use now: `weight` scaled by the reported share.
+    pub effective_weight: u32,
+    /// Where `effective_weight` comes from: `configured`, `agent`, `header:NAME`, `json:/PTR`.
+    pub weight_source: String,
+    /// The share (0-100) the member reports and answers follow, if any.
+    pub reported_share: Option<u8>,
+    /// During a slow start: the percentage of its weight the ramp allows now.
+    pub slow_start_percent: Option<u8>,
     /// Shown state: `up`, `down`, `unknown`, `drained`, `forced-down` or `forced-up`.
     pub state: String,
     /// What probes say, whatever the override: `up`, `down` or `unknown`.
@@ -345,6 +353,10 @@ fn pool_dto(
                 port: member.port,
                 check_address: member.check_address.map(|a| a.to_string()),
                 weight: member.weight.0,
+                effective_weight: select::weight(table, member, now),
+                weight_source: select::weight_source(model, table, pool, member),
+                reported_share: h.share,
+                slow_start_percent: h.ramping(now).map(|f| (f * 100.0) as u8),
                 state: h.shown().to_string(),
                 probe_state: h.state.to_string(),
                 r#override: h.admin.map(|o| o.to_string()),
@@ -433,7 +445,7 @@ fn answer(model: &Model, health: &HealthTable, service: &Service, family: Family
     let client = select::Client::from_addr(model, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let pick = select::pick(
         model,
-        health,
+        (health, tokio::time::Instant::now()),
         service,
         family,
         &client,

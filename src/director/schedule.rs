@@ -70,6 +70,12 @@ pub fn pick<R: Rng + ?Sized>(
                 .unwrap_or(start)
         }
         Scheduler::SourceHash => rendezvous(candidates, client),
+        Scheduler::Wlc => first_lowest(candidates, |c| c.active.saturating_mul(256)),
+        Scheduler::Sed => first_lowest(candidates, sed_overhead),
+        Scheduler::Nq => candidates
+            .iter()
+            .position(|c| c.active == 0)
+            .unwrap_or_else(|| first_lowest(candidates, sed_overhead)),
         Scheduler::Random2 if n == 1 => 0,
         Scheduler::Random2 => {
             let a = rng.random_range(0..n);
@@ -90,6 +96,27 @@ pub fn pick<R: Rng + ?Sized>(
 /// `a` has fewer active connections per unit of weight than `b`.
 fn less_loaded(a: &Candidate, b: &Candidate) -> bool {
     u128::from(a.active) * u128::from(b.weight()) < u128::from(b.active) * u128::from(a.weight())
+}
+
+/// IPVS's comparison (`ip_vs_wlc.c`, `ip_vs_sed.c`, `ip_vs_nq.c`): walking the members in
+/// order, one replaces the current choice only when `overhead(current) * weight(it) >
+/// overhead(it) * weight(current)`, so among equals the first in pool order wins.
+fn first_lowest(candidates: &[Candidate], overhead: impl Fn(&Candidate) -> u64) -> usize {
+    let mut best = 0;
+    for (i, c) in candidates.iter().enumerate().skip(1) {
+        let b = &candidates[best];
+        if u128::from(overhead(b)) * u128::from(c.weight())
+            > u128::from(overhead(c)) * u128::from(b.weight())
+        {
+            best = i;
+        }
+    }
+    best
+}
+
+/// IPVS's expected delay of one more connection (`ip_vs_sed_dest_overhead`): active + 1.
+fn sed_overhead(c: &Candidate) -> u64 {
+    c.active.saturating_add(1)
 }
 
 /// nginx's smooth weighted round robin: every candidate gains its weight, the richest is
@@ -291,6 +318,63 @@ mod tests {
             .count();
         let share = heavy as f64 / 20_000.0;
         assert!((share - 0.75).abs() < 0.02, "{share}");
+    }
+
+    /// The member each of `picks` connections gets when every connection is kept open.
+    fn held(s: Scheduler, weights: &[u32], picks: usize) -> (String, Vec<u64>) {
+        let mut c = cands(weights);
+        let mut state = PoolState::default();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut order = String::new();
+        for _ in 0..picks {
+            let i = pick(s, &c, &mut state, 0, &mut rng).unwrap();
+            c[i].active += 1;
+            order.push((b'a' + i as u8) as char);
+        }
+        (order, c.iter().map(|c| c.active).collect())
+    }
+
+    #[test]
+    fn ipvs_schedulers_pick_by_their_definitions_with_known_counts() {
+        let with = |weights: &[u32], active: &[u64]| {
+            let mut c = cands(weights);
+            for (c, &a) in c.iter_mut().zip(active) {
+                c.active = a;
+            }
+            c
+        };
+        let one = |s, c: &[Candidate]| run(s, c, 1)[0];
+        // Idle, weights 1 and 3: wlc's overheads are equal (0), so the first; sed expects
+        // 1/1 against 1/3, so the heavy one; nq takes the first idle one.
+        let c = with(&[1, 3], &[0, 0]);
+        assert_eq!(one(Scheduler::Wlc, &c), 0);
+        assert_eq!(one(Scheduler::Sed, &c), 1);
+        assert_eq!(one(Scheduler::Nq, &c), 0);
+        // 1 and 4 open: wlc 256/1 < 1024/3; sed 2/1 > 5/3; nq: nobody idle, so sed.
+        let c = with(&[1, 3], &[1, 4]);
+        assert_eq!(one(Scheduler::Wlc, &c), 0);
+        assert_eq!(one(Scheduler::Sed, &c), 1);
+        assert_eq!(one(Scheduler::Nq, &c), 1);
+        // nq prefers an idle member whatever its weight and the others' load.
+        let c = with(&[100, 1, 100], &[1, 0, 0]);
+        assert_eq!(one(Scheduler::Nq, &c), 1);
+        assert_eq!(one(Scheduler::Sed, &c), 2);
+        // Ties: the first in pool order, every time (no rotation, unlike leastconn).
+        let c = with(&[2, 2, 2], &[3, 1, 1]);
+        assert_eq!(run(Scheduler::Wlc, &c, 3), [1, 1, 1]);
+        assert_eq!(run(Scheduler::Sed, &c, 3), [1, 1, 1]);
+        assert_eq!(run(Scheduler::LeastConn, &c, 3), [1, 1, 2]);
+    }
+
+    #[test]
+    fn ipvs_schedulers_fill_held_connections_in_their_own_order() {
+        // Sequences from IPVS's loops for weights 1, 1, 3 and connections kept open.
+        assert_eq!(held(Scheduler::Wlc, &[1, 1, 3], 10).0, "abcccabccc");
+        assert_eq!(held(Scheduler::Sed, &[1, 1, 3], 10).0, "ccabcccabc");
+        assert_eq!(held(Scheduler::Nq, &[1, 1, 3], 10).0, "abcccccabc");
+        for s in [Scheduler::Wlc, Scheduler::Sed, Scheduler::Nq] {
+            assert_eq!(held(s, &[1, 2, 3], 60).1, [10, 20, 30], "{s}");
+        }
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub(super) fn answer<R: Rng + ?Sized>(
                 let client = steering_client(model, req, &ecs);
                 let mut asker = Asker {
                     client: &client,
+                    now: req.now,
                     rng,
                     scope: 0,
                 };
@@ -277,6 +278,7 @@ mod tests {
             client: ClientAddr("127.0.0.1:5300".parse::<SocketAddr>().unwrap()),
             transport: Transport::Udp,
             unix_time: 1_764_720_000,
+            now: tokio::time::Instant::now(),
         };
         let mut out = Vec::new();
         let parsed = crate::wire::Query::parse(packet).unwrap();

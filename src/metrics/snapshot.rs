@@ -75,6 +75,30 @@ impl Collector for SnapshotCollector {
             ConstGauge::new(i64::from(usable)).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
+            "meridian_member_weight",
+            "A member's weight: kind=\"configured\", and kind=\"effective\" (scaled by the share it reports, source naming the report or \"configured\")",
+            None,
+            MetricType::Gauge,
+        )?;
+        let now = tokio::time::Instant::now();
+        for (pool, member) in model.members() {
+            let id = member.id();
+            let source = crate::select::weight_source(model, &snap.health, pool, member);
+            let effective = crate::select::weight(&snap.health, member, now);
+            for (kind, value, source) in [
+                ("configured", member.weight.0, "configured"),
+                ("effective", effective, source.as_str()),
+            ] {
+                let labels = [
+                    ("pool", pool.name.as_str()),
+                    ("member", id.as_str()),
+                    ("kind", kind),
+                    ("source", source),
+                ];
+                ConstGauge::new(i64::from(value)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
             "meridian_members",
             "Members by the state they are shown in",
             None,

@@ -109,7 +109,7 @@ pub struct ExecCheck {
 }
 
 /// Which keys belong to which monitor types (`tcp+` is a tcp monitor with send/expect).
-const KEYS: [(&str, &[&str]); 17] = [
+const KEYS: [(&str, &[&str]); 18] = [
     ("path", &["http", "https"]),
     ("method", &["http", "https"]),
     ("host", &["http", "https"]),
@@ -127,9 +127,10 @@ const KEYS: [(&str, &[&str]); 17] = [
     ("expect_address", &["dns"]),
     ("command", &["exec"]),
     ("args", &["exec"]),
+    ("weight_from", &["http", "https"]),
 ];
 
-fn set_keys(cfg: &MonitorConfig) -> [bool; 17] {
+fn set_keys(cfg: &MonitorConfig) -> [bool; 18] {
     [
         cfg.path.is_some(),
         cfg.method.is_some(),
@@ -148,6 +149,7 @@ fn set_keys(cfg: &MonitorConfig) -> [bool; 17] {
         cfg.expect_address.is_some(),
         cfg.command.is_some(),
         cfg.args.is_some(),
+        cfg.weight_from.is_some(),
     ]
 }
 
@@ -160,7 +162,7 @@ impl Builder<'_> {
     ) -> Result<(), ConfigError> {
         let cfg = m.get_ref();
         let kind = cfg.kind.get_ref().as_str();
-        let known = ["http", "https", "tcp", "dns", "exec"].contains(&kind);
+        let known = ["http", "https", "tcp", "dns", "exec", "agent"].contains(&kind);
         for ((key, types), set) in KEYS.iter().zip(set_keys(cfg)) {
             if set && known && !types.contains(&kind) {
                 let which = match types {

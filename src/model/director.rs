@@ -28,16 +28,27 @@ pub enum Scheduler {
     /// Power of two choices: two random members, the one with fewer active connections per
     /// unit of weight.
     Random2,
+    /// IPVS's weighted least connections: the lowest overhead (`active * 256 + inactive`) per
+    /// unit of weight; ties go to the first member in pool order.
+    Wlc,
+    /// IPVS's shortest expected delay: the lowest `(active + 1) / weight`; ties go to the
+    /// first member in pool order.
+    Sed,
+    /// IPVS's never queue: the first idle member in pool order, else as `sed`.
+    Nq,
 }
 
 impl Scheduler {
     /// Every scheduler with its config name.
-    pub const ALL: [(&'static str, Scheduler); 5] = [
+    pub const ALL: [(&'static str, Scheduler); 8] = [
         ("rr", Scheduler::RoundRobin),
         ("wrr", Scheduler::WeightedRoundRobin),
         ("leastconn", Scheduler::LeastConn),
         ("source-hash", Scheduler::SourceHash),
         ("random2", Scheduler::Random2),
+        ("wlc", Scheduler::Wlc),
+        ("sed", Scheduler::Sed),
+        ("nq", Scheduler::Nq),
     ];
 
     /// The scheduler called `name` in the config.

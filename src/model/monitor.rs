@@ -30,7 +30,12 @@ pub struct Monitor {
     pub consensus: Consensus,
     /// The address probes are sent from; `None`: the system chooses.
     pub source: Option<IpAddr>,
+    /// The ramp of a member that comes up, for pools that do not set their own.
+    pub slow_start: Option<Duration>,
 }
+
+/// Longest `slow_start` accepted.
+pub const MAX_SLOW_START: Duration = Duration::from_secs(24 * 3600);
 
 /// How the observations of a fleet's instances decide a member's state (see
 /// `crate::health::consensus`).
@@ -70,9 +75,66 @@ impl Monitor {
             ProbeKind::Http(_) => Some(80),
             ProbeKind::Https(_) => Some(443),
             ProbeKind::Dns(_) => Some(53),
-            ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Exec(_) => None,
+            ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Exec(_) | ProbeKind::Agent => {
+                None
+            }
         })?;
         Some(SocketAddr::new(ip, port))
+    }
+
+    /// Where this monitor's members report their weight share (`agent`, `header:X-Weight`,
+    /// `json:/capacity`), if they do.
+    pub fn weight_source(&self) -> Option<String> {
+        match &self.kind {
+            ProbeKind::Agent => Some("agent".to_string()),
+            ProbeKind::Http(c) | ProbeKind::Https(c) => {
+                c.weight_from.as_ref().map(|w| w.to_string())
+            }
+            ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Dns(_) | ProbeKind::Exec(_) => {
+                None
+            }
+        }
+    }
+}
+
+/// Points a reported weight share must move before answers follow it, unless configured.
+pub const DEFAULT_WEIGHT_STEP: u8 = 10;
+
+/// Where an HTTP(S) monitor reads the weight share (0-100) a member reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeightFrom {
+    /// A response header (`header:X-Weight`), `75` or `75%`.
+    Header(String),
+    /// A JSON pointer (RFC 6901) into the body (`json:/capacity`): a number or such a string.
+    Json(String),
+}
+
+impl fmt::Display for WeightFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightFrom::Header(h) => write!(f, "header:{h}"),
+            WeightFrom::Json(p) => write!(f, "json:{p}"),
+        }
+    }
+}
+
+impl WeightFrom {
+    /// Parses `header:NAME` or `json:/POINTER`.
+    fn parse(text: &str) -> Result<WeightFrom, &'static str> {
+        let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if let Some(name) = text.strip_prefix("header:") {
+            if name.is_empty() || !name.chars().all(tchar) {
+                return Err("not a header name");
+            }
+            Ok(WeightFrom::Header(name.to_string()))
+        } else if let Some(pointer) = text.strip_prefix("json:") {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err("a JSON pointer is empty or starts with /");
+            }
+            Ok(WeightFrom::Json(pointer.to_string()))
+        } else {
+            Err("expected \"header:NAME\" or \"json:/POINTER\"")
+        }
     }
 }
 
@@ -87,6 +149,8 @@ pub struct Thresholds {
     pub interval: Duration,
     /// Time between probes while a member is transitioning.
     pub fast_interval: Duration,
+    /// Points (of 100) a reported weight share must move before the health table follows it.
+    pub weight_step: u8,
 }
 
 /// Bytes of the body searched for [`HttpCheck::expect_body`] unless configured otherwise.
@@ -121,11 +185,13 @@ pub enum ProbeKind {
     Dns(DnsCheck),
     /// A command run with the member's address: exit 0 is up.
     Exec(ExecCheck),
+    /// HAProxy's agent check: connect, read one line (`75%`, `up 50%`, `drain`, `down`, …).
+    Agent,
 }
 
 impl ProbeKind {
     /// The monitor type as configured: `tcp` (with or without a dialogue), `http`, `https`,
-    /// `dns` or `exec`.
+    /// `dns`, `exec` or `agent`.
     pub fn word(&self) -> &'static str {
         match self {
             ProbeKind::Tcp | ProbeKind::TcpScript(_) => "tcp",
@@ -133,6 +199,7 @@ impl ProbeKind {
             ProbeKind::Https(_) => "https",
             ProbeKind::Dns(_) => "dns",
             ProbeKind::Exec(_) => "exec",
+            ProbeKind::Agent => "agent",
         }
     }
 }
@@ -157,6 +224,8 @@ pub struct HttpCheck {
     pub body_limit: usize,
     /// HTTPS only: verify the certificate chain, validity period and name. Default: true.
     pub verify_tls: bool,
+    /// Where the answer reports the member's weight share; `None`: it does not.
+    pub weight_from: Option<WeightFrom>,
 }
 
 impl Default for HttpCheck {
@@ -170,6 +239,7 @@ impl Default for HttpCheck {
             expect_body: None,
             body_limit: DEFAULT_BODY_LIMIT,
             verify_tls: true,
+            weight_from: None,
         }
     }
 }
@@ -211,6 +281,22 @@ impl StatusMatch {
 }
 
 impl Builder<'_> {
+    /// A `slow_start` key: more than 0, at most [`MAX_SLOW_START`].
+    pub(super) fn slow_start(
+        &self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(v) = value else {
+            return Ok(None);
+        };
+        let d = self.duration(key, v)?;
+        if d > MAX_SLOW_START {
+            return self.err(v.span(), format!("{key} = {:?}: at most 24h", v.get_ref()));
+        }
+        Ok(Some(d))
+    }
+
     pub(super) fn monitor(
         &self,
         name: &str,
@@ -252,6 +338,27 @@ impl Builder<'_> {
             Some(codes) => StatusMatch::Codes(codes.clone()),
             None => StatusMatch::default(),
         };
+        let weight_from = match &cfg.weight_from {
+            None => None,
+            Some(v) => match WeightFrom::parse(v.get_ref()) {
+                Ok(WeightFrom::Json(_)) if method == HttpMethod::Head => {
+                    return self.err(
+                        v.span(),
+                        format!(
+                            "monitors.{name}.weight_from = {:?}: a HEAD answer has no body to read",
+                            v.get_ref()
+                        ),
+                    );
+                }
+                Ok(w) => Some(w),
+                Err(why) => {
+                    return self.err(
+                        v.span(),
+                        format!("monitors.{name}.weight_from = {:?}: {why}", v.get_ref()),
+                    );
+                }
+            },
+        };
         let check = HttpCheck {
             method,
             path,
@@ -260,6 +367,7 @@ impl Builder<'_> {
             expect_body: cfg.expect_body.clone(),
             body_limit: cfg.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
             verify_tls: cfg.verify_tls.unwrap_or(true),
+            weight_from,
         };
         let kind = match self.check_kind(name, m)? {
             Some(kind) => kind,
@@ -267,13 +375,45 @@ impl Builder<'_> {
                 "http" => ProbeKind::Http(check),
                 "https" => ProbeKind::Https(check),
                 "tcp" => ProbeKind::Tcp,
+                "agent" if cfg.port.is_none() => {
+                    return self.err(
+                        m.span(),
+                        format!("monitors.{name}: type = \"agent\" needs port (the agent's port)"),
+                    );
+                }
+                "agent" => ProbeKind::Agent,
                 other => {
                     return self.err(
                     cfg.kind.span(),
                     format!(
-                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\", \"tcp\", \"dns\" or \"exec\""
+                        "monitors.{name}.type = {other:?}: expected \"http\", \"https\", \"tcp\", \"dns\", \"exec\" or \"agent\""
                     ),
                 );
+                }
+            },
+        };
+        let reports = matches!(kind, ProbeKind::Agent)
+            || matches!(&kind, ProbeKind::Http(c) | ProbeKind::Https(c) if c.weight_from.is_some());
+        let weight_step = match &cfg.weight_step {
+            None => DEFAULT_WEIGHT_STEP,
+            Some(v) if !reports => {
+                return self.err(
+                    v.span(),
+                    format!(
+                        "monitors.{name}.weight_step applies to agent monitors and monitors with weight_from"
+                    ),
+                );
+            }
+            Some(v) => match u8::try_from(*v.get_ref()) {
+                Ok(step) if (1..=100).contains(&step) => step,
+                _ => {
+                    return self.err(
+                        v.span(),
+                        format!(
+                            "monitors.{name}.weight_step = {}: expected 1 to 100 points",
+                            v.get_ref()
+                        ),
+                    );
                 }
             },
         };
@@ -353,8 +493,11 @@ impl Builder<'_> {
                 }
             },
         };
+        let slow_start =
+            self.slow_start(&format!("monitors.{name}.slow_start"), &cfg.slow_start)?;
         Ok(Monitor {
             name: name.to_string(),
+            slow_start,
             kind,
             port: cfg.port,
             timeout,
@@ -365,6 +508,7 @@ impl Builder<'_> {
                 fall,
                 interval,
                 fast_interval,
+                weight_step,
             },
         })
     }

@@ -63,6 +63,9 @@ impl Member {
 /// One site.
 #[derive(Debug, Clone)]
 pub struct Pool {
+    /// How long a member that comes up (or a reload adds) ramps to its full weight: the
+    /// pool's `slow_start`, else its monitor's; `None`: at once.
+    pub slow_start: Option<std::time::Duration>,
     /// Its name in the config.
     pub name: String,
     /// Weight under weighted steering.
@@ -215,8 +218,14 @@ impl Builder<'_> {
                 Some(Coords { lat, lon })
             }
         };
+        let slow_start =
+            match self.slow_start(&format!("pools.{name}.slow_start"), &cfg.slow_start)? {
+                Some(d) => Some(d),
+                None => monitor.and_then(|id| monitors[id.0 as usize].slow_start),
+            };
         Ok(Pool {
             name: name.to_string(),
+            slow_start,
             weight: Weight(*cfg.weight.get_ref()),
             monitor,
             members,

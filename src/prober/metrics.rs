@@ -126,7 +126,7 @@ pub struct HealthTelemetry {
 }
 
 /// Every probe failure reason kind (the `reason` label of `meridian_probe_failures_total`).
-pub const PROBE_FAILURE_REASONS: [&str; 11] = [
+pub const PROBE_FAILURE_REASONS: [&str; 12] = [
     "timeout",
     "connect_refused",
     "connection_reset",
@@ -138,6 +138,7 @@ pub const PROBE_FAILURE_REASONS: [&str; 11] = [
     "expect",
     "dns",
     "exec",
+    "agent",
 ];
 
 /// The bounded `reason` label of a probe failure.
@@ -154,6 +155,7 @@ pub fn failure_reason(e: &ProbeError) -> &'static str {
         ProbeError::Expect(_) => "expect",
         ProbeError::Dns(_) => "dns",
         ProbeError::Exec(_) => "exec",
+        ProbeError::Agent(_) => "agent",
     }
 }
 

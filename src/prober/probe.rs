@@ -11,12 +11,14 @@
 //! session resumption, no proxy, no redirects followed. Reusing a connection or a TLS session
 //! would let a dead server or an expired certificate look healthy until the cache ran out.
 
+mod agent;
 mod dns;
 mod error;
 mod exec;
 mod fake;
 mod script;
 mod tls;
+mod weight;
 
 use std::fmt;
 use std::future::Future;
@@ -38,7 +40,7 @@ pub use tls::plain_http_client;
 use error::{classify, connect_error, innermost};
 use tls::{FixedVerdict, client, tls_config};
 
-use crate::model::{HttpCheck, HttpMethod, ProbeKind, ProbeSpec};
+use crate::model::{HttpCheck, HttpMethod, ProbeKind, ProbeSpec, WeightFrom};
 
 /// The outcome of one probe and how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct ProbeResult {
     pub outcome: Result<(), ProbeError>,
     /// Time from the start of the probe to its verdict (about the timeout when it timed out).
     pub latency: Duration,
+    /// The weight share (0-100) the member reported, when it passed and its monitor reads one.
+    pub weight: Option<u8>,
 }
 
 impl ProbeResult {
@@ -141,24 +145,33 @@ impl NetProbe {
         })
     }
 
-    async fn run(&self, spec: &ProbeSpec) -> Result<(), ProbeError> {
+    /// Runs the probe; on success, the weight share the member reported, if any.
+    async fn run(&self, spec: &ProbeSpec) -> Result<Option<u8>, ProbeError> {
         match &spec.kind {
             ProbeKind::Tcp => match connect(spec.target, spec.source).await {
-                Ok(_stream) => Ok(()),
+                Ok(_stream) => Ok(None),
                 Err(e) => Err(connect_error(&e)),
             },
             ProbeKind::Http(check) => self.http(check, spec, false).await,
             ProbeKind::Https(check) => self.http(check, spec, true).await,
             ProbeKind::TcpScript(script) => match connect(spec.target, spec.source).await {
-                Ok(stream) => script::run(script, stream, spec.timeout).await,
+                Ok(stream) => script::run(script, stream, spec.timeout)
+                    .await
+                    .map(|()| None),
                 Err(e) => Err(connect_error(&e)),
             },
-            ProbeKind::Dns(check) => dns::run(check, spec).await,
-            ProbeKind::Exec(check) => self.exec.run(check, spec).await,
+            ProbeKind::Dns(check) => dns::run(check, spec).await.map(|()| None),
+            ProbeKind::Exec(check) => self.exec.run(check, spec).await.map(|()| None),
+            ProbeKind::Agent => agent::probe(spec.target, spec.source).await,
         }
     }
 
-    async fn http(&self, check: &HttpCheck, spec: &ProbeSpec, tls: bool) -> Result<(), ProbeError> {
+    async fn http(
+        &self,
+        check: &HttpCheck,
+        spec: &ProbeSpec,
+        tls: bool,
+    ) -> Result<Option<u8>, ProbeError> {
         let target = spec.target;
         let scheme = if tls { "https" } else { "http" };
         let slash = if check.path.starts_with('/') { "" } else { "/" };
@@ -214,9 +227,14 @@ impl NetProbe {
         if !check.expect_status.matches(status) {
             return Err(ProbeError::Status(status));
         }
-        let Some(needle) = &check.expect_body else {
-            return Ok(());
+        let from = check.weight_from.as_ref();
+        let mut share = match from {
+            Some(WeightFrom::Header(h)) => weight::from_header(response.headers(), h),
+            _ => None,
         };
+        if check.expect_body.is_none() && !weight::needs_body(from) {
+            return Ok(share);
+        }
         let mut body = Vec::new();
         while body.len() < check.body_limit {
             match response
@@ -229,11 +247,15 @@ impl NetProbe {
             }
         }
         body.truncate(check.body_limit);
-        if contains(&body, needle.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ProbeError::BodyMismatch(needle.clone()))
+        if let Some(needle) = &check.expect_body
+            && !contains(&body, needle.as_bytes())
+        {
+            return Err(ProbeError::BodyMismatch(needle.clone()));
         }
+        if let Some(WeightFrom::Json(pointer)) = from {
+            share = weight::from_json(&body, pointer);
+        }
+        Ok(share)
     }
 }
 
@@ -247,9 +269,11 @@ impl Probe for NetProbe {
             }
             Err(_elapsed) => Err(ProbeError::Timeout(spec.timeout)),
         };
+        let weight = outcome.as_ref().ok().copied().flatten();
         ProbeResult {
-            outcome,
+            outcome: outcome.map(|_| ()),
             latency: start.elapsed(),
+            weight,
         }
     }
 }

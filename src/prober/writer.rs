@@ -15,7 +15,7 @@ use super::metrics::HealthTelemetry;
 use super::plan::{Target, plan};
 use crate::health::events::{Cause, Change};
 use crate::health::overrides::{self, Action, AdminError, Selector};
-use crate::health::{HealthState, HealthTable, MemberState, Observation};
+use crate::health::{HealthState, HealthTable, MemberState, Observation, Ramp};
 use crate::model::Model;
 use crate::state::SharedState;
 
@@ -45,6 +45,14 @@ pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> Healt
             && *probe == probe_of(next, pool, m)
         {
             *table.get_mut(m.index) = prev_table.get(*i).clone();
+        } else if !old.contains_key(&member_key(pool, m)) {
+            // Added by this reload: its first coming up is slow-started (at once when
+            // nothing probes it).
+            let entry = table.get_mut(m.index);
+            entry.added = true;
+            if entry.unmonitored {
+                start_ramp(entry, pool, HealthState::Unknown, HealthState::Up);
+            }
         }
     }
     table
@@ -388,7 +396,8 @@ fn passive(
 }
 
 /// Applies one result to every member of the target. Returns true when something an answer
-/// depends on changed (a state, or how soon a member could flip, which sets the TTL), and the
+/// depends on changed (a state, how soon a member could flip, which sets the TTL, or the weight
+/// share it reports, which moves only by `weight_step`), and the
 /// members whose own observation flipped. A member `governed` by the fleet's consensus only
 /// logs its flip as an observation: the consensus decides its state.
 fn apply(
@@ -404,7 +413,12 @@ fn apply(
     let mut flipped = Vec::new();
     for (k, &m) in target.members.iter().enumerate() {
         let entry = table.get_mut(m);
-        let before = (entry.state, entry.effective(), entry.probes_until_flip(t));
+        let before = (
+            entry.state,
+            entry.effective(),
+            entry.probes_until_flip(t),
+            entry.share,
+        );
         let flipped_now = entry.observe(obs, t);
         if !obs.ok {
             entry.last_failure = Some(tokio::time::Instant::now());
@@ -412,6 +426,7 @@ fn apply(
         if let Some(flip) = flipped_now {
             flipped.push(m);
             let (pool, member) = model.member(m);
+            start_ramp(entry, pool, flip.from, flip.to);
             let address = target.spec.target;
             let streak = match flip.to {
                 _ if flip.from == HealthState::Unknown => 1,
@@ -461,9 +476,37 @@ fn apply(
             }
         }
         let entry = table.get(m);
-        changed |= before != (entry.state, entry.effective(), entry.probes_until_flip(t));
+        changed |= before
+            != (
+                entry.state,
+                entry.effective(),
+                entry.probes_until_flip(t),
+                entry.share,
+            );
     }
     (changed, flipped)
+}
+
+/// Starts `pool`'s slow start on a member that came up from down, or for the first time
+/// after a reload added it (not at start-up: everything comes up then).
+fn start_ramp(
+    entry: &mut crate::health::MemberHealth,
+    pool: &crate::model::Pool,
+    from: HealthState,
+    to: HealthState,
+) {
+    if to != HealthState::Up {
+        return;
+    }
+    if let Some(window) = pool.slow_start
+        && (from == HealthState::Down || entry.added)
+    {
+        entry.ramp = Some(Ramp {
+            since: tokio::time::Instant::now(),
+            window,
+        });
+    }
+    entry.added = false;
 }
 
 /// Records a change of member `index`: in the events ring, the transitions counter, and the

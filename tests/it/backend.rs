@@ -35,6 +35,8 @@ enum Protocol {
 struct Reply {
     status: u16,
     body: String,
+    /// Extra header lines (`Name: value`), each sent as is.
+    headers: Vec<String>,
     hang: bool,
 }
 
@@ -117,6 +119,7 @@ impl Backend {
             reply: Reply {
                 status: 200,
                 body: "ok".to_string(),
+                headers: Vec::new(),
                 hang: false,
             },
         }
@@ -164,6 +167,11 @@ impl Backend {
     /// From now on, answer with `body`.
     pub fn set_body(&self, body: &str) {
         self.shared.reply().body = body.to_string();
+    }
+
+    /// From now on, send these extra header lines (`"X-Weight: 30"`) with every answer.
+    pub fn set_headers(&self, headers: &[&str]) {
+        self.shared.reply().headers = headers.iter().map(|h| h.to_string()).collect();
     }
 
     /// From now on, accept and read requests but never answer them (the connection stays open
@@ -277,10 +285,15 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Share
         reply.body.as_str()
     };
     let response = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n{body}",
         reply.status,
         reason(reply.status),
         body.len(),
+        reply
+            .headers
+            .iter()
+            .map(|h| format!("{h}\r\n"))
+            .collect::<String>(),
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;

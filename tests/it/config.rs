@@ -74,7 +74,7 @@ fn semantic_errors_name_file_line_and_reason() {
         ),
         (
             VALID.replace("type = \"http\"", "type = \"icmp\""),
-            "DIR/meridian.toml:6: monitors.web.type = \"icmp\": expected \"http\", \"https\", \"tcp\", \"dns\" or \"exec\"",
+            "DIR/meridian.toml:6: monitors.web.type = \"icmp\": expected \"http\", \"https\", \"tcp\", \"dns\", \"exec\" or \"agent\"",
         ),
         (
             VALID.replace("type = \"http\"", "type = \"tcp\"\nexpect_regex = \"(\""),
@@ -263,4 +263,80 @@ fn every_shipped_example_config_loads() {
         "no example configs found in {}",
         examples.display()
     );
+}
+
+#[test]
+fn load_feedback_errors_name_file_line_and_reason() {
+    let monitor = |kind: &str, extra: &str| {
+        VALID.replace(
+            "type = \"http\"",
+            &format!("type = \"{kind}\"\nport = 9777\n{extra}"),
+        )
+    };
+    let cases = [
+        (
+            monitor("tcp", "weight_from = \"header:X-Weight\""),
+            "DIR/meridian.toml:5: monitors.web.weight_from applies to http and https monitors only",
+        ),
+        (
+            monitor("agent", "weight_from = \"header:X-Weight\""),
+            "DIR/meridian.toml:5: monitors.web.weight_from applies to http and https monitors only",
+        ),
+        (
+            monitor("http", "weight_from = \"X-Weight\""),
+            "DIR/meridian.toml:8: monitors.web.weight_from = \"X-Weight\": expected \"header:NAME\" or \"json:/POINTER\"",
+        ),
+        (
+            monitor("http", "weight_from = \"header:X Weight\""),
+            "DIR/meridian.toml:8: monitors.web.weight_from = \"header:X Weight\": not a header name",
+        ),
+        (
+            monitor("http", "weight_from = \"json:capacity\""),
+            "DIR/meridian.toml:8: monitors.web.weight_from = \"json:capacity\": a JSON pointer is empty or starts with /",
+        ),
+        (
+            monitor(
+                "http",
+                "method = \"HEAD\"\nweight_from = \"json:/capacity\"",
+            ),
+            "DIR/meridian.toml:9: monitors.web.weight_from = \"json:/capacity\": a HEAD answer has no body to read",
+        ),
+        (
+            monitor("agent", "weight_step = 0"),
+            "DIR/meridian.toml:8: monitors.web.weight_step = 0: expected 1 to 100 points",
+        ),
+        (
+            monitor(
+                "http",
+                "weight_from = \"header:X-Weight\"\nweight_step = 101",
+            ),
+            "DIR/meridian.toml:9: monitors.web.weight_step = 101: expected 1 to 100 points",
+        ),
+        (
+            monitor("http", "weight_step = 5"),
+            "DIR/meridian.toml:8: monitors.web.weight_step applies to agent monitors and monitors with weight_from",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"agent\""),
+            "DIR/meridian.toml:5: monitors.web: type = \"agent\" needs port (the agent's port)",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"http\"\nslow_start = \"25h\""),
+            "DIR/meridian.toml:7: monitors.web.slow_start = \"25h\": at most 24h",
+        ),
+        (
+            VALID.replace(
+                "monitor = \"web\"",
+                "monitor = \"web\"\nslow_start = \"0s\"",
+            ),
+            "DIR/meridian.toml:10: pools.eu.slow_start must be more than 0",
+        ),
+        (
+            VALID.replace("type = \"http\"", "type = \"ping\""),
+            "DIR/meridian.toml:6: monitors.web.type = \"ping\": expected \"http\", \"https\", \"tcp\", \"dns\", \"exec\" or \"agent\"",
+        ),
+    ];
+    for (config, want) in cases {
+        assert_eq!(error_of(&config, ZONE), want);
+    }
 }

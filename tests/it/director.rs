@@ -339,6 +339,35 @@ async fn least_connections_and_two_choices_balance_open_connections_by_weight() 
 }
 
 #[tokio::test]
+async fn ipvs_wlc_sed_and_nq_place_held_connections_as_ipvs_does() {
+    // Weights 1, 1, 3 and every connection kept open: the order IPVS's loops give (the pure
+    // tests in `director::schedule` derive the same from the definitions).
+    let (a, b, c) = abc().await;
+    for (scheduler, expected) in [
+        ("wlc", "abcccabccc"),
+        ("sed", "ccabcccabc"),
+        ("nq", "abcccccabc"),
+    ] {
+        let m = start(
+            &[(&a, 100), (&b, 100), (&c, 300)],
+            false,
+            &format!("scheduler = \"{scheduler}\""),
+        )
+        .await;
+        let open = open_many(m.directors[0], 10).await;
+        let got: String = open.iter().map(|(_, g)| *g as char).collect();
+        assert_eq!(got, expected, "{scheduler}");
+        let active: Vec<u64> = [&a, &b, &c]
+            .iter()
+            .map(|e| member_stats(&m, e).active)
+            .collect();
+        assert_eq!(active, [2, 2, 6], "{scheduler}");
+        drop(open);
+        m.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn source_hash_sticks_and_moves_only_the_leaving_members_clients() {
     let (a, b, c) = abc().await;
     let m = start(
@@ -863,9 +892,9 @@ fn bad_director_configs_are_refused_with_file_and_line() {
             Some("service: no service named \"nope.example.test.\""),
         ),
         (
-            base("", &format!("{ok}\nscheduler = \"fastest\"")),
+            base("", &format!("{ok}\nscheduler = \"lblc\"")),
             Some(
-                "scheduler = \"fastest\": expected one of \"rr\", \"wrr\", \"leastconn\", \"source-hash\", \"random2\"",
+                "scheduler = \"lblc\": expected one of \"rr\", \"wrr\", \"leastconn\", \"source-hash\", \"random2\", \"wlc\", \"sed\", \"nq\"",
             ),
         ),
         (

@@ -555,6 +555,7 @@ async fn queries_without_do_get_the_same_bytes_signed_or_not() {
                     client,
                     transport: meridian::dns::Transport::Udp,
                     unix_time: meridian::dns::unix_now(),
+                    now: tokio::time::Instant::now(),
                 };
                 let seed = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64;
                 let a = meridian::dns::answer(&unsigned.peek(), &req, &mut seed(3));

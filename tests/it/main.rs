@@ -16,6 +16,7 @@ mod geodb;
 mod health;
 mod knot_diff;
 mod limits;
+mod load;
 mod malformed;
 mod observe;
 mod planes;

@@ -144,6 +144,7 @@ fn check(snap: &Snapshot, query: &[u8], transport: Transport) -> Result<(), Test
         client,
         transport,
         unix_time: meridian::dns::unix_now(),
+        now: tokio::time::Instant::now(),
     };
     let reply = answer(snap, &req, &mut SmallRng::seed_from_u64(7));
     let general = answer_general(snap, &req, &mut SmallRng::seed_from_u64(7));
@@ -280,7 +281,7 @@ fn branch(snap: &Snapshot, query: &[u8], reply: &[u8]) -> Option<Branch> {
     let client = Client::from_addr(model, CLIENT.parse::<SocketAddr>().unwrap().ip());
     let pick = select::pick(
         model,
-        &snap.health,
+        (&snap.health, tokio::time::Instant::now()),
         service,
         family,
         &client,
@@ -329,6 +330,7 @@ fn every_seed_query_is_answered() {
             client,
             transport: Transport::Udp,
             unix_time: meridian::dns::unix_now(),
+            now: tokio::time::Instant::now(),
         };
         let reply = answer(&snap, &req, &mut SmallRng::seed_from_u64(7)).expect("a reply");
         if let Some(b) = branch(&snap, q, &reply) {

@@ -645,7 +645,7 @@ async fn explain_reports_location_pools_members_ttl_and_scope() {
             "pool": "ap",
             "when_all_down": null,
             "selection": "all",
-            "members": [{ "address": "203.0.113.1", "weight": 100, "state": "up" }],
+            "members": [{ "address": "203.0.113.1", "weight": 100, "effective_weight": 100, "weight_source": "configured", "state": "up" }],
             "ttl": 30,
             "ecs_scope": 24,
         },

@@ -127,7 +127,7 @@ impl Connection {
             // Answer what is complete, writing whenever enough has piled up.
             loop {
                 let received = Instant::now();
-                let more = self.answer(&state.peek());
+                let more = self.answer(&state.peek(), tokio::time::Instant::from_std(received));
                 if self.answered.is_empty() {
                     break;
                 }
@@ -164,7 +164,7 @@ impl Connection {
     /// Answers the complete messages in `input[start..end]` from `snap`, in order, framing each
     /// reply into `output`, until `output` holds [`WRITE_AT`] bytes. Returns whether complete
     /// messages are left for another round.
-    fn answer(&mut self, snap: &Snapshot) -> bool {
+    fn answer(&mut self, snap: &Snapshot, now: tokio::time::Instant) -> bool {
         self.output.clear();
         self.answered.clear();
         let unix = crate::dns::unix_now();
@@ -182,6 +182,7 @@ impl Connection {
                 client: ClientAddr(self.peer),
                 transport: Transport::Tcp,
                 unix_time: unix,
+                now,
             };
             let mut answered = answer_into(snap, &req, &mut self.rng, &mut self.reply);
             match u16::try_from(self.reply.len()) {

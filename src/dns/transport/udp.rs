@@ -223,6 +223,7 @@ impl Worker {
                 client: ClientAddr(peer),
                 transport: Transport::Udp,
                 unix_time: unix,
+                now,
             };
             slot.answered = answer_into(&snap, &req, &mut self.rng, reply);
             if !slot.answered.replied() {

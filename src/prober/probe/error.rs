@@ -46,6 +46,9 @@ pub enum ProbeError {
     /// A command check failed: its first line of stderr, else how it ended (`exit 1`).
     #[error("{0}")]
     Exec(String),
+    /// An agent check's reply took the member out (`down`, `maint`, …) or said nothing usable.
+    #[error("agent: {0}")]
+    Agent(String),
 }
 
 /// Why a TLS handshake failed.

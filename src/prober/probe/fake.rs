@@ -55,6 +55,7 @@ impl Probe for FakeProbe {
         std::future::ready(ProbeResult {
             outcome,
             latency: Duration::ZERO,
+            weight: None,
         })
     }
 }
