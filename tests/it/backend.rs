@@ -198,6 +198,11 @@ impl Backend {
         if held.is_ok() {
             *self._port_hold.lock().expect("hold lock") = Some(hold);
         }
+        if held.is_err() {
+            // Another test's socket took the port between our close and the hold: our
+            // listener is gone (its task ended above), and what answers there is not ours.
+            return;
+        }
         let mut refused = TcpStream::connect(self.addr).await;
         // Connecting to a free port of the ephemeral range can, rarely, pick that very port as
         // its source and connect to itself (TCP simultaneous open); that is not a listener.

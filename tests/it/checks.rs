@@ -64,10 +64,7 @@ async fn redis_command(port: u16, command: &str) -> Result<String, String> {
 
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    crate::support::child_port()
 }
 
 /// The member `id` of pool `pool` in `/api/v1/status`.

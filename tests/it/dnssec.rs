@@ -170,10 +170,8 @@ impl Signed {
     }
 }
 
-/// A free loopback port for a child process (bound once and released).
 fn free_port() -> u16 {
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    udp.local_addr().expect("addr").port()
+    crate::support::child_port()
 }
 
 /// A validating unbound with the zone's key as trust anchor, forwarding the zone to `upstream`

@@ -7,7 +7,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -56,26 +55,8 @@ fn data_root() -> tempfile::TempDir {
         .expect("temp dir for etcd data")
 }
 
-/// Free TCP ports on 127.0.0.1 for etcd to take, below Linux's ephemeral range (32768 and
-/// up): a port bound to 0 and released could be handed out again at once as the source port of
-/// one of the many connections other tests open, and etcd would then fail to listen. Ports
-/// here are only taken by someone binding them explicitly. Each is bound while the others are
-/// chosen (so they are distinct), then released.
 fn free_ports(n: usize) -> Vec<u16> {
-    let mut held: Vec<TcpListener> = Vec::new();
-    for _ in 0..10_000 {
-        if held.len() == n {
-            break;
-        }
-        let port = 21_000 + (rand::random::<u16>() % 11_000);
-        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-            held.push(l);
-        }
-    }
-    assert_eq!(held.len(), n, "no {n} free ports in 21000-31999");
-    held.iter()
-        .map(|l| l.local_addr().expect("local address").port())
-        .collect()
+    crate::support::child_ports(n)
 }
 
 /// One member: its ports, and its process while it runs.

@@ -159,16 +159,8 @@ impl Drop for Knot {
     }
 }
 
-/// A loopback port free for both UDP and TCP at the time of asking.
 fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("udp addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no loopback port free for both UDP and TCP in 50 tries");
+    crate::support::child_port()
 }
 
 /// One UDP or TCP exchange with a loopback server.

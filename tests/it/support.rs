@@ -658,3 +658,32 @@ pub fn error_of(config: &str, zone: &str) -> String {
             .replace(&dir.path().display().to_string(), "DIR"),
     }
 }
+
+/// Free loopback ports for child processes (etcd, unbound, knotd, redis-server), free for both
+/// TCP and UDP, chosen below Linux's ephemeral range (32768 and up): a port bound to 0 and
+/// released could be handed out again at once as the source port of one of the many
+/// connections other tests open, and the child would then fail to listen. Ports here are only
+/// taken by someone binding them explicitly. Each is held while the others are chosen (so they
+/// are distinct), then released.
+pub fn child_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    for _ in 0..10_000 {
+        if held.len() == n {
+            break;
+        }
+        let port = 21_000 + (rand::random::<u16>() % 11_000);
+        if let (Ok(t), Ok(u)) = (
+            std::net::TcpListener::bind(("127.0.0.1", port)),
+            std::net::UdpSocket::bind(("127.0.0.1", port)),
+        ) {
+            held.push((port, t, u));
+        }
+    }
+    assert_eq!(held.len(), n, "no {n} free ports in 21000-31999");
+    held.into_iter().map(|(port, _, _)| port).collect()
+}
+
+/// One port of [`child_ports`].
+pub fn child_port() -> u16 {
+    child_ports(1)[0]
+}
