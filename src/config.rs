@@ -1,7 +1,7 @@
 //! The TOML schema of `meridian.toml`, mirrored 1:1 in serde structs, and the errors that point
 //! an operator at the file, line and key that is wrong.
 //!
-//! Nothing here is used at runtime: [`crate::model::Model::load`] validates a [`Config`] into the
+//! Nothing here is used at runtime: `Model::load` (in the model stage) validates a [`Config`] into the
 //! runtime model, so an invalid config never reaches the query path.
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! flips only after `rise` consecutive successes or `fall` consecutive failures), operator
 //! overrides (drain, force-down, force-up), and the table that rides in the snapshot.
 //!
-//! Everything here is pure and synchronous; [`crate::prober`] runs the probes and feeds
+//! Everything here is pure and synchronous; the prober stage runs the probes and feeds
 //! results in, and in fleet mode [`consensus`] decides from the fleet's observations.
 
 pub mod consensus;

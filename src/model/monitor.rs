@@ -38,7 +38,7 @@ pub struct Monitor {
 pub const MAX_SLOW_START: Duration = Duration::from_secs(24 * 3600);
 
 /// How the observations of a fleet's instances decide a member's state (see
-/// `crate::health::consensus`).
+/// the health stage's consensus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consensus {
     /// This instance's own observation alone.

@@ -28,7 +28,7 @@ pub struct DnsSettings {
     /// threads serving DNS over TCP, the directors and the API.
     pub workers: usize,
     /// Response rate limiting over UDP, when on. The table lives with the server
-    /// ([`crate::dns::rrl::RateLimit`]), so a reload that keeps these settings keeps it.
+    /// (the DNS stage's `RateLimit`), so a reload that keeps these settings keeps it.
     pub rrl: Option<RrlSettings>,
     /// The name server identifier answered to NSID requests (RFC 5001), if any.
     pub nsid: Option<String>,

@@ -13,7 +13,7 @@ use crate::health::consensus::{Votes, decide};
 use crate::health::events::{Cause, Change};
 use crate::health::fleet::{MemberKey, Observed, ToFleet, WriterLink, unix_now};
 use crate::health::overrides::{self, AdminError};
-use crate::health::{HealthState, HealthTable, Override};
+use crate::health::{HealthState, HealthTable, MemberState, Override};
 use crate::model::{Consensus, Model};
 
 /// The writer's fleet state: the link and the model's members by fleet key.
@@ -150,20 +150,27 @@ impl Writer {
                 member.address, pool.name, decided.to_string().to_uppercase()
             ),
         }
-        let shown_after = self.table.get(index).shown();
-        if shown_after != shown_before {
-            let event = Change {
-                pool: pool.name.clone(),
-                member: member.id(),
-                from: shown_before,
-                to: shown_after,
-                reason: Some(Arc::from(reason)),
-                streak: 0,
-                cause: Cause::Consensus,
-            };
-            record(&self.telemetry, &mut self.table, index, event);
-        }
+        self.record_shown(index, shown_before, reason, Cause::Consensus);
         true
+    }
+
+    /// Records a change of member `index`'s shown state from `before`, if there is one.
+    fn record_shown(&mut self, index: usize, before: MemberState, reason: String, cause: Cause) {
+        let after = self.table.get(index).shown();
+        if after == before {
+            return;
+        }
+        let (pool, member) = self.model.member(index);
+        let event = Change {
+            pool: pool.name.clone(),
+            member: member.id(),
+            from: before,
+            to: after,
+            reason: Some(Arc::from(reason)),
+            streak: 0,
+            cause,
+        };
+        record(&self.telemetry, &mut self.table, index, event);
     }
 
     /// Decides every governed member again (peers' view changed). True when any changed.
@@ -240,18 +247,7 @@ impl Writer {
             "member {} of pool {}: {reason} ({shown_before} → {shown_after})",
             member.address, pool.name
         );
-        if shown_after != shown_before {
-            let event = Change {
-                pool: pool.name.clone(),
-                member: member.id(),
-                from: shown_before,
-                to: shown_after,
-                reason: Some(Arc::from(reason)),
-                streak: 0,
-                cause: Cause::Admin,
-            };
-            record(&self.telemetry, &mut self.table, index, event);
-        }
+        self.record_shown(index, shown_before, reason, Cause::Admin);
         true
     }
 
