@@ -5,10 +5,12 @@
 //! format. Connections are capped and idle ones closed, so the HTTP side cannot exhaust the
 //! process.
 
+mod client;
 mod conn;
 mod events;
 mod explain;
 mod status;
+mod tls;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,6 +32,7 @@ use crate::prober::{AdminChange, HealthControl};
 use crate::reload::{self, ReloadError};
 use crate::state::SharedState;
 
+pub use client::client;
 pub use conn::{IDLE_TIMEOUT, Limited};
 
 /// Largest request body accepted (admin calls carry none).
@@ -79,14 +82,23 @@ pub fn router(api: ApiState) -> Router {
         .with_state(api)
 }
 
-/// Serves the API on `listener` until `shutdown`, with at most `max_connections` open at once.
+/// Serves the API on `listener` until `shutdown`, with at most `max_connections` open at once;
+/// HTTPS only when the running config has a certificate (`[http] tls_cert`), which each
+/// handshake then takes from the snapshot in force.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     max_connections: usize,
     api: ApiState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(Limited::new(listener, max_connections), router(api))
+    let tls = {
+        let snap = api.state.load();
+        match snap.model.http.as_ref().and_then(|h| h.tls.as_ref()) {
+            Some(id) => Some(tls::acceptor(&api.state, id.key.clone())?),
+            None => None,
+        }
+    };
+    axum::serve(Limited::new(listener, max_connections, tls), router(api))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -141,6 +141,11 @@ pub struct HttpConfig {
     /// Most HTTP connections open at once (status page, API, `/metrics`, event streams);
     /// further ones are closed at once. Default: 128.
     pub max_connections: Option<Spanned<u32>>,
+    /// PEM certificate chain (leaf first), relative to the config file: with `tls_key`, the
+    /// listener serves HTTPS only. A reload re-reads both files.
+    pub tls_cert: Option<Spanned<String>>,
+    /// PEM private key of `tls_cert`'s first certificate.
+    pub tls_key: Option<Spanned<String>>,
 }
 
 /// `[health]`: settings shared by all monitors.

@@ -181,6 +181,9 @@ fn init_tracing(format: LogFormat) {
 fn check(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&config)?;
     println!("{}: ok: {}", config.display(), model.summary());
+    for w in model.http.iter().flat_map(|h| h.warnings()) {
+        println!("{}: warning: {w}", config.display());
+    }
     Ok(())
 }
 
@@ -340,9 +343,12 @@ fn live_explain(
     ecs: Option<ipnet::IpNet>,
 ) -> Option<Result<meridian::explain::Explanation, Box<dyn std::error::Error>>> {
     let http = model.http.as_ref()?;
+    let (api, base) = match meridian::api::client(http) {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e.into())),
+    };
     let mut url = format!(
-        "http://{}/api/v1/explain?name={}&type={qtype}&client={client}",
-        http.listen,
+        "{base}/api/v1/explain?name={}&type={qtype}&client={client}",
         name.to_ascii()
     );
     if let Some(net) = ecs {
@@ -353,8 +359,7 @@ fn live_explain(
         .build()
         .ok()?;
     runtime.block_on(async {
-        let http = meridian::prober::probe::plain_http_client().ok()?;
-        let resp = http
+        let resp = api
             .get(&url)
             .timeout(std::time::Duration::from_secs(2))
             .send()
@@ -393,37 +398,31 @@ fn admin(
         )
     })?;
     let seg = |s: &str| s.replace('%', "%25").replace('/', "%2F");
+    let (client, base) = meridian::api::client(http)?;
     let url = match (action, pool, member) {
-        ("reload", None, None) => format!("http://{}/api/v1/reload", http.listen),
+        ("reload", None, None) => format!("{base}/api/v1/reload"),
         ("reload", _, _) => return Err("reload takes no pool or member".into()),
         (_, None, _) => {
             return Err(format!("{action} needs a pool (and optionally a member)").into());
         }
         (_, Some(pool), Some(m)) => format!(
-            "http://{}/api/v1/pools/{}/members/{}/{}",
-            http.listen,
+            "{base}/api/v1/pools/{}/members/{}/{}",
             seg(pool),
             seg(m),
             seg(action)
         ),
-        (_, Some(pool), None) => format!(
-            "http://{}/api/v1/pools/{}/{}",
-            http.listen,
-            seg(pool),
-            seg(action)
-        ),
+        (_, Some(pool), None) => format!("{base}/api/v1/pools/{}/{}", seg(pool), seg(action)),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (status, body): (u16, serde_json::Value) = runtime.block_on(async {
-        let client = meridian::prober::probe::plain_http_client()?;
         let resp = client
             .post(&url)
             .bearer_auth(&token.0)
             .send()
             .await
-            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+            .map_err(|e| format!("cannot reach {url}: {}", causes(&e)))?;
         let status = resp.status().as_u16();
         let body = resp.json().await.unwrap_or(serde_json::Value::Null);
         Ok::<_, Box<dyn std::error::Error>>((status, body))
@@ -453,6 +452,19 @@ fn admin(
         );
     }
     Ok(())
+}
+
+/// An error and its sources, so a TLS failure says why (`error sending request: … : invalid
+/// peer certificate: …`).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// A name worth querying: the first service, else the first zone's apex.

@@ -19,6 +19,7 @@ mod monitor;
 mod pool;
 mod service;
 mod settings;
+mod tls;
 mod zones;
 
 pub use check::{DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, unescape};
@@ -34,6 +35,7 @@ pub use service::{GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown}
 pub use settings::{
     DnsSettings, HealthSettings, HttpSettings, MAX_WORKERS, RrlSettings, Secret, default_workers,
 };
+pub use tls::{TlsError, TlsIdentity};
 pub use zones::Zones;
 
 /// Index of a pool in [`Model::pools`].

@@ -71,6 +71,16 @@ async fn attempt(
             warn!("{w}");
             warnings.push(w.to_string());
         }
+        let tls = |m: &Model| m.http.as_ref().is_some_and(|h| h.tls.is_some());
+        if tls(&model) != tls(&running.model) {
+            let w = "http TLS turned on or off: it takes effect at the next restart (a renewed certificate takes effect now)";
+            warn!("{w}");
+            warnings.push(w.to_string());
+        }
+        for w in model.http.iter().flat_map(|h| h.warnings()) {
+            warn!("{w}");
+            warnings.push(w);
+        }
         if model.fleet != running.model.fleet {
             let w = "[fleet] changed: it takes effect at the next restart";
             warn!("{w}");

@@ -263,6 +263,10 @@ pub async fn run<P: Probe>(
         let addr = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let max_connections = http.as_ref().map_or(128, |h| h.max_connections);
+        let scheme = http.as_ref().map_or("http", |h| h.scheme());
+        for w in http.iter().flat_map(|h| h.warnings()) {
+            warn!("{w}");
+        }
         let api = ApiState {
             state: state.clone(),
             control: control.clone(),
@@ -272,8 +276,8 @@ pub async fn run<P: Probe>(
             started: (std::time::SystemTime::now(), tokio::time::Instant::now()),
             shutdown: shutdown.clone(),
         };
-        info!("listening for http on {addr}");
-        bound_to.push(format!("http {addr}"));
+        info!("listening for {scheme} on {addr}");
+        bound_to.push(format!("{scheme} {addr}"));
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             if let Err(e) = api::serve(listener, max_connections, api, shutdown).await {

@@ -17,36 +17,56 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
+use tokio_rustls::TlsAcceptor;
+
+use super::tls::Conn;
 use crate::accept::Acceptor;
 
 /// A connection with no bytes read or written for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A TCP listener that hands out at most `max` connections at a time.
-#[derive(Debug)]
 pub struct Limited {
     acceptor: Acceptor,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Limited {
-    /// Wraps `listener`.
-    pub fn new(listener: TcpListener, max: usize) -> Limited {
+    /// Wraps `listener`; with `tls`, every connection starts with a TLS handshake (run by the
+    /// connection's task at its first read, not here).
+    pub fn new(listener: TcpListener, max: usize, tls: Option<TlsAcceptor>) -> Limited {
         let acceptor = Acceptor::new(listener, |e| warn!(error = %e, "http accept failed")).limit(
             Arc::new(Semaphore::new(max.max(1))),
             |peer| debug!(%peer, "http connection limit reached, closing"),
         );
-        Limited { acceptor }
+        Limited { acceptor, tls }
+    }
+}
+
+impl std::fmt::Debug for Limited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limited")
+            .field("acceptor", &self.acceptor)
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
 }
 
 impl axum::serve::Listener for Limited {
-    type Io = Bounded;
+    type Io = Conn;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Bounded, SocketAddr) {
+    async fn accept(&mut self) -> (Conn, SocketAddr) {
         // No shutdown signal here: at graceful shutdown axum stops calling `accept`.
         match self.acceptor.next().await {
-            Some(a) => (Bounded::new(a.stream, a.permit), a.peer),
+            Some(a) => {
+                let io = Bounded::new(a.stream, a.permit);
+                let conn = match &self.tls {
+                    Some(tls) => Conn::Handshake(Box::new(tls.accept(io))),
+                    None => Conn::Plain(io),
+                };
+                (conn, a.peer)
+            }
             None => std::future::pending().await,
         }
     }

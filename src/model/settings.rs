@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::Builder;
+use super::tls::{TlsError, TlsIdentity};
 use crate::config::{Config, ConfigError, RrlConfig, parse_duration};
 
 /// `[dns]` after validation.
@@ -53,6 +54,28 @@ pub struct HttpSettings {
     pub admin_token: Option<Secret>,
     /// Most HTTP connections open at once.
     pub max_connections: usize,
+    /// Certificate and key: the listener speaks HTTPS only; `None`: plain HTTP.
+    pub tls: Option<TlsIdentity>,
+}
+
+impl HttpSettings {
+    /// `https` with a certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// What an operator should hear about this listener: admin calls enabled on an address
+    /// beyond loopback without TLS send the bearer token in clear text.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.admin_token.is_some() && self.tls.is_none() && !self.listen.ip().is_loopback() {
+            w.push(format!(
+                "http.listen {} is not a loopback address and admin calls are enabled without TLS: the admin token crosses the network in clear text (set http.tls_cert and http.tls_key)",
+                self.listen
+            ));
+        }
+        w
+    }
 }
 
 /// `[health]` after validation.
@@ -279,10 +302,28 @@ impl Builder<'_> {
             Some(v) => *v.get_ref() as usize,
             None => 128,
         };
+        let tls = match (&h.tls_cert, &h.tls_key) {
+            (None, None) => None,
+            (Some(c), None) => return self.err(c.span(), "http.tls_cert needs http.tls_key"),
+            (None, Some(k)) => return self.err(k.span(), "http.tls_key needs http.tls_cert"),
+            (Some(c), Some(k)) => {
+                let base = self.src.path.parent().unwrap_or(Path::new("."));
+                match TlsIdentity::load(&base.join(c.get_ref()), &base.join(k.get_ref())) {
+                    Ok(id) => Some(id),
+                    Err(e @ TlsError::Cert(_)) => {
+                        return self.err(c.span(), format!("http.tls_cert: {e}"));
+                    }
+                    Err(e @ TlsError::Key(_)) => {
+                        return self.err(k.span(), format!("http.tls_key: {e}"));
+                    }
+                }
+            }
+        };
         Ok(Some(HttpSettings {
             listen,
             admin_token,
             max_connections,
+            tls,
         }))
     }
 

@@ -14,6 +14,7 @@ mod etcd;
 mod fleet;
 mod geodb;
 mod health;
+mod https;
 mod knot_diff;
 mod limits;
 mod load;
