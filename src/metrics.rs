@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::director::stats::DirectorStats;
@@ -79,6 +80,7 @@ pub struct Metrics {
     /// Probe and transition counters, bumped by the prober.
     pub probes: Arc<ProbeMetrics>,
     reloads: Family<ResultLabel, Counter>,
+    last_reload_ok: Gauge,
 }
 
 impl Metrics {
@@ -103,6 +105,13 @@ impl Metrics {
             "Config reloads (SIGHUP or API), by result",
             reloads.clone(),
         );
+        let last_reload_ok = Gauge::default();
+        last_reload_ok.set(1);
+        registry.register(
+            "meridian_config_last_reload_successful",
+            "1 when the last reload succeeded (or none was tried since start), 0 after a refused one",
+            last_reload_ok.clone(),
+        );
         registry.register_collector(Box::new(snapshot::SnapshotCollector::new(state)));
         registry.register_collector(Box::new(directors.collector()));
         registry.register_collector(Box::new(fleet::FleetCollector {
@@ -114,6 +123,7 @@ impl Metrics {
             dns,
             probes,
             reloads,
+            last_reload_ok,
         }
     }
 
@@ -121,6 +131,7 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.reloads.get_or_create(&ResultLabel { result }).inc();
+        self.last_reload_ok.set(i64::from(ok));
     }
 
     /// The OpenMetrics text of every metric, for [`CONTENT_TYPE`].

@@ -415,6 +415,17 @@ fn choose<R: Rng + ?Sized>(
         .or_else(|| ranked.iter().copied().find(any_usable))
 }
 
+/// True when no pool of `service` has a usable member: its answers come from its
+/// `when_all_down` policy (fail open, the fallback pool, NODATA or SERVFAIL).
+pub fn all_down(model: &Model, health: &HealthTable, service: &Service) -> bool {
+    !service.pools.iter().any(|id| {
+        model.pools[id.0 as usize]
+            .members
+            .iter()
+            .any(|m| usable(model, health, m))
+    })
+}
+
 /// Chosen members of a pool (indices into its `members`), inline up to 8: no allocation per
 /// query for usual pool sizes.
 pub type Members = SmallVec<[usize; 8]>;

@@ -1,5 +1,7 @@
 //! The metrics read from the snapshot in force at scrape time: its generation, and every
-//! member's shown state and usability, and each signed zone's signature counts. Nothing is counted on the way; a scrape walks the model.
+//! member's shown state and usability, each service's pools against `min_healthy` and its
+//! all-down state, each monitor's failing members, and each signed zone's signature counts.
+//! Nothing is counted on the way; a scrape walks the model.
 
 use std::sync::{Arc, Weak};
 
@@ -10,7 +12,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::health::MemberState;
-use crate::state::SharedState;
+use crate::model::{Pool, PoolId, Service, WhenAllDown};
+use crate::state::{SharedState, Snapshot};
 
 /// Reads the current snapshot at scrape time: the generation and each member's state.
 #[derive(Debug)]
@@ -114,6 +117,8 @@ impl Collector for SnapshotCollector {
         for (state, n) in MemberState::SHOWN.iter().zip(counts) {
             ConstGauge::new(n).encode(family.encode_family(&[("state", state.as_str())])?)?;
         }
+        services(&mut encoder, &snap)?;
+        monitors(&mut encoder, &snap)?;
         type Read = fn(&crate::dnssec::Signer) -> u64;
         let dnssec: [(&str, &str, Read); 3] = [
             (
@@ -142,4 +147,95 @@ impl Collector for SnapshotCollector {
         }
         Ok(())
     }
+}
+
+/// Per service and pool: usable members against `min_healthy` (a pool below it is skipped by
+/// steering), and whether the service answers from its `when_all_down` policy.
+fn services(encoder: &mut DescriptorEncoder, snap: &Snapshot) -> Result<(), std::fmt::Error> {
+    let model = &snap.model;
+    type Read = fn(&Snapshot, &Service, &Pool, PoolId) -> usize;
+    let pools: [(&str, &str, Read); 2] = [
+        (
+            "meridian_service_pool_usable_members",
+            "Members of a service's pool that may be handed out now",
+            |snap, _, _, id| crate::select::usable_count(&snap.model, &snap.health, id),
+        ),
+        (
+            "meridian_service_pool_min_healthy",
+            "Usable members a service's pool needs to be chosen (min_healthy)",
+            |_, service, pool, _| service.min_healthy.needed(pool),
+        ),
+    ];
+    for (name, help, read) in pools {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for service in &model.services {
+            let service_name = service.name.to_string();
+            for &id in &service.pools {
+                let pool = &model.pools[id.0 as usize];
+                let labels = [
+                    ("service", service_name.as_str()),
+                    ("pool", pool.name.as_str()),
+                ];
+                ConstGauge::new(read(snap, service, pool, id) as i64)
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "meridian_service_all_down",
+        "1 when no pool of a service has a usable member, so its when_all_down policy answers",
+        None,
+        MetricType::Gauge,
+    )?;
+    for service in &model.services {
+        let service_name = service.name.to_string();
+        let policy = match service.when_all_down {
+            WhenAllDown::All => "all",
+            WhenAllDown::Fallback(_) => "fallback",
+            WhenAllDown::NoData => "nodata",
+            WhenAllDown::ServFail => "servfail",
+        };
+        let labels = [
+            ("service", service_name.as_str()),
+            ("when_all_down", policy),
+        ];
+        let down = crate::select::all_down(model, &snap.health, service);
+        ConstGauge::new(i64::from(down)).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Per monitor: the members it probes and how many of them failed their last probe. All of
+/// them failing at once points at Meridian's own network rather than at the members.
+fn monitors(encoder: &mut DescriptorEncoder, snap: &Snapshot) -> Result<(), std::fmt::Error> {
+    let model = &snap.model;
+    let mut counts = vec![(0i64, 0i64); model.monitors.len()];
+    for (pool, member) in model.members() {
+        let Some(id) = pool.monitor else { continue };
+        let h = snap.health.get(member.index);
+        let slot = &mut counts[id.0 as usize];
+        slot.0 += 1;
+        slot.1 += i64::from(h.last_ok == Some(false));
+    }
+    type Read = fn(&(i64, i64)) -> i64;
+    let families: [(&str, &str, Read); 2] = [
+        (
+            "meridian_monitor_members",
+            "Members a monitor probes",
+            |c| c.0,
+        ),
+        (
+            "meridian_monitor_members_failing",
+            "Members whose last probe by this monitor failed",
+            |c| c.1,
+        ),
+    ];
+    for (name, help, read) in families {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (monitor, c) in model.monitors.iter().zip(&counts) {
+            ConstGauge::new(read(c))
+                .encode(family.encode_family(&[("monitor", monitor.name.as_str())])?)?;
+        }
+    }
+    Ok(())
 }

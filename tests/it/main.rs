@@ -1,6 +1,7 @@
 //! The one integration test binary: a real Meridian on `127.0.0.1:0`, real DNS over UDP and
 //! TCP. One module per topic.
 
+mod alerts;
 mod architecture;
 mod backend;
 mod browser;
