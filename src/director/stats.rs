@@ -68,6 +68,9 @@ pub struct MemberConnStats {
     pub bytes_to_backend: u64,
     /// Bytes forwarded from it to clients.
     pub bytes_to_client: u64,
+    /// The moving average of its time to first byte as this director saw it (from the start
+    /// of the connect to the first byte from the backend); `None` before the first.
+    pub first_byte: Option<std::time::Duration>,
 }
 
 /// One member behind one director: counters, and the token its connections watch.
@@ -83,6 +86,8 @@ pub(crate) struct MemberRuntime {
     /// When a connect last failed, in milliseconds since the registry started, plus one
     /// (0: never).
     failed_at: AtomicU64,
+    /// The moving average of the time to first byte, in nanoseconds (0: no sample yet).
+    first_byte: AtomicU64,
     cut: Mutex<CancellationToken>,
     watch: Mutex<Watch>,
 }
@@ -103,6 +108,26 @@ impl MemberRuntime {
                 (n < limit).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// The moving average of the time to first byte ([`crate::health::ewma`]), if any.
+    pub(crate) fn first_byte(&self) -> Option<std::time::Duration> {
+        match self.first_byte.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(std::time::Duration::from_nanos(n)),
+        }
+    }
+
+    /// Folds one time to first byte into the average (lock-free; concurrent samples are
+    /// each applied once).
+    pub(crate) fn record_first_byte(&self, sample: std::time::Duration) {
+        let _ = self
+            .first_byte
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                let prev = (n != 0).then(|| std::time::Duration::from_nanos(n));
+                let next = crate::health::ewma(prev, sample).as_nanos();
+                Some(u64::try_from(next).unwrap_or(u64::MAX).max(1))
+            });
     }
 
     /// The token that is cancelled when this member's connections are to be closed.
@@ -394,6 +419,7 @@ impl DirectorRuntime {
             to_backend: AtomicU64::new(0),
             to_client: AtomicU64::new(0),
             failed_at: AtomicU64::new(0),
+            first_byte: AtomicU64::new(0),
             cut: Mutex::new(self.force.child_token()),
             watch: Mutex::new(Watch::default()),
         }
@@ -443,6 +469,7 @@ impl DirectorStats {
                         failed_connects: m.failed_connects.load(Ordering::Relaxed),
                         bytes_to_backend: m.to_backend.load(Ordering::Relaxed),
                         bytes_to_client: m.to_client.load(Ordering::Relaxed),
+                        first_byte: m.first_byte(),
                     })
                     .collect();
                 members.sort_by(|a, b| (&a.pool, a.backend).cmp(&(&b.pool, b.backend)));
