@@ -439,7 +439,7 @@ fn schedule_in(
             key: member_key(runtimes[i].backend),
             weight: select::weight(health, m, now),
             active,
-            rtt: runtimes[i].first_byte(),
+            rtt: runtimes[i].fresh_first_byte(),
         });
     }
     // A slot can be taken by another connection between the look and the reservation; then

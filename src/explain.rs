@@ -354,6 +354,15 @@ fn basis_text(basis: Basis) -> String {
     }
 }
 
+/// `, in band` / `, out of band` after a pool or member, when a band applies.
+fn band_note(in_band: Option<bool>) -> &'static str {
+    match in_band {
+        Some(true) => ", in band",
+        Some(false) => ", out of band",
+        None => "",
+    }
+}
+
 /// A duration in milliseconds, to a tenth of a microsecond.
 fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 10_000_000.0).round() / 10_000.0
@@ -403,11 +412,7 @@ impl fmt::Display for Explanation {
             if let Some(rtt) = p.rtt_ms {
                 write!(f, ", rtt {rtt:.1} ms")?;
             }
-            match p.in_band {
-                Some(true) => write!(f, ", in band")?,
-                Some(false) => write!(f, ", out of band")?,
-                None => {}
-            }
+            f.write_str(band_note(p.in_band))?;
             if p.chosen {
                 write!(f, "  <- chosen")?;
             }
@@ -446,11 +451,7 @@ impl fmt::Display for Explanation {
                     if let Some(rtt) = m.rtt_ms {
                         write!(f, "   rtt {rtt:.1} ms")?;
                     }
-                    match m.in_band {
-                        Some(true) => write!(f, ", in band")?,
-                        Some(false) => write!(f, ", out of band")?,
-                        None => {}
-                    }
+                    f.write_str(band_note(m.in_band))?;
                     writeln!(f)?;
                 }
             }

@@ -226,6 +226,11 @@ mod tests {
             .collect()
     }
 
+    /// One pick with the default band for a client of key 0.
+    fn once(s: Scheduler, c: &[Candidate], state: &mut PoolState, rng: &mut SmallRng) -> usize {
+        pick((s, Band::DEFAULT), c, state, 0, rng).unwrap()
+    }
+
     fn counts(picks: &[usize], n: usize) -> Vec<usize> {
         let mut out = vec![0; n];
         for &p in picks {
@@ -287,14 +292,7 @@ mod tests {
         let mut state = PoolState::default();
         let mut rng = SmallRng::seed_from_u64(1);
         for _ in 0..60 {
-            let i = pick(
-                (Scheduler::LeastConn, Band::DEFAULT),
-                &c,
-                &mut state,
-                0,
-                &mut rng,
-            )
-            .unwrap();
+            let i = once(Scheduler::LeastConn, &c, &mut state, &mut rng);
             c[i].active += 1;
         }
         let active: Vec<u64> = c.iter().map(|c| c.active).collect();
@@ -427,14 +425,7 @@ mod tests {
         let mut state = PoolState::default();
         let mut rng = SmallRng::seed_from_u64(9);
         for _ in 0..400 {
-            let i = pick(
-                (Scheduler::Random2, Band::DEFAULT),
-                &c,
-                &mut state,
-                0,
-                &mut rng,
-            )
-            .unwrap();
+            let i = once(Scheduler::Random2, &c, &mut state, &mut rng);
             c[i].active += 1;
         }
         let max = c.iter().map(|c| c.active).max().unwrap();

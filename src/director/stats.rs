@@ -73,6 +73,19 @@ pub struct MemberConnStats {
     pub first_byte: Option<std::time::Duration>,
 }
 
+/// A time to first byte older than this no longer counts for the `fastest` scheduler: the
+/// member is in band again and gets tried, so it acquires a fresh sample.
+pub(crate) const RESAMPLE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The origin of the sample times of [`MemberRuntime::record_first_byte`].
+static SAMPLE_ORIGIN: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+/// Milliseconds since [`SAMPLE_ORIGIN`].
+fn since_origin() -> u64 {
+    SAMPLE_ORIGIN.elapsed().as_millis() as u64
+}
+
 /// One member behind one director: counters, and the token its connections watch.
 #[derive(Debug)]
 pub(crate) struct MemberRuntime {
@@ -88,6 +101,8 @@ pub(crate) struct MemberRuntime {
     failed_at: AtomicU64,
     /// The moving average of the time to first byte, in nanoseconds (0: no sample yet).
     first_byte: AtomicU64,
+    /// When the last time to first byte was taken, in milliseconds since [`SAMPLE_ORIGIN`].
+    first_byte_at: AtomicU64,
     cut: Mutex<CancellationToken>,
     watch: Mutex<Watch>,
 }
@@ -118,6 +133,16 @@ impl MemberRuntime {
         }
     }
 
+    /// The average as the `fastest` scheduler sees it: none when the last sample is older
+    /// than [`RESAMPLE_AFTER`], so a member once found slow is tried again (and, if it
+    /// recovered, wins its share back) instead of being shunned forever.
+    pub(crate) fn fresh_first_byte(&self) -> Option<std::time::Duration> {
+        let at = self.first_byte_at.load(Ordering::Relaxed);
+        let age = since_origin().saturating_sub(at);
+        self.first_byte()
+            .filter(|_| age < RESAMPLE_AFTER.as_millis() as u64)
+    }
+
     /// Folds one time to first byte into the average (lock-free; concurrent samples are
     /// each applied once).
     pub(crate) fn record_first_byte(&self, sample: std::time::Duration) {
@@ -128,6 +153,7 @@ impl MemberRuntime {
                 let next = crate::health::ewma(prev, sample).as_nanos();
                 Some(u64::try_from(next).unwrap_or(u64::MAX).max(1))
             });
+        self.first_byte_at.store(since_origin(), Ordering::Relaxed);
     }
 
     /// The token that is cancelled when this member's connections are to be closed.
@@ -420,6 +446,7 @@ impl DirectorRuntime {
             to_client: AtomicU64::new(0),
             failed_at: AtomicU64::new(0),
             first_byte: AtomicU64::new(0),
+            first_byte_at: AtomicU64::new(0),
             cut: Mutex::new(self.force.child_token()),
             watch: Mutex::new(Watch::default()),
         }
