@@ -3,6 +3,7 @@
 //! nothing is usable.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
@@ -101,7 +102,7 @@ pub enum Band {
     /// Within this many percent above the fastest (`"20%"`).
     Percent(u32),
     /// Within this much above the fastest (`"5ms"`).
-    Plus(std::time::Duration),
+    Plus(Duration),
 }
 
 impl Band {
@@ -109,9 +110,12 @@ impl Band {
     pub const DEFAULT: Band = Band::Percent(20);
 
     /// The slowest time still in the band of a fastest time `fastest`.
-    pub fn limit(self, fastest: std::time::Duration) -> std::time::Duration {
+    pub fn limit(self, fastest: Duration) -> Duration {
         match self {
-            Band::Percent(p) => fastest.mul_f64(1.0 + f64::from(p) / 100.0),
+            // Integer arithmetic: this runs per query.
+            Band::Percent(p) => fastest
+                .checked_mul(p)
+                .map_or(Duration::MAX, |extra| fastest.saturating_add(extra / 100)),
             Band::Plus(d) => fastest.saturating_add(d),
         }
     }

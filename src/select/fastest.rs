@@ -29,9 +29,10 @@ pub fn inside(rtt: Option<Duration>, limit: Option<Duration>) -> bool {
     }
 }
 
-/// Splits `candidates` into those in the band and the rest, each in the order given.
+/// Splits `candidates` into those in the band and the rest, each in the order given. In
+/// place, one pass (this runs per query).
 pub fn split<const N: usize>(
-    candidates: SmallVec<[usize; N]>,
+    mut candidates: SmallVec<[usize; N]>,
     rtt: impl Fn(usize) -> Option<Duration>,
     band: Band,
 ) -> (SmallVec<[usize; N]>, SmallVec<[usize; N]>)
@@ -39,7 +40,15 @@ where
     [usize; N]: smallvec::Array<Item = usize>,
 {
     let limit = limit(candidates.iter().map(|&i| rtt(i)), band);
-    candidates.into_iter().partition(|&i| inside(rtt(i), limit))
+    let mut outside = SmallVec::new();
+    candidates.retain(|i| {
+        let keep = inside(rtt(*i), limit);
+        if !keep {
+            outside.push(*i);
+        }
+        keep
+    });
+    (candidates, outside)
 }
 
 /// A pool's round-trip time: the mean of its usable members' averages (those with a
