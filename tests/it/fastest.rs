@@ -259,18 +259,18 @@ async fn the_fastest_director_follows_the_time_to_first_byte() {
     );
     let m = Meridian::start("", &config).await;
     let director = m.directors[0];
-    // Until each has a sample both are in band; after that, b (30 ms) is out.
+    // Until each has a sample both are in band; after that, b (30 ms) is out, except for one
+    // try each time its sample is older than 5 s (on a loaded machine the run takes longer).
     let started = Instant::now();
     let mut counts: HashMap<u8, usize> = HashMap::new();
     for _ in 0..2_000 {
         *counts.entry(greeted_by(director).await).or_default() += 1;
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(counts.get(&b'b').copied().unwrap_or(0) <= 3, "{counts:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let retries = took.as_secs() as usize / 5;
+    let to_b = counts.get(&b'b').copied().unwrap_or(0);
+    assert!(to_b <= 2 + retries, "{counts:?} in {took:?}");
 
     // a slows to 60 ms: three connections to it take its average past b's band.
     a.delay.store(60, Ordering::SeqCst);
