@@ -16,7 +16,8 @@
 #   CONNS=50       wrk connections (keep-alive and close tests)
 #   TESTS="keepalive close bulk"   which tests to run
 #   SCHEDULER=rr   Meridian's scheduler for the web director (compare leastconn and wlc:
-#                  SCHEDULER=leastconn TESTS=close, then SCHEDULER=wlc TESTS=close)
+#                  SCHEDULER=leastconn TESTS=close, then SCHEDULER=wlc TESTS=close;
+#                  SCHEDULER=fastest also times each first byte)
 #   SPLICE=        1: HAProxy also gets 'option splice-auto' (its faster bulk mode)
 #   SKIP_BUILD=1   use the existing target/release/meridian
 #   KEEP=1         keep the temp dir (configs, logs, raw tool output)
@@ -38,7 +39,7 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_uint "$DUR" && [ "$DUR" -ge 1 ] && [ "$DUR" -le 60 ] || die "DURATION_SECONDS must be 1..60"
 is_uint "$REPEAT" && [ "$REPEAT" -ge 1 ] && [ "$REPEAT" -le 20 ] || die "REPEAT must be 1..20"
 is_uint "$CONNS" && [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 1000 ] || die "CONNS must be 1..1000"
-case "$SCHEDULER" in rr|wrr|leastconn|source-hash|random2|wlc|sed|nq) ;; *) die "SCHEDULER: unknown scheduler '$SCHEDULER'" ;; esac
+case "$SCHEDULER" in rr|wrr|leastconn|source-hash|random2|wlc|sed|nq|fastest) ;; *) die "SCHEDULER: unknown scheduler '$SCHEDULER'" ;; esac
 [ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs"
 
 # Ports (all on loopback).

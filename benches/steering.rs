@@ -2,7 +2,12 @@
 //! service, a `weighted` one, `geo` + `weighted`, `proximity` and `hash`, with the bundled
 //! sample GeoIP database; and `weighted_load`: the `weighted` service over copies of its pools
 //! whose members report weight shares (and one ramps in a slow start), against
-//! `weighted_weighted` as the anchor. Run with `cargo bench --bench steering`.
+//! `weighted_weighted` as the anchor; `weighted_fastest`: the same pools, probed, whose members
+//! have round-trip averages (two of the first pool's three in the band), selected by
+//! `fastest`, beside `weighted_probed` (those probed pools selected by `weighted`: what the
+//! monitor alone costs, the TTL's look at transitions), and `latency_fastest`, which also
+//! ranks the pools by their round-trip times.
+//! Run with `cargo bench --bench steering`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -37,6 +42,20 @@ countries = ["JP"]
 location = [35.68, 139.69]
 members = [{ address = "203.0.113.1" }, { address = "203.0.113.2" }]
 
+[monitors.probe]
+type = "tcp"
+port = 80
+
+[pools.ft-eu]
+monitor = "probe"
+members = [{ address = "192.0.2.1" }, { address = "192.0.2.2", weight = 300 }, { address = "192.0.2.3" }]
+[pools.ft-us]
+monitor = "probe"
+members = [{ address = "198.51.100.1" }, { address = "198.51.100.2" }]
+[pools.ft-ap]
+monitor = "probe"
+members = [{ address = "203.0.113.1" }, { address = "203.0.113.2" }]
+
 [pools.lw-eu]
 slow_start = "1h"
 members = [{ address = "192.0.2.1" }, { address = "192.0.2.2", weight = 300 }, { address = "192.0.2.3" }]
@@ -49,6 +68,21 @@ members = [{ address = "203.0.113.1" }, { address = "203.0.113.2" }]
 pools = ["lw-eu", "lw-us", "lw-ap"]
 steering = "weighted"
 select = "weighted"
+max_answers = 1
+[services."probed.bench.test."]
+pools = ["ft-eu", "ft-us", "ft-ap"]
+steering = "weighted"
+select = "weighted"
+max_answers = 1
+[services."fastest.bench.test."]
+pools = ["ft-eu", "ft-us", "ft-ap"]
+steering = "weighted"
+select = "fastest"
+max_answers = 1
+[services."latency.bench.test."]
+pools = ["ft-eu", "ft-us", "ft-ap"]
+steering = "latency"
+select = "fastest"
 max_answers = 1
 [services."failover.bench.test."]
 pools = ["eu", "us", "ap"]
@@ -100,6 +134,19 @@ fn steering(c: &mut Criterion) {
             });
         }
     }
+    // The probed pools' members are up with round-trip averages: 10, 11 and 30 ms in the
+    // first pool (the third out of the band), slower pools after it.
+    for (pool, member) in model.members().filter(|(p, _)| p.name.starts_with("ft-")) {
+        let h = table.get_mut(member.index);
+        h.state = meridian::health::HealthState::Up;
+        let base = match pool.name.as_str() {
+            "ft-eu" => 10,
+            "ft-us" => 40,
+            _ => 80,
+        };
+        let spread = [0, 1, 20][member.index % 3];
+        h.rtt = Some(std::time::Duration::from_millis(base + spread));
+    }
     state.publish_health(std::sync::Arc::new(table));
     let snap = state.load();
     let mut rng = SmallRng::seed_from_u64(1);
@@ -109,6 +156,9 @@ fn steering(c: &mut Criterion) {
         ("failover_all", "failover.bench.test."),
         ("weighted_weighted", "weighted.bench.test."),
         ("weighted_load", "load.bench.test."),
+        ("weighted_probed", "probed.bench.test."),
+        ("weighted_fastest", "fastest.bench.test."),
+        ("latency_fastest", "latency.bench.test."),
         ("geo_weighted", "geo.bench.test."),
         ("proximity_weighted", "near.bench.test."),
         ("hash_hash", "hash.bench.test."),

@@ -372,8 +372,8 @@ pub struct ServiceConfig {
     pub pools: Vec<Spanned<String>>,
     /// How a pool is chosen: `"failover"` (pools in order), `"weighted"` (by pool weight),
     /// `"geo"` (by the client's country/continent/network, see `map`), `"proximity"` (nearest
-    /// pool `location` first) or `"hash"` (the client's network sticks to a pool).
-    /// Default: `"failover"`.
+    /// pool `location` first), `"hash"` (the client's network sticks to a pool) or
+    /// `"latency"` (lowest probe round-trip time first). Default: `"failover"`.
     #[serde(default = "default_steering")]
     pub steering: Spanned<String>,
     /// How many usable members a pool needs before steering picks it: a count (`2`) or a share
@@ -384,10 +384,15 @@ pub struct ServiceConfig {
     /// and `continent`.
     pub map: Option<Spanned<GeoMapConfig>>,
     /// How members are chosen inside the pool: `"all"`, `"weighted"` (a weight-proportional
-    /// random subset) or `"hash"` (the client's network gets the same members each time).
+    /// random subset), `"hash"` (the client's network gets the same members each time) or
+    /// `"fastest"` (by weight among the members with the lowest probe round-trip time).
     /// Default: `"all"`.
     #[serde(default = "default_select")]
     pub select: Spanned<String>,
+    /// `select = "fastest"` and `steering = "latency"`: how far above the fastest round-trip
+    /// time still counts as fastest, a percentage (`"20%"`) or a duration (`"5ms"`).
+    /// Default: `"20%"`.
+    pub fastest_within: Option<Spanned<String>>,
     /// Most addresses in one answer. Default: no limit for `all`, 1 for `weighted`.
     pub max_answers: Option<Spanned<u32>>,
     /// TTL of the computed records, in seconds. Default: 30.
@@ -458,9 +463,13 @@ pub struct DirectorConfig {
     /// Backend port, used for members without a `port` of their own. Default: none (then every
     /// member of the service's pools must set `port`).
     pub port: Option<Spanned<u16>>,
-    /// `"rr"`, `"wrr"`, `"leastconn"` (weighted least connections), `"source-hash"` or
-    /// `"random2"`. Default: `"leastconn"`.
+    /// `"rr"`, `"wrr"`, `"leastconn"` (weighted least connections), `"source-hash"`,
+    /// `"random2"`, `"wlc"`, `"sed"`, `"nq"` or `"fastest"` (least time to first byte).
+    /// Default: `"leastconn"`.
     pub scheduler: Option<Spanned<String>>,
+    /// `scheduler = "fastest"`: how far above the fastest time to first byte still counts
+    /// as fastest, a percentage (`"20%"`) or a duration (`"5ms"`). Default: `"20%"`.
+    pub fastest_within: Option<Spanned<String>>,
     /// Other members tried after a failed connect. Default: 2.
     pub retries: Option<Spanned<u32>>,
     /// Time a backend connect may take before the next member is tried. Default: `"2s"`.

@@ -187,7 +187,7 @@ async fn connection(
         return;
     }
     let _slot = DirectorSlot(rt.clone());
-    let Some((mut backend, slot)) =
+    let Some((mut backend, slot, started)) =
         connect(&ctx, &rt, director, configured, peer, deadline, &shutdown).await
     else {
         return;
@@ -206,9 +206,13 @@ async fn connection(
     }
     let _ = client.set_nodelay(true);
     let cut = member.cut_token();
+    // `fastest` learns each member's time to first byte, from the start of the connect.
+    let first_byte = || member.record_first_byte(started.elapsed());
     let counters = pump::Counters {
         to_backend: &member.to_backend,
         to_client: &member.to_client,
+        first_reply: (director.scheduler == Scheduler::Fastest)
+            .then_some(&first_byte as &(dyn Fn() + Sync)),
     };
     let pumping = pump::pump(&mut client, &mut backend, director.idle_timeout, counters);
     tokio::pin!(pumping);
@@ -253,7 +257,8 @@ enum Choice {
     Full,
 }
 
-/// Picks a member and connects to it, trying another after a failure (`retries` times).
+/// Picks a member and connects to it, trying another after a failure (`retries` times);
+/// returns the connection, its slot and when its connect began.
 #[allow(clippy::too_many_arguments)]
 async fn connect(
     ctx: &Context,
@@ -263,7 +268,7 @@ async fn connect(
     peer: SocketAddr,
     deadline: Instant,
     shutdown: &CancellationToken,
-) -> Option<(TcpStream, MemberSlot)> {
+) -> Option<(TcpStream, MemberSlot, Instant)> {
     let client = peer.ip().to_canonical();
     let key = client_key(client);
     let mut tried: Vec<u64> = Vec::new();
@@ -293,13 +298,14 @@ async fn connect(
             return None;
         };
         let backend = slot.member.backend;
+        let started = Instant::now();
         let connected =
             tokio::time::timeout(director.connect_timeout, connect::connect(backend)).await;
         let reason = match connected {
             Ok(Ok(stream)) => {
                 slot.member.total.fetch_add(1, Ordering::Relaxed);
                 debug!(%backend, "director: connected");
-                return Some((stream, slot));
+                return Some((stream, slot, started));
             }
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 "connect refused (director)".to_string()
@@ -354,9 +360,10 @@ fn choose(
     // its pool under weighted steering.
     let mut rng = match director.scheduler {
         Scheduler::SourceHash => SmallRng::seed_from_u64(key),
-        // Only weighted steering and random2 draw numbers; a cheap seed serves the rest.
+        // Only weighted steering, random2 and fastest draw numbers; a cheap seed serves the
+        // rest.
         _ if service.steering == crate::model::Steering::Weighted
-            || director.scheduler == Scheduler::Random2 =>
+            || matches!(director.scheduler, Scheduler::Random2 | Scheduler::Fastest) =>
         {
             SmallRng::from_rng(&mut rand::rng())
         }
@@ -432,6 +439,7 @@ fn schedule_in(
             key: member_key(runtimes[i].backend),
             weight: select::weight(health, m, now),
             active,
+            rtt: runtimes[i].fresh_first_byte(),
         });
     }
     // A slot can be taken by another connection between the look and the reservation; then
@@ -439,7 +447,8 @@ fn schedule_in(
     while !candidates.is_empty() {
         let picked = {
             let mut state = stats_lock(state);
-            schedule::pick(director.scheduler, &candidates, &mut state, key, rng)
+            let scheduler = (director.scheduler, director.fastest_within);
+            schedule::pick(scheduler, &candidates, &mut state, key, rng)
         };
         let Some(c) = picked else { break };
         let i = positions[c];

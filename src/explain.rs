@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::health::HealthTable;
 use crate::health::overrides::StateFileError;
-use crate::model::{MinHealthy, Model, WhenAllDown};
-use crate::select::{self, Basis, Client, Family, Outcome, Steered};
+use crate::model::{MinHealthy, Model, Selection, Steering, WhenAllDown};
+use crate::select::{self, Basis, Client, Family, Outcome, Steered, fastest};
 use crate::state::Snapshot;
 
 /// Why a question cannot be explained.
@@ -72,6 +72,13 @@ pub struct PoolView {
     pub distance_km: Option<f64>,
     /// Whether the answer came from this pool.
     pub chosen: bool,
+    /// `latency` steering: the pool's round-trip time (the mean of its usable members'
+    /// moving averages), in milliseconds; absent without a sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// `latency` steering: whether the pool is within the band of the fastest pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_band: Option<bool>,
     /// In fleet mode, members whose state the fleet's consensus decided rather than this
     /// instance's own probes (`127.0.0.11 down by consensus majority; this instance observes
     /// it up`).
@@ -95,6 +102,12 @@ pub struct MemberView {
     pub slow_start_percent: Option<u8>,
     /// Health as shown on the status page (`up`, `down`, `unknown`, `drained`, ...).
     pub state: String,
+    /// The moving average of its probe round-trip time, in milliseconds (absent: no sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// `fastest` selection: whether it is within the band of the pool's fastest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_band: Option<bool>,
 }
 
 /// The answer itself.
@@ -108,6 +121,10 @@ pub struct AnswerView {
     pub when_all_down: Option<String>,
     /// The selection mode inside the pool.
     pub selection: String,
+    /// `fastest` selection: the band (`fastest_within`) and the slowest round-trip time in
+    /// it, `"20% (up to 1.4 ms)"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<String>,
     /// The records, in answer order.
     pub members: Vec<MemberView>,
     /// TTL of the records.
@@ -192,11 +209,21 @@ pub fn explain<R: Rng + ?Sized>(
         longitude: l.coords.map(|c| c.lon),
     });
     let coords = client.location(model).and_then(|l| l.coords);
-    let ranked = select::order(model, service, client);
+    let ranked = select::order(model, &snap.health, service, client);
     let now = tokio::time::Instant::now();
     let pick = select::pick(model, (&snap.health, now), service, family, client, rng);
     let all_down = pick.steered.all_down();
 
+    let pool_band = match service.steering {
+        Steering::Latency(band) => {
+            let rtts = ranked
+                .pools
+                .iter()
+                .map(|&id| fastest::pool_rtt(model, &snap.health, id));
+            Some(fastest::limit(rtts, band))
+        }
+        _ => None,
+    };
     let pools = ranked
         .pools
         .iter()
@@ -217,14 +244,32 @@ pub fn explain<R: Rng + ?Sized>(
                     _ => None,
                 },
                 chosen: pick.steered == Steered::Pool(id),
+                rtt_ms: pool_band
+                    .and(fastest::pool_rtt(model, &snap.health, id))
+                    .map(millis),
+                in_band: pool_band.map(|limit| {
+                    fastest::inside(fastest::pool_rtt(model, &snap.health, id), limit)
+                }),
                 consensus: consensus_notes(model, &snap.health, pool),
             }
         })
         .collect();
 
+    let mut band_text = None;
     let (outcome, pool, members) = match &pick.outcome {
         Outcome::Members { pool, members } => {
             let p = &model.pools[pool.0 as usize];
+            let member_band = match service.selection {
+                Selection::Fastest(band) => {
+                    let limit = fastest::member_limit(model, &snap.health, *pool, family, band);
+                    band_text = Some(match limit {
+                        Some(l) => format!("{band} (up to {:.1} ms)", millis(l)),
+                        None => format!("{band} (no samples yet)"),
+                    });
+                    Some(limit)
+                }
+                _ => None,
+            };
             let members: Vec<MemberView> = members
                 .iter()
                 .map(|&i| {
@@ -240,6 +285,9 @@ pub fn explain<R: Rng + ?Sized>(
                             .ramping(now)
                             .map(|f| (f * 100.0) as u8),
                         state: snap.health.get(m.index).shown().to_string(),
+                        rtt_ms: snap.health.get(m.index).rtt.map(millis),
+                        in_band: member_band
+                            .map(|limit| fastest::inside(snap.health.get(m.index).rtt, limit)),
                     }
                 })
                 .collect();
@@ -283,6 +331,7 @@ pub fn explain<R: Rng + ?Sized>(
             pool,
             when_all_down,
             selection: service.selection.name().to_string(),
+            band: band_text,
             members,
             ttl: pick.ttl,
             ecs_scope: client.source_prefix().map(|_| pick.scope),
@@ -301,7 +350,22 @@ fn basis_text(basis: Basis) -> String {
         Basis::Unknown => "client location unknown: default order".to_string(),
         Basis::Distance => "distance".to_string(),
         Basis::Hash(net) => format!("hash of {net}"),
+        Basis::Latency => "probe round-trip time".to_string(),
     }
+}
+
+/// `, in band` / `, out of band` after a pool or member, when a band applies.
+fn band_note(in_band: Option<bool>) -> &'static str {
+    match in_band {
+        Some(true) => ", in band",
+        Some(false) => ", out of band",
+        None => "",
+    }
+}
+
+/// A duration in milliseconds, to a tenth of a microsecond.
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 10_000_000.0).round() / 10_000.0
 }
 
 impl fmt::Display for Explanation {
@@ -345,6 +409,10 @@ impl fmt::Display for Explanation {
             if let Some(d) = p.distance_km {
                 write!(f, ", {d:.0} km")?;
             }
+            if let Some(rtt) = p.rtt_ms {
+                write!(f, ", rtt {rtt:.1} ms")?;
+            }
+            f.write_str(band_note(p.in_band))?;
             if p.chosen {
                 write!(f, "  <- chosen")?;
             }
@@ -365,7 +433,10 @@ impl fmt::Display for Explanation {
                     f,
                     "  answer from pool {} (select {}):",
                     a.pool.as_deref().unwrap_or("-"),
-                    a.selection
+                    match &a.band {
+                        Some(band) => format!("{} within {band}", a.selection),
+                        None => a.selection.clone(),
+                    }
                 )?;
                 for m in &a.members {
                     let weight = if m.weight_source == "configured" {
@@ -376,7 +447,12 @@ impl fmt::Display for Explanation {
                             m.effective_weight, m.weight_source, m.weight
                         )
                     };
-                    writeln!(f, "    {:<39} weight {:<5} {}", m.address, weight, m.state)?;
+                    write!(f, "    {:<39} weight {:<5} {}", m.address, weight, m.state)?;
+                    if let Some(rtt) = m.rtt_ms {
+                        write!(f, "   rtt {rtt:.1} ms")?;
+                    }
+                    f.write_str(band_note(m.in_band))?;
+                    writeln!(f)?;
                 }
             }
         }

@@ -171,6 +171,23 @@ impl Ramp {
     }
 }
 
+/// How much of each new round-trip sample the moving average takes ([`ewma`]): 0.3, so a
+/// step change is 70 % absorbed after 3.4 samples, 97 % after 10.
+pub const RTT_ALPHA: f64 = 0.3;
+
+/// The exponentially weighted moving average of round-trip times after `sample`: the sample
+/// itself when there is none yet, else `previous + RTT_ALPHA × (sample − previous)`. The one
+/// average probe results (health) and the director's time to first byte both keep.
+pub fn ewma(previous: Option<Duration>, sample: Duration) -> Duration {
+    match previous {
+        None => sample,
+        Some(p) => {
+            let (p, s) = (p.as_nanos() as f64, sample.as_nanos() as f64);
+            Duration::from_nanos((p + RTT_ALPHA * (s - p)).round().max(0.0) as u64)
+        }
+    }
+}
+
 /// A state change, for the log and the events ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flip {
@@ -198,6 +215,12 @@ pub struct MemberHealth {
     pub last_failure: Option<tokio::time::Instant>,
     /// Latency of the last probe.
     pub last_latency: Option<Duration>,
+    /// The moving average ([`ewma`]) of passing probes' latency: what `select = "fastest"`
+    /// and `steering = "latency"` rank by. `None` until the first passing probe, and again
+    /// after the member goes down (the probes that bring it back start it afresh). The health
+    /// writer publishes a change only when it moves a member into or out of a band, or
+    /// reorders pools ([`crate::health`] stays pure: the writer asks selection).
+    pub rtt: Option<Duration>,
     /// The weight share (0-100) the member last reported that answers follow (moves smaller
     /// than the monitor's `weight_step` are not taken); `None`: its configured weight.
     pub share: Option<u8>,
@@ -234,6 +257,7 @@ impl MemberHealth {
             last_reason: None,
             last_failure: None,
             last_latency: None,
+            rtt: None,
             share: None,
             unreported: 0,
             ramp: None,
@@ -265,6 +289,9 @@ impl MemberHealth {
     pub fn observe(&mut self, obs: &Observation, t: &Thresholds) -> Option<Flip> {
         self.last_ok = Some(obs.ok);
         self.last_latency = Some(obs.latency);
+        if obs.ok {
+            self.rtt = Some(ewma(self.rtt, obs.latency));
+        }
         match obs.share.filter(|_| obs.ok) {
             Some(share) => {
                 self.unreported = 0;
@@ -308,6 +335,9 @@ impl MemberHealth {
             to,
         };
         self.state = to;
+        if to == HealthState::Down {
+            self.rtt = None;
+        }
         // A new state starts its own streak count from here.
         self.successes = u32::from(obs.ok);
         self.failures = u32::from(!obs.ok);
@@ -330,6 +360,7 @@ impl MemberHealth {
             to: HealthState::Down,
         };
         self.state = HealthState::Down;
+        self.rtt = None;
         self.failures = 1;
         Some(flip)
     }
@@ -669,6 +700,47 @@ mod tests {
             &T,
         );
         assert_eq!(m.share, None);
+    }
+
+    #[test]
+    fn the_rtt_average_follows_passing_probes_and_restarts_after_down() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            ewma(None, ms(10)),
+            ms(10),
+            "the first sample is the average"
+        );
+        // From 1 ms to 30 ms: 9.7 ms after one sample, 29.2 ms after ten.
+        let mut avg = ms(1);
+        let mut after = Vec::new();
+        for _ in 0..10 {
+            avg = ewma(Some(avg), ms(30));
+            after.push(avg.as_secs_f64() * 1000.0);
+        }
+        assert!((after[0] - 9.7).abs() < 0.01, "{after:?}");
+        assert!((after[9] - 29.18).abs() < 0.01, "{after:?}");
+        let mut m = MemberHealth::unknown();
+        let probe = |ok: bool, latency: u64| Observation {
+            latency: ms(latency),
+            ..if ok { self::ok() } else { fail() }
+        };
+        m.observe(&probe(true, 10), &T);
+        m.observe(&probe(true, 20), &T);
+        assert_eq!(m.rtt, Some(ms(13)));
+        m.observe(&probe(false, 1000), &T);
+        assert_eq!(m.rtt, Some(ms(13)), "a failure's time is no round trip");
+        m.observe(&probe(false, 1000), &T);
+        m.observe(&probe(false, 1000), &T);
+        assert_eq!((m.state, m.rtt), (HealthState::Down, None), "down forgets");
+        m.observe(&probe(true, 4), &T);
+        assert_eq!(
+            m.rtt,
+            Some(ms(4)),
+            "the probes that bring it back start afresh"
+        );
+        m.observe(&probe(true, 4), &T);
+        m.fail_now("connect refused".into());
+        assert_eq!(m.rtt, None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use monitor::{
     StatusMatch, Thresholds, WeightFrom,
 };
 pub use pool::{BackendAddr, Member, Pool, Weight};
-pub use service::{GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown};
+pub use service::{Band, GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown};
 pub use settings::{
     DnsSettings, HealthSettings, HttpSettings, MAX_WORKERS, RrlSettings, Secret, default_workers,
 };
@@ -110,6 +110,11 @@ impl Model {
         let (pool, pos) = self.member_slots[index];
         let pool = &self.pools[pool.0 as usize];
         (pool, &pool.members[pos])
+    }
+
+    /// The pool of member `index`.
+    pub fn pool_of(&self, index: usize) -> PoolId {
+        self.member_slots[index].0
     }
 
     /// Every member with its pool, in index order.

@@ -9,6 +9,8 @@
 //! client's address the decision depended on, which becomes the EDNS Client Subnet scope
 //! (RFC 7871 §7.2.1).
 
+pub mod fastest;
+
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
@@ -147,6 +149,8 @@ pub enum Basis {
     Distance,
     /// Ranked by a hash of this network.
     Hash(IpNet),
+    /// Ranked by the pools' probe round-trip times (`steering = "latency"`).
+    Latency,
 }
 
 /// The pools of a service ranked for one client.
@@ -160,8 +164,14 @@ pub struct Order {
     pub scope: u8,
 }
 
-/// Ranks `service`'s pools for `client`. Pure, no health involved.
-pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Order {
+/// Ranks `service`'s pools for `client`. Pure; health only matters to `latency` steering
+/// (the pools' round-trip times, [`fastest::rank_pools`]).
+pub fn order<'m>(
+    model: &'m Model,
+    health: &HealthTable,
+    service: &'m Service,
+    client: &Client,
+) -> Order {
     let listed = |pools: &'m [PoolId], basis, scope| Order {
         pools: SmallVec::from_slice(pools),
         basis,
@@ -169,6 +179,11 @@ pub fn order<'m>(model: &'m Model, service: &'m Service, client: &Client) -> Ord
     };
     match &service.steering {
         Steering::Failover | Steering::Weighted => listed(&service.pools, Basis::Config, 0),
+        Steering::Latency(band) => Order {
+            pools: fastest::rank_pools(model, health, &service.pools, *band),
+            basis: Basis::Latency,
+            scope: 0,
+        },
         Steering::Geo(map) => {
             let addr = client.addr();
             if let Some((net, pools)) = map.nets.iter().find(|(net, _)| net.contains(&addr)) {
@@ -357,7 +372,7 @@ pub fn steer<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
 ) -> Decision {
-    let order = order(model, service, client);
+    let order = order(model, health, service, client);
     let steered = match choose(model, health, service, &order.pools, rng) {
         Some(pool) => Steered::Pool(pool),
         None => match service.when_all_down {
@@ -617,6 +632,19 @@ fn select<R: Rng + ?Sized>(
         }
         Selection::Weighted => {
             weighted_sample(|i| weight(health, &members[i], now), candidates, k, rng)
+        }
+        Selection::Fastest(band) => {
+            // By weight among the members in the band; should the band hold fewer than
+            // max_answers, the others (by weight) fill the answer.
+            let rtt = |i: usize| health.get(members[i].index).rtt;
+            let (inside, outside) = fastest::split(candidates, rtt, band);
+            let w = |i: usize| weight(health, &members[i], now);
+            let mut chosen = weighted_sample(w, inside, k, rng);
+            if chosen.len() < k {
+                let more = weighted_sample(w, outside, k - chosen.len(), rng);
+                chosen.extend(more);
+            }
+            chosen
         }
         Selection::Hash => {
             let key = network_key(client.hash_network());

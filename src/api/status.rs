@@ -21,7 +21,7 @@ use crate::health::HealthTable;
 use crate::model::{Model, Pool, Service, WhenAllDown};
 use crate::prober::Observed;
 use crate::prober::metrics::probe_type;
-use crate::select::{self, Family, Outcome};
+use crate::select::{self, Family, Outcome, fastest};
 
 /// How many of the latest transitions the status carries (all kept ones: `/api/v1/events`).
 const RECENT_EVENTS: usize = 50;
@@ -203,6 +203,12 @@ pub struct MemberDto {
     /// Director connections to it, summed over every director; `null` until a director has
     /// picked it.
     pub connections: Option<ConnectionsDto>,
+    /// The moving average of its passing probes' round-trip time, milliseconds; `null`
+    /// before the first (and after it went down).
+    pub rtt_ewma_ms: Option<f64>,
+    /// Where a service selects by `fastest` in its pool: whether it is in the band of the
+    /// fastest (and usable); `null` elsewhere.
+    pub in_band: Option<bool>,
 }
 
 /// A member's director connections.
@@ -218,6 +224,9 @@ pub struct ConnectionsDto {
     pub bytes_to_backend: u64,
     /// Bytes forwarded from it to clients.
     pub bytes_to_client: u64,
+    /// The moving average of its time to first byte a `fastest` director observed,
+    /// milliseconds (the lowest over directors); `null` without one.
+    pub first_byte_ms: Option<f64>,
 }
 
 /// A member's last failure.
@@ -270,11 +279,13 @@ fn build(api: &ApiState, observed: &Observed) -> StatusDto {
     let now = tokio::time::Instant::now();
     let wall = SystemTime::now();
     let directors = api.telemetry.directors.snapshot();
+    let bands = fastest::bands(model);
     let pools = model
         .pools
         .iter()
         .map(|pool| {
-            let mut dto = pool_dto(model, &observed.table, pool, (now, wall), api.started);
+            let on = (&**model, bands.as_slice());
+            let mut dto = pool_dto(on, &observed.table, pool, (now, wall), api.started);
             add_connections(&mut dto, pool, &directors);
             dto
         })
@@ -326,7 +337,7 @@ fn dnssec_dto(signer: &crate::dnssec::Signer) -> DnssecDto {
 }
 
 fn pool_dto(
-    model: &Model,
+    (model, bands): (&Model, &[Option<crate::model::Band>]),
     table: &HealthTable,
     pool: &Pool,
     (now, wall): (tokio::time::Instant, SystemTime),
@@ -384,6 +395,8 @@ fn pool_dto(
                 successes: h.successes,
                 failures: h.failures,
                 connections: None,
+                rtt_ewma_ms: h.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                in_band: fastest::member_in_band(model, table, bands, member.index),
             }
         })
         .collect();
@@ -410,6 +423,10 @@ fn add_connections(dto: &mut PoolDto, pool: &Pool, directors: &[DirectorConnStat
                 c.failed_connects += seen.failed_connects;
                 c.bytes_to_backend += seen.bytes_to_backend;
                 c.bytes_to_client += seen.bytes_to_client;
+                if let Some(t) = seen.first_byte {
+                    let ms = t.as_secs_f64() * 1000.0;
+                    c.first_byte_ms = Some(c.first_byte_ms.map_or(ms, |m| m.min(ms)));
+                }
             }
         }
     }

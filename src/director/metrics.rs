@@ -125,6 +125,24 @@ impl Collector for DirectorCollector {
                 }
             }
         }
+        let mut family = encoder.encode_descriptor(
+            "meridian_director_member_first_byte_ewma_seconds",
+            "Moving average of a member's time to first byte through a director (scheduler = \"fastest\"), from the start of the connect",
+            None,
+            MetricType::Gauge,
+        )?;
+        for d in &directors {
+            for m in &d.members {
+                if let Some(t) = m.first_byte {
+                    let labels = [
+                        ("director", name(d)),
+                        ("pool", m.pool.clone()),
+                        ("backend", m.backend.to_string()),
+                    ];
+                    ConstGauge::new(t.as_secs_f64()).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
         Ok(())
     }
 }

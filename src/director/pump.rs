@@ -41,6 +41,9 @@ pub struct Counters<'a> {
     pub to_backend: &'a AtomicU64,
     /// Backend to client.
     pub to_client: &'a AtomicU64,
+    /// Called once, when the first bytes from the backend have been read (the `fastest`
+    /// scheduler's time to first byte).
+    pub first_reply: Option<&'a (dyn Fn() + Sync)>,
 }
 
 /// One direction: read into the buffer when it is empty, write it all out, and on end of
@@ -56,6 +59,8 @@ struct Half {
     bulk: bool,
     /// Set once splicing: the buffer is then unused.
     pipe: Option<Pipe>,
+    /// A byte was read from `from`.
+    read_any: bool,
 }
 
 impl Half {
@@ -69,6 +74,7 @@ impl Half {
             grow: false,
             bulk: false,
             pipe: None,
+            read_any: false,
         }
     }
 
@@ -103,6 +109,7 @@ impl Half {
                         self.eof = true;
                     } else {
                         *moved = true;
+                        self.read_any = true;
                     }
                 }
                 while pipe.held() > 0 {
@@ -123,6 +130,7 @@ impl Half {
                     self.eof = true;
                 } else {
                     *moved = true;
+                    self.read_any = true;
                     self.grow = n == self.buf.len() && n < MAX_BUFFER;
                     self.bulk = n == MAX_BUFFER;
                     self.start = 0;
@@ -205,6 +213,7 @@ pub async fn pump(
     let mut up = Half::new();
     let mut down = Half::new();
     let mut last = Instant::now();
+    let mut first_reply = counters.first_reply;
     let timer = tokio::time::sleep_until(last + idle);
     tokio::pin!(timer);
     poll_fn(|cx| {
@@ -221,6 +230,11 @@ pub async fn pump(
         };
         let a = step(&mut up, client, backend, counters.to_backend, down.done);
         let b = step(&mut down, backend, client, counters.to_client, up.done);
+        if down.read_any
+            && let Some(first) = first_reply.take()
+        {
+            first();
+        }
         match (a, b) {
             (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => {
                 return Poll::Ready(End::Error(e));

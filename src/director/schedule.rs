@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use rand::Rng;
 
 use crate::hash;
-use crate::model::Scheduler;
+use crate::model::{Band, Scheduler};
+use crate::select::fastest;
 
 /// One member that may get the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub struct Candidate {
     pub weight: u32,
     /// Connections open to it through this director now.
     pub active: u64,
+    /// The moving average of its time to first byte through this director (`fastest`).
+    pub rtt: Option<Duration>,
 }
 
 impl Candidate {
@@ -36,9 +40,10 @@ pub struct PoolState {
 }
 
 /// Chooses among `candidates` (never empty when called) and returns an index into it.
-/// `client` is [`client_key`] of the connecting client (used by source hashing).
+/// `client` is [`client_key`] of the connecting client (used by source hashing); `band` is
+/// the director's `fastest_within` (used by `fastest`).
 pub fn pick<R: Rng + ?Sized>(
-    scheduler: Scheduler,
+    (scheduler, band): (Scheduler, Band),
     candidates: &[Candidate],
     state: &mut PoolState,
     client: u64,
@@ -76,6 +81,7 @@ pub fn pick<R: Rng + ?Sized>(
             .iter()
             .position(|c| c.active == 0)
             .unwrap_or_else(|| first_lowest(candidates, sed_overhead)),
+        Scheduler::Fastest => least_time(candidates, band, rng),
         Scheduler::Random2 if n == 1 => 0,
         Scheduler::Random2 => {
             let a = rng.random_range(0..n);
@@ -91,6 +97,30 @@ pub fn pick<R: Rng + ?Sized>(
         }
     };
     Some(i)
+}
+
+/// `fastest`: a draw by weight among the candidates whose time to first byte is within the
+/// band of the fastest ([`fastest::limit`], the policy `select = "fastest"` uses); one
+/// without a sample is in band, so a new member gets tried and acquires one.
+fn least_time<R: Rng + ?Sized>(candidates: &[Candidate], band: Band, rng: &mut R) -> usize {
+    let limit = fastest::limit(candidates.iter().map(|c| c.rtt), band);
+    let inside = |c: &&Candidate| fastest::inside(c.rtt, limit);
+    let total: u64 = candidates
+        .iter()
+        .filter(inside)
+        .map(Candidate::weight)
+        .sum();
+    let mut ticket = rng.random_range(0..total.max(1));
+    for (i, c) in candidates.iter().enumerate() {
+        if !fastest::inside(c.rtt, limit) {
+            continue;
+        }
+        if ticket < c.weight() {
+            return i;
+        }
+        ticket -= c.weight();
+    }
+    0
 }
 
 /// `a` has fewer active connections per unit of weight than `b`.
@@ -183,6 +213,7 @@ mod tests {
                 key: member_key(SocketAddr::from(([192, 0, 2, i as u8 + 1], 80))),
                 weight: w,
                 active: 0,
+                rtt: None,
             })
             .collect()
     }
@@ -191,8 +222,13 @@ mod tests {
         let mut state = PoolState::default();
         let mut rng = SmallRng::seed_from_u64(1);
         (0..picks)
-            .map(|_| pick(s, c, &mut state, 0, &mut rng).unwrap())
+            .map(|_| pick((s, Band::DEFAULT), c, &mut state, 0, &mut rng).unwrap())
             .collect()
+    }
+
+    /// One pick with the default band for a client of key 0.
+    fn once(s: Scheduler, c: &[Candidate], state: &mut PoolState, rng: &mut SmallRng) -> usize {
+        pick((s, Band::DEFAULT), c, state, 0, rng).unwrap()
     }
 
     fn counts(picks: &[usize], n: usize) -> Vec<usize> {
@@ -256,7 +292,7 @@ mod tests {
         let mut state = PoolState::default();
         let mut rng = SmallRng::seed_from_u64(1);
         for _ in 0..60 {
-            let i = pick(Scheduler::LeastConn, &c, &mut state, 0, &mut rng).unwrap();
+            let i = once(Scheduler::LeastConn, &c, &mut state, &mut rng);
             c[i].active += 1;
         }
         let active: Vec<u64> = c.iter().map(|c| c.active).collect();
@@ -272,7 +308,7 @@ mod tests {
         let choose = |c: &[Candidate], client: u64| {
             let mut state = PoolState::default();
             let i = pick(
-                Scheduler::SourceHash,
+                (Scheduler::SourceHash, Band::DEFAULT),
                 c,
                 &mut state,
                 client,
@@ -313,7 +349,13 @@ mod tests {
             .filter(|i| {
                 let mut state = PoolState::default();
                 let k = client_key(IpAddr::from(i.to_be_bytes()));
-                pick(Scheduler::SourceHash, &c, &mut state, k, &mut rand::rng()) == Some(1)
+                pick(
+                    (Scheduler::SourceHash, Band::DEFAULT),
+                    &c,
+                    &mut state,
+                    k,
+                    &mut rand::rng(),
+                ) == Some(1)
             })
             .count();
         let share = heavy as f64 / 20_000.0;
@@ -327,7 +369,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut order = String::new();
         for _ in 0..picks {
-            let i = pick(s, &c, &mut state, 0, &mut rng).unwrap();
+            let i = pick((s, Band::DEFAULT), &c, &mut state, 0, &mut rng).unwrap();
             c[i].active += 1;
             order.push((b'a' + i as u8) as char);
         }
@@ -383,15 +425,48 @@ mod tests {
         let mut state = PoolState::default();
         let mut rng = SmallRng::seed_from_u64(9);
         for _ in 0..400 {
-            let i = pick(Scheduler::Random2, &c, &mut state, 0, &mut rng).unwrap();
+            let i = once(Scheduler::Random2, &c, &mut state, &mut rng);
             c[i].active += 1;
         }
         let max = c.iter().map(|c| c.active).max().unwrap();
         let min = c.iter().map(|c| c.active).min().unwrap();
         assert!(max - min <= 2, "{c:?}");
         assert_eq!(
-            pick(Scheduler::Random2, &c[..1], &mut state, 0, &mut rng),
+            pick(
+                (Scheduler::Random2, Band::DEFAULT),
+                &c[..1],
+                &mut state,
+                0,
+                &mut rng
+            ),
             Some(0)
         );
+    }
+
+    #[test]
+    fn fastest_shares_by_weight_within_the_band_and_tries_unsampled_members() {
+        let ms = |n: u64| Some(Duration::from_millis(n));
+        let mut c = cands(&[100, 300, 100]);
+        c[0].rtt = ms(10);
+        c[1].rtt = ms(11);
+        c[2].rtt = ms(30);
+        let picks = run(Scheduler::Fastest, &c, 8_000);
+        let n = counts(&picks, 3);
+        assert_eq!(n[2], 0, "out of band: {n:?}");
+        let share = n[1] as f64 / 8_000.0;
+        assert!((share - 0.75).abs() < 0.03, "by weight in band: {n:?}");
+        // A member without a sample is in band, so it gets tried.
+        c[2].rtt = None;
+        let n = counts(&run(Scheduler::Fastest, &c, 5_000), 3);
+        assert!(n[2] > 500, "{n:?}");
+        // A narrower band: 5% of 10 ms leaves 11 ms out.
+        c[2].rtt = ms(30);
+        let mut state = PoolState::default();
+        let mut rng = SmallRng::seed_from_u64(3);
+        let band = Band::Percent(5);
+        let only = (0..100)
+            .map(|_| pick((Scheduler::Fastest, band), &c, &mut state, 0, &mut rng).unwrap())
+            .all(|i| i == 0);
+        assert!(only);
     }
 }

@@ -68,6 +68,22 @@ pub struct MemberConnStats {
     pub bytes_to_backend: u64,
     /// Bytes forwarded from it to clients.
     pub bytes_to_client: u64,
+    /// The moving average of its time to first byte as this director saw it (from the start
+    /// of the connect to the first byte from the backend); `None` before the first.
+    pub first_byte: Option<std::time::Duration>,
+}
+
+/// A time to first byte older than this no longer counts for the `fastest` scheduler: the
+/// member is in band again and gets tried, so it acquires a fresh sample.
+pub(crate) const RESAMPLE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The origin of the sample times of [`MemberRuntime::record_first_byte`].
+static SAMPLE_ORIGIN: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+/// Milliseconds since [`SAMPLE_ORIGIN`].
+fn since_origin() -> u64 {
+    SAMPLE_ORIGIN.elapsed().as_millis() as u64
 }
 
 /// One member behind one director: counters, and the token its connections watch.
@@ -83,6 +99,10 @@ pub(crate) struct MemberRuntime {
     /// When a connect last failed, in milliseconds since the registry started, plus one
     /// (0: never).
     failed_at: AtomicU64,
+    /// The moving average of the time to first byte, in nanoseconds (0: no sample yet).
+    first_byte: AtomicU64,
+    /// When the last time to first byte was taken, in milliseconds since [`SAMPLE_ORIGIN`].
+    first_byte_at: AtomicU64,
     cut: Mutex<CancellationToken>,
     watch: Mutex<Watch>,
 }
@@ -103,6 +123,37 @@ impl MemberRuntime {
                 (n < limit).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// The moving average of the time to first byte ([`crate::health::ewma`]), if any.
+    pub(crate) fn first_byte(&self) -> Option<std::time::Duration> {
+        match self.first_byte.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(std::time::Duration::from_nanos(n)),
+        }
+    }
+
+    /// The average as the `fastest` scheduler sees it: none when the last sample is older
+    /// than [`RESAMPLE_AFTER`], so a member once found slow is tried again (and, if it
+    /// recovered, wins its share back) instead of being shunned forever.
+    pub(crate) fn fresh_first_byte(&self) -> Option<std::time::Duration> {
+        let at = self.first_byte_at.load(Ordering::Relaxed);
+        let age = since_origin().saturating_sub(at);
+        self.first_byte()
+            .filter(|_| age < RESAMPLE_AFTER.as_millis() as u64)
+    }
+
+    /// Folds one time to first byte into the average (lock-free; concurrent samples are
+    /// each applied once).
+    pub(crate) fn record_first_byte(&self, sample: std::time::Duration) {
+        let _ = self
+            .first_byte
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                let prev = (n != 0).then(|| std::time::Duration::from_nanos(n));
+                let next = crate::health::ewma(prev, sample).as_nanos();
+                Some(u64::try_from(next).unwrap_or(u64::MAX).max(1))
+            });
+        self.first_byte_at.store(since_origin(), Ordering::Relaxed);
     }
 
     /// The token that is cancelled when this member's connections are to be closed.
@@ -394,6 +445,8 @@ impl DirectorRuntime {
             to_backend: AtomicU64::new(0),
             to_client: AtomicU64::new(0),
             failed_at: AtomicU64::new(0),
+            first_byte: AtomicU64::new(0),
+            first_byte_at: AtomicU64::new(0),
             cut: Mutex::new(self.force.child_token()),
             watch: Mutex::new(Watch::default()),
         }
@@ -443,6 +496,7 @@ impl DirectorStats {
                         failed_connects: m.failed_connects.load(Ordering::Relaxed),
                         bytes_to_backend: m.to_backend.load(Ordering::Relaxed),
                         bytes_to_client: m.to_client.load(Ordering::Relaxed),
+                        first_byte: m.first_byte(),
                     })
                     .collect();
                 members.sort_by(|a, b| (&a.pool, a.backend).cmp(&(&b.pool, b.backend)));

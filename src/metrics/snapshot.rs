@@ -102,6 +102,35 @@ impl Collector for SnapshotCollector {
             }
         }
         let mut family = encoder.encode_descriptor(
+            "meridian_member_rtt_ewma_seconds",
+            "Moving average of a member's passing probes' round-trip time, as answers use it (members with a sample)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (pool, member) in model.members() {
+            if let Some(rtt) = snap.health.get(member.index).rtt {
+                let id = member.id();
+                let labels = [("pool", pool.name.as_str()), ("member", id.as_str())];
+                ConstGauge::new(rtt.as_secs_f64()).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "meridian_member_in_band",
+            "1 when a member is within the band of its pool's fastest (select = \"fastest\"), else 0",
+            None,
+            MetricType::Gauge,
+        )?;
+        let bands = crate::select::fastest::bands(model);
+        for (pool, member) in model.members() {
+            let in_band =
+                crate::select::fastest::member_in_band(model, &snap.health, &bands, member.index);
+            if let Some(in_band) = in_band {
+                let id = member.id();
+                let labels = [("pool", pool.name.as_str()), ("member", id.as_str())];
+                ConstGauge::new(i64::from(in_band)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
             "meridian_members",
             "Members by the state they are shown in",
             None,

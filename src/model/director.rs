@@ -36,11 +36,15 @@ pub enum Scheduler {
     Sed,
     /// IPVS's never queue: the first idle member in pool order, else as `sed`.
     Nq,
+    /// Least response time: by weight among the members whose time to first byte (the
+    /// moving average this director observes, from the start of the connect) is within the
+    /// band of the fastest; members without a sample count as in band, so they get one.
+    Fastest,
 }
 
 impl Scheduler {
     /// Every scheduler with its config name.
-    pub const ALL: [(&'static str, Scheduler); 8] = [
+    pub const ALL: [(&'static str, Scheduler); 9] = [
         ("rr", Scheduler::RoundRobin),
         ("wrr", Scheduler::WeightedRoundRobin),
         ("leastconn", Scheduler::LeastConn),
@@ -49,6 +53,7 @@ impl Scheduler {
         ("wlc", Scheduler::Wlc),
         ("sed", Scheduler::Sed),
         ("nq", Scheduler::Nq),
+        ("fastest", Scheduler::Fastest),
     ];
 
     /// The scheduler called `name` in the config.
@@ -125,6 +130,8 @@ pub struct Director {
     pub drain_timeout: Option<Duration>,
     /// What happens to connections of a member that goes down.
     pub on_down: OnDown,
+    /// The band of the `fastest` scheduler (`fastest_within`, default 20 %).
+    pub fastest_within: super::Band,
 }
 
 impl Director {
@@ -318,6 +325,27 @@ fn one(
             );
         }
     };
+    let fastest_within = match &cfg.fastest_within {
+        None => super::Band::DEFAULT,
+        Some(v) if scheduler != Scheduler::Fastest => {
+            return err(
+                v.span(),
+                format!("{key}.fastest_within is only used with scheduler = \"fastest\""),
+            );
+        }
+        Some(v) => match super::service::parse_band(v.get_ref()) {
+            Some(band) => band,
+            None => {
+                return err(
+                    v.span(),
+                    format!(
+                        "{key}.fastest_within = {:?}: expected a percentage from 0% to 1000% (\"20%\") or a duration up to 10s (\"5ms\")",
+                        v.get_ref()
+                    ),
+                );
+            }
+        },
+    };
     let retries = cfg.retries.as_ref().map_or(2, |r| *r.get_ref());
     Ok(Director {
         listen,
@@ -335,5 +363,6 @@ fn one(
         deny,
         drain_timeout,
         on_down,
+        fastest_within,
     })
 }

@@ -3,6 +3,7 @@
 //! nothing is usable.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
@@ -26,6 +27,9 @@ pub enum Steering {
     /// Pools ranked by a hash of the client's network (weighted rendezvous hashing), so a
     /// network sticks to its pool and only a failed pool's clients move.
     Hash,
+    /// Pools ranked by the probe round-trip time of their usable members (the mean of their
+    /// moving averages); pools within the band of the fastest keep config order.
+    Latency(Band),
 }
 
 impl Steering {
@@ -37,6 +41,7 @@ impl Steering {
             Steering::Geo(_) => "geo",
             Steering::Proximity => "proximity",
             Steering::Hash => "hash",
+            Steering::Latency(_) => "latency",
         }
     }
 }
@@ -85,6 +90,44 @@ pub enum Selection {
     /// rendezvous hashing): the same network gets the same members, and a member leaving moves
     /// only the networks it served.
     Hash,
+    /// Members whose probe round-trip time (moving average) is within the band of the
+    /// fastest, drawn by weight as `Weighted` does; members without a sample count as in band.
+    Fastest(Band),
+}
+
+/// The tolerance of `fastest` selection and `latency` steering (`fastest_within`): what counts
+/// as as fast as the fastest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Band {
+    /// Within this many percent above the fastest (`"20%"`).
+    Percent(u32),
+    /// Within this much above the fastest (`"5ms"`).
+    Plus(Duration),
+}
+
+impl Band {
+    /// The default band: 20 % above the fastest.
+    pub const DEFAULT: Band = Band::Percent(20);
+
+    /// The slowest time still in the band of a fastest time `fastest`.
+    pub fn limit(self, fastest: Duration) -> Duration {
+        match self {
+            // Integer arithmetic: this runs per query.
+            Band::Percent(p) => fastest
+                .checked_mul(p)
+                .map_or(Duration::MAX, |extra| fastest.saturating_add(extra / 100)),
+            Band::Plus(d) => fastest.saturating_add(d),
+        }
+    }
+}
+
+impl std::fmt::Display for Band {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Band::Percent(p) => write!(f, "{p}%"),
+            Band::Plus(d) => write!(f, "{}ms", d.as_millis()),
+        }
+    }
 }
 
 impl Selection {
@@ -94,6 +137,7 @@ impl Selection {
             Selection::All => "all",
             Selection::Weighted => "weighted",
             Selection::Hash => "hash",
+            Selection::Fastest(_) => "fastest",
         }
     }
 }
@@ -134,6 +178,22 @@ pub struct Service {
     pub when_all_down: WhenAllDown,
 }
 
+/// A `fastest_within` value: `"20%"` (0% to 1000%) or a duration up to 10 s (`"5ms"`).
+pub(super) fn parse_band(text: &str) -> Option<Band> {
+    if let Some(p) = text.strip_suffix('%') {
+        return p
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 1000)
+            .map(Band::Percent);
+    }
+    crate::config::parse_duration(text)
+        .ok()
+        .filter(|d| *d <= std::time::Duration::from_secs(10))
+        .map(Band::Plus)
+}
+
 impl Builder<'_> {
     pub(super) fn service(
         &self,
@@ -157,8 +217,29 @@ impl Builder<'_> {
                 format!("{key}: `map` is only used with steering = \"geo\""),
             );
         }
+        let select_word = cfg.select.get_ref().as_str();
+        let band = self.band(&key, cfg, steering_word, select_word)?;
+        if (steering_word == "latency" || select_word == "fastest")
+            && let Some(&id) = service_pools
+                .iter()
+                .find(|id| pools[id.0 as usize].monitor.is_none())
+        {
+            let (word, span) = if steering_word == "latency" {
+                ("steering = \"latency\"", cfg.steering.span())
+            } else {
+                ("select = \"fastest\"", cfg.select.span())
+            };
+            return self.err(
+                span,
+                format!(
+                    "{key}: {word} needs probe round-trip times: pool {:?} has no monitor",
+                    pools[id.0 as usize].name
+                ),
+            );
+        }
         let steering = match steering_word {
             "failover" => Steering::Failover,
+            "latency" => Steering::Latency(band),
             "weighted" => Steering::Weighted,
             "hash" => Steering::Hash,
             "proximity" if !has_geo_db => {
@@ -209,7 +290,7 @@ impl Builder<'_> {
                 return self.err(
                     cfg.steering.span(),
                     format!(
-                        "{key}.steering = {other:?}: expected \"failover\", \"weighted\", \"geo\", \"proximity\" or \"hash\""
+                        "{key}.steering = {other:?}: expected \"failover\", \"weighted\", \"geo\", \"proximity\", \"hash\" or \"latency\""
                     ),
                 );
             }
@@ -237,14 +318,17 @@ impl Builder<'_> {
                 },
             },
         };
-        let selection = match cfg.select.get_ref().as_str() {
+        let selection = match select_word {
             "all" => Selection::All,
             "weighted" => Selection::Weighted,
             "hash" => Selection::Hash,
+            "fastest" => Selection::Fastest(band),
             other => {
                 return self.err(
                     cfg.select.span(),
-                    format!("{key}.select = {other:?}: expected \"all\", \"weighted\" or \"hash\""),
+                    format!(
+                        "{key}.select = {other:?}: expected \"all\", \"weighted\", \"hash\" or \"fastest\""
+                    ),
                 );
             }
         };
@@ -307,6 +391,39 @@ impl Builder<'_> {
             min_ttl,
             when_all_down,
         })
+    }
+
+    /// `fastest_within`: only with `select = "fastest"` or `steering = "latency"`; a percentage
+    /// from 0% to 1000% or a duration up to 10s. Default: 20%.
+    fn band(
+        &self,
+        key: &str,
+        cfg: &ServiceConfig,
+        steering: &str,
+        select: &str,
+    ) -> Result<Band, ConfigError> {
+        let Some(within) = &cfg.fastest_within else {
+            return Ok(Band::DEFAULT);
+        };
+        if steering != "latency" && select != "fastest" {
+            return self.err(
+                within.span(),
+                format!(
+                    "{key}.fastest_within is only used with select = \"fastest\" or steering = \"latency\""
+                ),
+            );
+        }
+        parse_band(within.get_ref())
+            .ok_or(())
+            .or_else(|()| {
+                self.err(
+                    within.span(),
+                    format!(
+                        "{key}.fastest_within = {:?}: expected a percentage from 0% to 1000% (\"20%\") or a duration up to 10s (\"5ms\")",
+                        within.get_ref()
+                    ),
+                )
+            })
     }
 
     /// Resolves pool names; with `within`, each must be one of the service's pools.

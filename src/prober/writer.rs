@@ -17,6 +17,7 @@ use crate::health::events::{Cause, Change};
 use crate::health::overrides::{self, Action, AdminError, Selector};
 use crate::health::{HealthState, HealthTable, MemberState, Observation, Ramp};
 use crate::model::Model;
+use crate::select::fastest::Watch;
 use crate::state::SharedState;
 
 /// The health table for `next` after a reload from `prev`: a member keeps its health and
@@ -127,6 +128,8 @@ pub struct Writer {
     model: Arc<Model>,
     table: HealthTable,
     targets: Vec<Target>,
+    /// Which members' round-trip times answers depend on (`fastest`, `latency`).
+    rtt_watch: Watch,
     fleet: Option<fleet::Fleet>,
 }
 
@@ -138,12 +141,14 @@ impl Writer {
         let table = (*snap.health).clone();
         drop(snap);
         let targets = plan(&model);
+        let rtt_watch = Watch::new(&model);
         Writer {
             state,
             telemetry,
             model,
             table,
             targets,
+            rtt_watch,
             fleet: None,
         }
     }
@@ -187,6 +192,16 @@ impl Writer {
         );
         for m in flipped {
             changed |= self.fleet_observed(m);
+        }
+        // A new round-trip average is published only when it moves a member into or out of
+        // a band, or reorders a latency service's pools, as the published table sees them.
+        if !changed && obs.ok && !self.rtt_watch.is_empty() {
+            let published = self.state.load();
+            changed = Arc::ptr_eq(&published.model, &self.model)
+                && self.targets[target].members.iter().any(|&m| {
+                    self.rtt_watch
+                        .moved(&self.model, &published.health, &self.table, m)
+                });
         }
         changed
     }
@@ -287,6 +302,7 @@ impl Writer {
         let changes = reload_transitions(&self.model, &prev_table, &next, &self.table);
         self.model = next;
         self.targets = plan(&self.model);
+        self.rtt_watch = Watch::new(&self.model);
         self.fleet_model_changed();
         for (index, event) in changes {
             match index {

@@ -38,6 +38,8 @@ struct Reply {
     /// Extra header lines (`Name: value`), each sent as is.
     headers: Vec<String>,
     hang: bool,
+    /// How long to wait after reading a request before answering it.
+    delay: Duration,
 }
 
 /// A backend to be started: `Backend::http().status(503).body("nope").start().await`.
@@ -56,6 +58,12 @@ impl BackendBuilder {
     /// The body of every answer (default `ok`).
     pub fn body(mut self, body: &str) -> BackendBuilder {
         self.reply.body = body.to_string();
+        self
+    }
+
+    /// Wait this long after each request before answering (default: not at all).
+    pub fn delay(mut self, delay: Duration) -> BackendBuilder {
+        self.reply.delay = delay;
         self
     }
 
@@ -121,6 +129,7 @@ impl Backend {
                 body: "ok".to_string(),
                 headers: Vec::new(),
                 hang: false,
+                delay: Duration::ZERO,
             },
         }
     }
@@ -172,6 +181,11 @@ impl Backend {
     /// From now on, send these extra header lines (`"X-Weight: 30"`) with every answer.
     pub fn set_headers(&self, headers: &[&str]) {
         self.shared.reply().headers = headers.iter().map(|h| h.to_string()).collect();
+    }
+
+    /// From now on, wait this long after each request before answering it.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.reply().delay = delay;
     }
 
     /// From now on, accept and read requests but never answer them (the connection stays open
@@ -278,6 +292,9 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Share
         return;
     }
     let reply = shared.take_request();
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
     if reply.hang {
         // Keep the connection open and silent until the client gives up and closes it.
         let mut sink = [0u8; 1024];

@@ -97,7 +97,7 @@ fn semantic_errors_name_file_line_and_reason() {
                 "pools = [\"eu\"]",
                 "pools = [\"eu\"]\nsteering = \"nearest\"",
             ),
-            "DIR/meridian.toml:16: services.\"www.example.test.\".steering = \"nearest\": expected \"failover\", \"weighted\", \"geo\", \"proximity\" or \"hash\"",
+            "DIR/meridian.toml:16: services.\"www.example.test.\".steering = \"nearest\": expected \"failover\", \"weighted\", \"geo\", \"proximity\", \"hash\" or \"latency\"",
         ),
         (
             VALID.replace("zones = \"zones\"", "zones = \"nowhere\""),
@@ -128,7 +128,7 @@ fn steering_errors_name_file_line_and_reason() {
         ),
         (
             service("select = \"random\""),
-            "DIR/meridian.toml:16: services.\"www.example.test.\".select = \"random\": expected \"all\", \"weighted\" or \"hash\"",
+            "DIR/meridian.toml:16: services.\"www.example.test.\".select = \"random\": expected \"all\", \"weighted\", \"hash\" or \"fastest\"",
         ),
         (
             service("[services.\"www.example.test.\".map]\ndefault = [\"eu\"]"),

@@ -894,7 +894,7 @@ fn bad_director_configs_are_refused_with_file_and_line() {
         (
             base("", &format!("{ok}\nscheduler = \"lblc\"")),
             Some(
-                "scheduler = \"lblc\": expected one of \"rr\", \"wrr\", \"leastconn\", \"source-hash\", \"random2\", \"wlc\", \"sed\", \"nq\"",
+                "scheduler = \"lblc\": expected one of \"rr\", \"wrr\", \"leastconn\", \"source-hash\", \"random2\", \"wlc\", \"sed\", \"nq\", \"fastest\"",
             ),
         ),
         (

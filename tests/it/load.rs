@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::backend::Backend;
 use crate::support::{
     HTTP_OPEN, Meridian, PATIENCE, QueryBuilder, WWW, answer_addrs, eventually, get, ip, udp_bulk,
+    until_count,
 };
 
 /// A HAProxy agent: every connection gets the current line, then the agent closes.
@@ -122,8 +123,11 @@ fn config(monitor: &str, members: &[(SocketAddr, u32)]) -> String {
     )
 }
 
-/// The effective weights and their sources in `/api/v1/status`, by member address.
-async fn weights(m: &Meridian) -> HashMap<String, (u64, String)> {
+/// What `read` takes from each member in `/api/v1/status`, by member address.
+pub(crate) async fn status_members<T>(
+    m: &Meridian,
+    read: impl Fn(&Value) -> T,
+) -> HashMap<String, T> {
     let (status, body) = get(m, "/api/v1/status").await;
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).expect("status JSON");
@@ -132,14 +136,22 @@ async fn weights(m: &Meridian) -> HashMap<String, (u64, String)> {
         for member in pool["members"].as_array().expect("members") {
             out.insert(
                 member["address"].as_str().unwrap().to_string(),
-                (
-                    member["effective_weight"].as_u64().unwrap(),
-                    member["weight_source"].as_str().unwrap().to_string(),
-                ),
+                read(member),
             );
         }
     }
     out
+}
+
+/// The effective weights and their sources in `/api/v1/status`, by member address.
+async fn weights(m: &Meridian) -> HashMap<String, (u64, String)> {
+    status_members(m, |member| {
+        (
+            member["effective_weight"].as_u64().unwrap(),
+            member["weight_source"].as_str().unwrap().to_string(),
+        )
+    })
+    .await
 }
 
 /// Waits until the status page shows these (address, effective weight, source).
@@ -155,7 +167,7 @@ async fn until_weights(m: &Meridian, want: &[(&str, u64, &str)]) {
 }
 
 /// The share (0-100) of `n` one-answer DNS queries each address got.
-async fn dns_shares(m: &Meridian, n: u16) -> HashMap<IpAddr, f64> {
+pub(crate) async fn dns_shares(m: &Meridian, n: u16) -> HashMap<IpAddr, f64> {
     let packets: Vec<Vec<u8>> = (0..n)
         .map(|i| QueryBuilder::new(WWW, RecordType::A).id(i).build())
         .collect();
@@ -169,7 +181,7 @@ async fn dns_shares(m: &Meridian, n: u16) -> HashMap<IpAddr, f64> {
 }
 
 /// A connection through the director and the name its backend greeted with.
-async fn through(director: SocketAddr) -> (TcpStream, u8) {
+pub(crate) async fn through(director: SocketAddr) -> (TcpStream, u8) {
     let mut s = tokio::time::timeout(PATIENCE, TcpStream::connect(director))
         .await
         .expect("connect in time")
@@ -218,15 +230,7 @@ async fn agent_reports_set_the_shares_of_answers_and_connections() {
     agent_a.say("up 70%");
     // Four more lines handed out, so at least three of the new reports were applied: neither
     // the weight nor the snapshot moves.
-    eventually("four more agent reports", || async {
-        let n = agent_a.served();
-        if n >= served + 4 {
-            Ok(())
-        } else {
-            Err(n.to_string())
-        }
-    })
-    .await;
+    until_count("four more agent reports", served + 4, || agent_a.served()).await;
     assert_eq!(
         weights(&m).await["127.0.0.2"].0,
         75,

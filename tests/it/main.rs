@@ -12,6 +12,7 @@ mod dns;
 mod dnssec;
 mod edns;
 mod etcd;
+mod fastest;
 mod fleet;
 mod geodb;
 mod health;

@@ -533,6 +533,20 @@ where
     }
 }
 
+/// Waits until `count` (requests a backend served, lines an agent handed out) reaches
+/// `target`.
+pub async fn until_count(what: &str, target: u64, count: impl Fn() -> u64) {
+    eventually(what, || async {
+        let n = count();
+        if n >= target {
+            Ok(())
+        } else {
+            Err(n.to_string())
+        }
+    })
+    .await
+}
+
 /// Polls `name` until it answers exactly `want`.
 pub async fn until_answer(m: &Meridian, name: &str, want: &[&str]) {
     let want = ips(want);
