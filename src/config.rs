@@ -197,6 +197,24 @@ pub struct DnsConfig {
     /// option (RFC 5001; `dig +nsid`): tells which server of an anycast or fleet set answered.
     /// Printable ASCII, 1–128 bytes. Default: none (NSID requests are ignored).
     pub nsid: Option<Spanned<String>>,
+    /// DNS Cookies (RFC 7873, server cookies as RFC 9018 makes them). Default: off; a
+    /// `[dns.cookies]` table turns them on.
+    pub cookies: Option<CookiesConfig>,
+}
+
+/// `[dns.cookies]`: DNS Cookies (RFC 7873, RFC 9018).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookiesConfig {
+    /// `false` keeps the settings but turns cookies off. Default: true.
+    pub enabled: Option<Spanned<bool>>,
+    /// The server secret: one or two lines of 32 hex digits (16 bytes), relative to the config
+    /// file; the first makes new cookies, both verify (rollover). Created with a random secret
+    /// (mode 0600) when absent. Default: `meridian.cookie-secret`. Re-read on every reload.
+    pub secret_file: Option<Spanned<String>>,
+    /// UDP queries with a client cookie but no valid server cookie get BADCOOKIE and a fresh
+    /// cookie instead of an answer. Default: false.
+    pub require: Option<Spanned<bool>>,
 }
 
 /// `[dns.rrl]`: response rate limiting (RRL) per client network, over UDP only.

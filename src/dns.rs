@@ -6,6 +6,7 @@
 //! answers), RFC 4592 (wildcards), RFC 6604 (CNAME rcodes), RFC 6891 (EDNS), RFC 8020 (empty
 //! non-terminals), RFC 8482 (ANY) and RFC 9471 (glue).
 
+pub mod cookies;
 pub mod counters;
 mod fast;
 pub mod rrl;
@@ -23,8 +24,9 @@ use crate::dnssec::{NXNAME, Signer};
 use crate::model::{Model, Service};
 use crate::select::{self, Family, Outcome};
 use crate::state::Snapshot;
-use crate::wire::{Ecs, OPTION_NSID, Opt, Query, ReplyCode};
+use crate::wire::{Cookie, Ecs, OPTION_COOKIE, OPTION_NSID, Opt, Query, ReplyCode};
 use crate::zone::{Found, Node, Zone};
+use cookies::{CookieReply, Verdict};
 
 /// The address a query came from (the resolver, not a backend).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,9 @@ pub struct Answered {
     /// The reply's response code and TC bit; `None` when nothing is to be sent (responses,
     /// runt packets).
     pub reply: Option<ReplyCode>,
+    /// What the query's DNS cookie was, when cookies are on and it sent one: the counters
+    /// count it, and a valid one exempts a UDP reply from rate limiting.
+    pub cookie: Option<Verdict>,
 }
 
 impl Answered {
@@ -126,12 +131,15 @@ pub fn answer_into<R: Rng + ?Sized>(
         ecs: query.has_ecs(),
         question_len: query.question_bytes().map(<[u8]>::len),
         reply: None,
+        cookie: None,
     };
-    answered.reply = match fast::answer(snap, req, &query, rng, out) {
+    let cookie = judge_cookie(snap, req, &query);
+    answered.cookie = cookie.verdict();
+    answered.reply = match fast::answer(snap, req, &query, &cookie, rng, out) {
         Some(code) => Some(code),
         None => {
             out.clear();
-            general(snap, req, &query, rng).map(|(reply, code)| {
+            general(snap, req, &query, &cookie, rng).map(|(reply, code)| {
                 out.extend_from_slice(&reply);
                 code
             })
@@ -157,7 +165,21 @@ pub fn answer_general<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Option<Vec<u8>> {
     let query = Query::parse(req.packet)?;
-    general(snap, req, &query, rng).map(|(reply, _)| reply)
+    let cookie = judge_cookie(snap, req, &query);
+    general(snap, req, &query, &cookie, rng).map(|(reply, _)| reply)
+}
+
+/// What the query's COOKIE option earns its reply ([`cookies::judge`]), read once per query
+/// and shared by both paths.
+fn judge_cookie(snap: &Snapshot, req: &Request<'_>, query: &Query<'_>) -> CookieReply {
+    let cookie = query.opt.map_or(Cookie::Absent, |o| o.cookie);
+    cookies::judge(
+        snap.model.dns.cookies.as_ref(),
+        cookie,
+        req.client.0.ip(),
+        req.transport,
+        req.unix_time,
+    )
 }
 
 /// An encoded reply and what the counters read from it.
@@ -167,6 +189,7 @@ fn general<R: Rng + ?Sized>(
     snap: &Snapshot,
     req: &Request<'_>,
     query: &Query<'_>,
+    cookie: &CookieReply,
     rng: &mut R,
 ) -> Option<Reply> {
     if query.is_response() {
@@ -222,8 +245,14 @@ fn general<R: Rng + ?Sized>(
         }
     }
     let ecs = opt.map_or(Ecs::Absent, |o| o.ecs);
-    if ecs == Ecs::Malformed {
+    if ecs == Ecs::Malformed || *cookie == CookieReply::Malformed {
         return formerr(id, rd);
+    }
+    if cookie.badcookie() {
+        // RFC 7873 §5.2.3: no answer, a fresh server cookie to come back with.
+        add_cookie(&mut resp, cookie);
+        resp.metadata.response_code = ResponseCode::BADCOOKIE;
+        return encode_plain(&resp);
     }
     let client = steering_client(&snap.model, req, &ecs);
     let mut referral = false;
@@ -254,7 +283,16 @@ fn general<R: Rng + ?Sized>(
                 s.scope_for(asker.scope),
             )));
     }
+    add_cookie(&mut resp, cookie);
     encode_within(resp, limit, referral)
+}
+
+/// Puts the reply's COOKIE option (client cookie and server cookie) into its OPT record.
+fn add_cookie(resp: &mut Message, cookie: &CookieReply) {
+    if let (Some(option), Some(edns)) = (cookie.option(), resp.edns.as_mut()) {
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(OPTION_COOKIE, option.to_vec()));
+    }
 }
 
 /// The largest reply `transport` takes: 65535 bytes over TCP (RFC 7766 §8); over UDP 512

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError, Source};
 use crate::geo::GeoDb;
 
 mod check;
+mod cookies;
 mod director;
 mod dnssec;
 mod fleet;
@@ -23,6 +24,7 @@ mod tls;
 mod zones;
 
 pub use check::{DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, unescape};
+pub use cookies::{CookieSecret, CookieSettings, DEFAULT_SECRET_FILE, SECRET_LEN};
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
 pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
 pub use fleet::FleetSettings;

@@ -1,6 +1,6 @@
 //! Reading a DNS query once, on the request path and without allocating: its header, its first
 //! question and its OPT record with the options Meridian acts on (RFC 1035 §4.1, RFC 6891 §6,
-//! RFC 7871 §6, RFC 5001). The answering core, the query counters and the rate limiter all
+//! RFC 7871 §6, RFC 5001, RFC 7873 §4). The answering core, the query counters and the rate limiter all
 //! take what [`Query::parse`] found, so no stage reads the packet again and none can read it
 //! differently. A leaf: it knows the wire format and nothing of Meridian.
 
@@ -20,6 +20,10 @@ pub const CLASS_IN: [u8; 2] = [0, 1];
 pub const OPTION_NSID: u16 = 3;
 /// EDNS option code of EDNS Client Subnet (RFC 7871 §6).
 pub const OPTION_ECS: u16 = 8;
+/// EDNS option code of DNS Cookies (RFC 7873 §4).
+pub const OPTION_COOKIE: u16 = 10;
+/// Length of a client cookie (RFC 7873 §4.1).
+pub const CLIENT_COOKIE_LEN: usize = 8;
 
 /// What one query says, as far as answering, counting and limiting need it.
 #[derive(Clone)]
@@ -66,6 +70,8 @@ pub struct Opt<'p> {
     pub ecs: Ecs<'p>,
     /// An NSID option was present (RFC 5001 §2.1: the query's is empty).
     pub nsid: bool,
+    /// The first COOKIE option (later ones are ignored, as Knot does).
+    pub cookie: Cookie<'p>,
     /// The options fill the RDATA exactly, each with its whole length.
     pub well_formed: bool,
     /// Owned by the root name (RFC 6891 §6.1.2).
@@ -84,6 +90,22 @@ pub enum Ecs<'p> {
     /// One that RFC 7871 §6 says to answer with FORMERR (an unknown family, a source prefix
     /// longer than the address, more or fewer address bytes than the prefix needs, bits set
     /// beyond it), or more than one ECS option.
+    Malformed,
+}
+
+/// The COOKIE option of a query (RFC 7873 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cookie<'p> {
+    /// No COOKIE option.
+    Absent,
+    /// A client cookie and the server cookie sent with it: empty, or 8 to 32 bytes.
+    Present {
+        /// The client cookie.
+        client: &'p [u8; CLIENT_COOKIE_LEN],
+        /// The server cookie as sent (empty when the client has none yet).
+        server: &'p [u8],
+    },
+    /// A length other than 8 or 16 to 40, which RFC 7873 §5.2.2 answers with FORMERR.
     Malformed,
 }
 
@@ -237,6 +259,7 @@ impl<'p> Opt<'p> {
             dnssec_ok: fixed[6] & 0x80 != 0,
             ecs: Ecs::Absent,
             nsid: false,
+            cookie: Cookie::Absent,
             well_formed: true,
             root_owner,
             end: at + 10 + rdata.len(),
@@ -260,6 +283,7 @@ impl<'p> Opt<'p> {
                     }
                 }
                 OPTION_NSID => opt.nsid = true,
+                OPTION_COOKIE if opt.cookie == Cookie::Absent => opt.cookie = cookie(data),
                 _ => {}
             }
             rdata = &rdata[4 + len..];
@@ -300,6 +324,14 @@ fn subnet(data: &[u8]) -> Option<Subnet<'_>> {
         IpAddr::from(a)
     };
     Some(Subnet { data, addr, source })
+}
+
+/// A COOKIE option's data split into client and server cookie (RFC 7873 §5.2.2).
+fn cookie(data: &[u8]) -> Cookie<'_> {
+    match (data.len(), data.split_first_chunk::<CLIENT_COOKIE_LEN>()) {
+        (8 | 16..=40, Some((client, server))) => Cookie::Present { client, server },
+        _ => Cookie::Malformed,
+    }
 }
 
 /// The offset after the name starting at `at`, which may end in a compression pointer.
@@ -435,6 +467,48 @@ mod tests {
         let p = with_opt(&[0, 8, 0, 9, 0]);
         let opt = Query::parse(&p).unwrap().opt.unwrap();
         assert!(!opt.well_formed, "an option longer than the RDATA");
+    }
+
+    #[test]
+    fn cookies_are_split_and_bad_lengths_malformed() {
+        // The client and server cookies as read, `None` when malformed.
+        let cookie = |len: usize| {
+            let mut option = vec![0, 10, 0, len as u8];
+            option.extend((0..len).map(|i| i as u8));
+            let p = with_opt(&option);
+            match Query::parse(&p).unwrap().opt.unwrap().cookie {
+                Cookie::Present { client, server } => Some((client.to_vec(), server.to_vec())),
+                Cookie::Malformed => None,
+                Cookie::Absent => panic!("no cookie read"),
+            }
+        };
+        for len in [0, 1, 7, 9, 15, 41, 48] {
+            assert_eq!(cookie(len), None, "length {len}");
+        }
+        assert_eq!(cookie(8), Some(((0..8).collect(), vec![])));
+        for len in [16, 24, 40] {
+            let (_, server) = cookie(len).unwrap();
+            assert_eq!((server.len(), server[0]), (len - 8, 8), "length {len}");
+        }
+        let first_wins = [
+            &[0, 10, 0, 8, 1, 1, 1, 1, 1, 1, 1, 1][..],
+            &[0, 10, 0, 3, 2, 2, 2],
+        ]
+        .concat();
+        let p = with_opt(&first_wins);
+        let opt = Query::parse(&p).unwrap().opt.unwrap();
+        assert!(matches!(
+            opt.cookie,
+            Cookie::Present {
+                client: [1, ..],
+                ..
+            }
+        ));
+        let p = with_opt(&[0, 8, 0, 4, 0, 1, 0, 0]);
+        assert_eq!(
+            Query::parse(&p).unwrap().opt.unwrap().cookie,
+            Cookie::Absent
+        );
     }
 
     #[test]

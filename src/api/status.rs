@@ -51,6 +51,19 @@ pub struct StatusDto {
     pub events: Vec<TransitionDto>,
     /// Every zone signed with DNSSEC.
     pub dnssec: Vec<DnssecDto>,
+    /// DNS Cookies (`[dns.cookies]`).
+    pub cookies: CookiesDto,
+}
+
+/// Whether DNS Cookies are on and how (never the secret).
+#[derive(Debug, Serialize)]
+pub struct CookiesDto {
+    /// Server cookies are made and checked.
+    pub enabled: bool,
+    /// UDP queries without a valid server cookie get BADCOOKIE.
+    pub require: bool,
+    /// A previous secret still verifies (a rollover is under way).
+    pub previous_secret: bool,
 }
 
 /// One signed zone: its key and its signature cache.
@@ -313,6 +326,15 @@ fn build(api: &ApiState, observed: &Observed) -> StatusDto {
             .map(TransitionDto::from)
             .collect(),
         dnssec: model.zones.signers().map(dnssec_dto).collect(),
+        cookies: CookiesDto {
+            enabled: model.dns.cookies.is_some(),
+            require: model.dns.cookies.as_ref().is_some_and(|c| c.require),
+            previous_secret: model
+                .dns
+                .cookies
+                .as_ref()
+                .is_some_and(|c| c.previous.is_some()),
+        },
     }
 }
 

@@ -11,6 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 
 use super::Answered;
+use super::cookies::Verdict;
 
 /// DNS transports, as the `protocol` label says them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,7 @@ const QTYPE_BUCKETS: usize = QTYPES.len() + 1;
 
 /// Response codes counted on their own (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS); everything
 /// else is `other`.
-const RCODES: [(u16, &str); 7] = [
+const RCODES: [(u16, &str); 8] = [
     (0, "NOERROR"),
     (1, "FORMERR"),
     (2, "SERVFAIL"),
@@ -50,7 +51,11 @@ const RCODES: [(u16, &str); 7] = [
     (4, "NOTIMP"),
     (5, "REFUSED"),
     (16, "BADVERS"),
+    (23, "BADCOOKIE"),
 ];
+
+/// DNS cookie verdicts, as the `result` label says them (in [`Verdict`] order).
+const COOKIE_RESULTS: [&str; 4] = ["client_only", "valid", "invalid", "malformed"];
 const RCODE_BUCKETS: usize = RCODES.len() + 1;
 
 /// Upper bounds of the response-time buckets, in nanoseconds (5 µs to 100 ms; +Inf implied).
@@ -120,6 +125,10 @@ pub struct DnsMetrics {
     latency: [AtomicHistogram; 2],
     /// Responses response rate limiting held back, by [`RRL_ACTIONS`].
     rrl: [AtomicU64; 2],
+    /// Queries with a COOKIE option (cookies on), by protocol and [`COOKIE_RESULTS`].
+    cookies: [[AtomicU64; COOKIE_RESULTS.len()]; 2],
+    /// BADCOOKIE replies sent, by protocol.
+    badcookie: [AtomicU64; 2],
 }
 
 /// What happened to a response over the rate limit (the `action` label).
@@ -134,12 +143,24 @@ impl DnsMetrics {
         if answered.ecs {
             self.ecs[p].fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(verdict) = answered.cookie {
+            let i = match verdict {
+                Verdict::ClientOnly => 0,
+                Verdict::Valid => 1,
+                Verdict::Invalid => 2,
+                Verdict::Malformed => 3,
+            };
+            self.cookies[p][i].fetch_add(1, Ordering::Relaxed);
+        }
         let Some(r) = answered.reply else {
             self.dropped[p].fetch_add(1, Ordering::Relaxed);
             return;
         };
         if r.truncated {
             self.truncated[p].fetch_add(1, Ordering::Relaxed);
+        }
+        if r.rcode == 23 {
+            self.badcookie[p].fetch_add(1, Ordering::Relaxed);
         }
         let qtype = answered
             .qtype
@@ -202,6 +223,11 @@ impl Collector for DnsMetrics {
                 "DNS queries carrying an EDNS Client Subnet option (RFC 7871)",
                 &self.ecs,
             ),
+            (
+                "meridian_dns_badcookie_replies",
+                "DNS replies sent with BADCOOKIE (no valid server cookie while dns.cookies.require is set)",
+                &self.badcookie,
+            ),
         ];
         for (name, help, counters) in per_protocol {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -209,6 +235,20 @@ impl Collector for DnsMetrics {
                 let n = counters[p].load(Ordering::Relaxed);
                 family
                     .encode_family(&[("protocol", *protocol)])?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(&n, None)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "meridian_dns_cookie_queries",
+            "DNS queries carrying a COOKIE option (RFC 7873) while cookies are on, by protocol and what the server cookie was: none yet (client_only), valid, invalid (stale, tampered, another secret) or a malformed option",
+            None,
+            MetricType::Counter,
+        )?;
+        for (p, protocol) in PROTOCOLS.iter().enumerate() {
+            for (i, result) in COOKIE_RESULTS.iter().enumerate() {
+                let n = self.cookies[p][i].load(Ordering::Relaxed);
+                family
+                    .encode_family(&[("protocol", *protocol), ("result", *result)])?
                     .encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(&n, None)?;
             }
         }

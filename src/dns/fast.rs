@@ -1,18 +1,19 @@
 //! The common case of the answering core without building a message: a well-formed QUERY for
 //! one name and type with at most one OPT record, answered by copying a zone's encoded RRsets
 //! (or a service's chosen members) into the caller's buffer and patching the header, question
-//! and OPT record. Anything else, and any answer that would not fit its transport, returns
+//! and OPT record (ECS and COOKIE options written by hand). Anything else, and any answer that would not fit its transport, returns
 //! `false`: the general path in [`super`] answers it, so the two cannot disagree on the cases
 //! that matter (the property tests hold them to the same answers).
 
 use hickory_proto::rr::{RData, RecordType};
 use rand::Rng;
 
+use super::cookies::{CookieReply, OPTION_LEN};
 use super::{Asker, Request, ServiceAnswer, reply_limit, service_answer, steering_client};
 use crate::select::{self, Family};
 use crate::state::Snapshot;
 use crate::wire::{
-    CLASS_IN, Ecs, HEADER_LEN, OPTION_ECS, Opt, Query, ReplyCode, TYPE_OPT, WireName,
+    CLASS_IN, Ecs, HEADER_LEN, OPTION_COOKIE, OPTION_ECS, Opt, Query, ReplyCode, TYPE_OPT, WireName,
 };
 use crate::zone::{Found, OWNER_IS_QNAME, Zone};
 
@@ -41,6 +42,7 @@ pub(super) fn answer<R: Rng + ?Sized>(
     snap: &Snapshot,
     req: &Request<'_>,
     query: &Query<'_>,
+    cookie: &CookieReply,
     rng: &mut R,
     out: &mut Vec<u8>,
 ) -> Option<ReplyCode> {
@@ -60,14 +62,16 @@ pub(super) fn answer<R: Rng + ?Sized>(
     {
         return None;
     }
-    // Version 0, options well formed, a valid ECS if any (else BADVERS and FORMERR, which the
-    // general path writes); NSID is written by the general path too.
+    // Version 0, options well formed, a valid ECS and cookie if any (else BADVERS and FORMERR,
+    // which the general path writes); NSID and BADCOOKIE are written by the general path too.
     let opt = match &query.opt {
         Some(o)
             if o.version != 0
                 || o.ext_rcode != 0
                 || !o.well_formed
                 || o.ecs == Ecs::Malformed
+                || *cookie == CookieReply::Malformed
+                || cookie.badcookie()
                 || (o.nsid && model.dns.nsid.is_some()) =>
         {
             return None;
@@ -140,6 +144,7 @@ pub(super) fn answer<R: Rng + ?Sized>(
         zone,
         &body,
         opt.map(|o| (o, model.dns.max_udp_payload, scope)),
+        cookie.option(),
     );
     match rcode {
         Some(rcode) if out.len() <= limit => Some(ReplyCode {
@@ -154,8 +159,8 @@ pub(super) fn answer<R: Rng + ?Sized>(
 }
 
 /// Writes the reply: header, the query's own question bytes, the body, and the OPT record
-/// (our payload size, DO copied, ECS echoed with `scope` capped at the source prefix). Returns
-/// the RCODE written; `None` when the body cannot be written here.
+/// (our payload size, DO copied, ECS echoed with `scope` capped at the source prefix, the
+/// COOKIE option). Returns the RCODE written; `None` when the body cannot be written here.
 fn encode(
     out: &mut Vec<u8>,
     query: &[u8],
@@ -163,6 +168,7 @@ fn encode(
     zone: &Zone,
     body: &Body<'_>,
     opt: Option<(&Opt<'_>, u16, u8)>,
+    cookie: Option<&[u8; OPTION_LEN]>,
 ) -> Option<u8> {
     let (flags, rcode, answers, authority): (u8, u8, u16, u16) = match body {
         Body::Static(_, n) => (0x84, 0, *n, 0),
@@ -216,17 +222,22 @@ fn encode(
         out.extend_from_slice(&TYPE_OPT.to_be_bytes());
         out.extend_from_slice(&payload.to_be_bytes());
         out.extend_from_slice(&[0, 0, if opt.dnssec_ok { 0x80 } else { 0 }, 0]);
-        match &opt.ecs {
-            Ecs::Valid(ecs) => {
-                out.extend_from_slice(&(4 + ecs.data.len() as u16).to_be_bytes());
-                out.extend_from_slice(&OPTION_ECS.to_be_bytes());
-                out.extend_from_slice(&(ecs.data.len() as u16).to_be_bytes());
-                out.extend_from_slice(&ecs.data[..3]);
-                out.push(ecs.scope_for(scope));
-                out.extend_from_slice(&ecs.data[4..]);
-            }
-            Ecs::Absent | Ecs::Malformed => out.extend_from_slice(&[0, 0]),
+        let rdlen_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        if let Ecs::Valid(ecs) = &opt.ecs {
+            out.extend_from_slice(&OPTION_ECS.to_be_bytes());
+            out.extend_from_slice(&(ecs.data.len() as u16).to_be_bytes());
+            out.extend_from_slice(&ecs.data[..3]);
+            out.push(ecs.scope_for(scope));
+            out.extend_from_slice(&ecs.data[4..]);
         }
+        if let Some(cookie) = cookie {
+            out.extend_from_slice(&OPTION_COOKIE.to_be_bytes());
+            out.extend_from_slice(&(OPTION_LEN as u16).to_be_bytes());
+            out.extend_from_slice(cookie);
+        }
+        let rdlen = (out.len() - rdlen_at - 2) as u16;
+        out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
     Some(rcode)
 }
@@ -286,6 +297,7 @@ mod tests {
             snap,
             &req,
             &parsed,
+            &CookieReply::None,
             &mut SmallRng::seed_from_u64(1),
             &mut out,
         )

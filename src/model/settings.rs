@@ -1,5 +1,5 @@
 //! The instance-wide sections after validation: `[dns]` (listeners, limits, workers, response
-//! rate limiting), `[http]` and `[health]`.
+//! rate limiting; cookies in [`super::cookies`]), `[http]` and `[health]`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::Builder;
+use super::cookies::CookieSettings;
 use super::tls::{TlsError, TlsIdentity};
 use crate::config::{Config, ConfigError, RrlConfig, parse_duration};
 
@@ -33,6 +34,8 @@ pub struct DnsSettings {
     pub rrl: Option<RrlSettings>,
     /// The name server identifier answered to NSID requests (RFC 5001), if any.
     pub nsid: Option<String>,
+    /// DNS Cookies, when on.
+    pub cookies: Option<CookieSettings>,
 }
 
 /// A secret that never shows up in `Debug` output or logs.
@@ -202,6 +205,7 @@ impl Builder<'_> {
             workers,
             rrl: self.rrl(d.rrl.as_ref())?,
             nsid,
+            cookies: self.cookies(d.cookies.as_ref())?,
         })
     }
 

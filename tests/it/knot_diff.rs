@@ -38,9 +38,10 @@ const SILENCE: Duration = Duration::from_millis(500);
 const EDE_OPTION: u16 = 15;
 
 /// A `knotd` serving the fixture zone on loopback, killed when dropped.
-struct Knot {
+pub struct Knot {
     child: Child,
-    addr: SocketAddr,
+    /// Where it answers UDP and TCP.
+    pub addr: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -48,6 +49,12 @@ struct Knot {
 impl Knot {
     /// Starts `knotd` on a free loopback port and waits until it answers for `example.test`.
     async fn start() -> Knot {
+        Knot::start_with("", "").await
+    }
+
+    /// Like [`Knot::start`], with `sections` (module configs) before the template and
+    /// `template` lines (`global-module: …`) in the default template.
+    pub async fn start_with(sections: &str, template: &str) -> Knot {
         let knotd = std::env::var_os("KNOTD").map_or_else(|| PathBuf::from(KNOTD), PathBuf::from);
         assert!(
             knotd.is_file(),
@@ -57,7 +64,7 @@ impl Knot {
         let mut failures = String::new();
         for attempt in 1..=KNOT_START_ATTEMPTS {
             let port = free_port();
-            let mut knot = Knot::spawn(&knotd, port);
+            let mut knot = Knot::spawn(&knotd, port, sections, template);
             match knot.wait_ready().await {
                 Ok(()) => return knot,
                 Err(why) => {
@@ -72,15 +79,15 @@ impl Knot {
         panic!("knotd did not become ready:\n{failures}");
     }
 
-    fn spawn(knotd: &Path, port: u16) -> Knot {
+    fn spawn(knotd: &Path, port: u16, sections: &str, template: &str) -> Knot {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = dir.path();
         let conf = format!(
             "server:\n    listen: 127.0.0.1@{port}\n    rundir: {run}\n    udp-workers: 1\n    \
              tcp-workers: 1\n    background-workers: 1\n\
              log:\n  - target: stderr\n    any: info\n\
-             database:\n    storage: {run}/db\n\
-             template:\n  - id: default\n    storage: {zones}\n    semantic-checks: off\n\
+             database:\n    storage: {run}/db\n{sections}\
+             template:\n  - id: default\n    storage: {zones}\n    semantic-checks: off\n{template}\
              zone:\n  - domain: example.test\n    file: example.test.zone\n",
             run = run.display(),
             zones = support::fixture_zones().display(),

@@ -7,6 +7,7 @@ mod backend;
 mod browser;
 mod checks;
 mod config;
+mod cookies;
 mod director;
 mod dns;
 mod dnssec;

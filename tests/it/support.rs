@@ -338,6 +338,21 @@ impl QueryBuilder {
         self
     }
 
+    /// Adds a COOKIE option (RFC 7873 §4) with `data` as sent, any length (adds EDNS if
+    /// absent).
+    pub fn cookie(mut self, data: &[u8]) -> Self {
+        if self.msg.edns.is_none() {
+            self = self.edns(1232);
+        }
+        self.msg
+            .edns
+            .as_mut()
+            .expect("edns")
+            .options_mut()
+            .insert(EdnsOption::Unknown(10, data.to_vec()));
+        self
+    }
+
     /// Sets the opcode.
     pub fn opcode(mut self, op: OpCode) -> Self {
         self.msg.metadata.op_code = op;

@@ -3,7 +3,8 @@
 //! over them), receives up to [`BATCH`] queries with one `recvmmsg`, answers them in place and
 //! sends the replies with one `sendmmsg`. Buffers are allocated once per worker; a query costs
 //! no task, no lock and no allocation of its own here. Each reply passes the response rate
-//! limiter when the config turns it on: sent, dropped, or slipped as a truncated reply.
+//! limiter when the config turns it on: sent, dropped, or slipped as a truncated reply;
+//! replies to queries with a valid server cookie are exempt.
 
 use std::any::Any;
 use std::io::{IoSlice, IoSliceMut};
@@ -22,6 +23,7 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
+use crate::dns::cookies::Verdict;
 use crate::dns::counters::{DnsMetrics, Protocol};
 use crate::dns::rrl::{MAX_TRUNCATED_LEN, RateLimit, truncated_reply};
 use crate::dns::{Answered, ClientAddr, Request, Transport, answer_into};
@@ -230,7 +232,11 @@ impl Worker {
                 continue;
             }
             slot.outcome = Outcome::Reply;
-            // Only a reply can be over the rate limit.
+            // Only a reply can be over the rate limit, and not one to a query with a valid
+            // server cookie: the client proved its address (RFC 7873 §5.3).
+            if slot.answered.cookie == Some(Verdict::Valid) {
+                continue;
+            }
             let Some(limited) = limiter.as_ref().and_then(|l| l.check(peer.ip(), now)) else {
                 continue;
             };
