@@ -270,7 +270,10 @@ async fn the_fastest_director_follows_the_time_to_first_byte() {
     assert!(took < Duration::from_secs(30), "{took:?}");
     let retries = took.as_secs() as usize / 5;
     let to_b = counts.get(&b'b').copied().unwrap_or(0);
-    assert!(to_b <= 2 + retries, "{counts:?} in {took:?}");
+    // By weight alone b would get about 1,000. A stall of the loaded test machine can make
+    // one of a's first bytes slow enough to let b back into the band for a connection or
+    // two: allow 1 % for that, far from an even split.
+    assert!(to_b <= 2 + retries + 20, "{counts:?} in {took:?}");
 
     // a slows to 60 ms: three connections to it take its average past b's band.
     a.delay.store(60, Ordering::SeqCst);
