@@ -136,13 +136,15 @@ async fn the_fastest_member_gets_the_answers_until_it_slows_down() {
         "{explain}"
     );
 
-    // a slows to 60 ms: with the average's alpha of 0.3 it leaves b's band (30 ms + 20%)
-    // after 3 passing probes, so within 3 intervals and the probe in flight.
-    a.set_delay(ms(60));
+    // a slows to 200 ms: with the average's alpha of 0.3 it leaves b's band (30 ms + 20%)
+    // after one passing probe, well within 3 intervals and the probe in flight (README: a
+    // member going from 1 ms to 60 ms takes 3). Far slower than b, so a loaded machine's
+    // stalls on b's probes do not bring a back into the band.
+    a.set_delay(ms(200));
     let slowed = Instant::now();
     until_all_to(&m, "192.0.2.11").await;
     let took = slowed.elapsed();
-    let bound = ms(4 * (INTERVAL_MS + 60) + 1_000);
+    let bound = ms(4 * (INTERVAL_MS + 200) + 1_000);
     assert!(
         took < bound,
         "took {took:?}, documented reaction within {bound:?}"
@@ -156,7 +158,8 @@ async fn members_within_the_band_share_by_weight_and_publish_nothing() {
     let a = Backend::http().delay(ms(10)).start().await;
     let b = Backend::http().delay(ms(11)).start().await;
     let pools: Pools<'_> = &[("web", &[("192.0.2.10", &a, 100), ("192.0.2.11", &b, 300)])];
-    let service = "select = \"fastest\"\nfastest_within = \"5ms\"";
+    // A wide band, so a probe slowed by a loaded test machine does not leave it.
+    let service = "select = \"fastest\"\nfastest_within = \"200ms\"";
     let m = Meridian::start("", &config(pools, service)).await;
     until_band(&m, &[("192.0.2.10", true), ("192.0.2.11", true)]).await;
     let generation = m.state.load().generation;
