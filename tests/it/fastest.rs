@@ -278,8 +278,9 @@ async fn the_fastest_director_follows_the_time_to_first_byte() {
     // two: allow 1 % for that, far from an even split.
     assert!(to_b <= 2 + retries + 20, "{counts:?} in {took:?}");
 
-    // a slows to 60 ms: three connections to it take its average past b's band.
-    a.delay.store(60, Ordering::SeqCst);
+    // a slows to 200 ms: a connection or two to it take its average past b's band (far
+    // past, so a loaded machine's stalls on b do not bring a back).
+    a.delay.store(200, Ordering::SeqCst);
     let mut run = 0;
     let mut seen = Vec::new();
     for _ in 0..200 {
@@ -293,7 +294,7 @@ async fn the_fastest_director_follows_the_time_to_first_byte() {
     assert_eq!(run, 50, "{}", String::from_utf8_lossy(&seen));
     let to_a = seen.iter().filter(|&&g| g == b'a').count();
     assert!(
-        to_a <= 3,
+        to_a <= 5,
         "{to_a} connections to the slowed member: {}",
         String::from_utf8_lossy(&seen)
     );
