@@ -542,3 +542,42 @@ async fn knot_mod_cookies_with_the_same_secret_agrees() {
     assert_eq!(k.metadata.response_code, ResponseCode::NoError);
     m.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_rollover_cookies_verify_at_knot_with_the_new_secret() {
+    // Made with the old secret, before the rollover.
+    let (dir, old) = secret_file(&format!("{SECRET}\n"));
+    let before = Meridian::start("", &cookies(&old, "")).await;
+    let made_old = reply_cookie(&ask(before.udp, FAST, RecordType::A, &[4; 8]).await).unwrap();
+    before.stop().await;
+    // Meridian with the new secret first and the old one second; Knot 3.2 takes one secret
+    // only: the new one.
+    let rolled = dir.path().join("rolled");
+    std::fs::write(&rolled, format!("{NEW_SECRET}\n{SECRET}\n")).expect("write");
+    let module = format!("mod-cookies:\n  - id: new\n    secret: 0x{NEW_SECRET}\n");
+    let knot = Knot::start_with(&module, "    global-module: mod-cookies/new\n").await;
+    let m = Meridian::start("", &cookies(&rolled, "require = true")).await;
+    let o = ask(m.udp, FAST, RecordType::A, &made_old).await;
+    assert_eq!(
+        o.metadata.response_code,
+        ResponseCode::NoError,
+        "the old cookie verifies"
+    );
+    let renewed = reply_cookie(&o).unwrap();
+    let k = ask(knot.addr, FAST, RecordType::A, &made_old).await;
+    assert_eq!(
+        k.metadata.response_code,
+        ResponseCode::BADCOOKIE,
+        "Knot knows the new secret only"
+    );
+    // Meridian's cookies are made with the new secret: Knot accepts them, and Meridian Knot's.
+    let at_knot = ask(knot.addr, FAST, RecordType::A, &renewed).await;
+    assert_eq!(at_knot.metadata.response_code, ResponseCode::NoError);
+    let from_knot = reply_cookie(&ask(knot.addr, FAST, RecordType::A, &[6; 8]).await).unwrap();
+    let from_us = reply_cookie(&ask(m.udp, FAST, RecordType::A, &[6; 8]).await).unwrap();
+    let at_us = ask(m.udp, FAST, RecordType::A, &from_knot).await;
+    let at_knot = ask(knot.addr, FAST, RecordType::A, &from_us).await;
+    assert_eq!(at_us.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(at_knot.metadata.response_code, ResponseCode::NoError);
+    m.stop().await;
+}
