@@ -392,6 +392,71 @@ async fn after_a_rollover_old_cookies_verify_and_new_ones_use_the_new_secret() {
     new.stop().await;
 }
 
+#[tokio::test]
+async fn the_three_rollover_steps_are_file_changes_and_reloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cookie-secret");
+    std::fs::write(&file, format!("{SECRET}\n")).expect("write");
+    let keys = format!("{HTTP_OPEN}{}", cookies(&file, "require = true"));
+    let m = Meridian::start_at(dir.path(), "", &keys).await;
+    let made_old = reply_cookie(&ask(m.udp, FAST, RecordType::A, &[8; 8]).await).unwrap();
+    let reload = |lines: String| {
+        std::fs::write(&file, lines).expect("write");
+        meridian::reload::reload(&m.state, &m.control, &m.telemetry)
+    };
+    let udp = m.udp;
+    let asked = move |data: Vec<u8>| async move { ask(udp, FAST, RecordType::A, &data).await };
+
+    // 1. The new secret only verifies: cookies are still made, and echoed, with the old one.
+    let summary = reload(format!("{SECRET}\n{NEW_SECRET}\n"))
+        .await
+        .expect("reload")
+        .summary;
+    assert!(
+        summary.contains("DNS cookies (required over UDP, previous secret accepted"),
+        "{summary}"
+    );
+    let r = asked(made_old.clone()).await;
+    assert_eq!(
+        reply_cookie(&r),
+        Some(made_old.clone()),
+        "still current: echoed"
+    );
+
+    // 2. Swapped: new cookies come from the new secret, the old cookie is renewed.
+    reload(format!("{NEW_SECRET}\n{SECRET}\n"))
+        .await
+        .expect("reload");
+    let r = asked(made_old.clone()).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    let made_new = reply_cookie(&r).unwrap();
+    assert_ne!(made_new, made_old);
+    let (_, status) = get(&m, "/api/v1/status").await;
+    assert!(status.contains("\"previous_secret\":true"), "{status}");
+
+    // 3. The old secret dropped: its cookies are refused, the new ones echoed.
+    reload(format!("{NEW_SECRET}\n")).await.expect("reload");
+    let r = asked(made_old.clone()).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::BADCOOKIE);
+    assert_eq!(
+        reply_cookie(&asked(made_new.clone()).await),
+        Some(made_new.clone())
+    );
+
+    // A broken file is refused by the reload; the running secret stays.
+    let refused = reload("not hex\n".into())
+        .await
+        .expect_err("a bad secret file");
+    assert!(
+        refused
+            .to_string()
+            .contains("is not a secret of 32 hex digits"),
+        "{refused}"
+    );
+    assert_eq!(reply_cookie(&asked(made_new.clone()).await), Some(made_new));
+    m.stop().await;
+}
+
 #[test]
 fn a_missing_secret_file_is_created_private_and_kept() {
     let config = VALID.replace("zones = \"zones\"\n", "zones = \"zones\"\n[dns.cookies]\n");
