@@ -16,6 +16,9 @@
 # Environment (all optional):
 #   NAMES="static geo geo-ecs nxdomain wdyn dyn"   what to send:
 #                     static: static.gslb.test A (zone data, two records)
+#                     static-edns: the same with EDNS (no option): the anchor of the cookie names
+#                     cookie: the same with a client cookie (a server cookie made per query)
+#                     cookie-valid: the same with a valid server cookie (verified, echoed)
 #                     geo: geo.gslb.test A (net map + weighted selection, the benchmark's name)
 #                     geo-ecs: the same with EDNS Client Subnet 198.51.100.0/24 (outside the
 #                       map: a GeoIP lookup, then the continent's pool; ECS echoed)
@@ -62,7 +65,7 @@ is_uint "$QUERIES" && [ "$QUERIES" -ge 100 ] && [ "$QUERIES" -le 1000000 ] || di
 is_uint "$TOP" && is_uint "$WARM" && is_uint "$IDLE" && [ "$IDLE" -ge 1 ] && [ "$IDLE" -le 60 ] || die "TOP, WARM must be integers, IDLE 1..60"
 is_uint "$OUTSTANDING" && [ "$OUTSTANDING" -ge 1 ] || die "OUTSTANDING must be a positive integer"
 is_uint "$SERVER_CPU" && is_uint "$CLIENT_CPU" && [ "$SERVER_CPU" != "$CLIENT_CPU" ] || die "SERVER_CPU and CLIENT_CPU must be two different CPU numbers"
-for n in $NAMES; do case "$n" in static|geo|geo-ecs|nxdomain|wdyn|dyn) ;; *) die "NAMES: unknown name '$n'" ;; esac; done
+for n in $NAMES; do case "$n" in static|static-edns|geo|geo-ecs|nxdomain|wdyn|dyn|cookie|cookie-valid) ;; *) die "NAMES: unknown name '$n'" ;; esac; done
 
 need valgrind valgrind
 need callgrind_control valgrind
@@ -81,13 +84,22 @@ bench_rundir profile
 mkdir -p "$RUN/zones" "$RUN/queries" "$RUN/raw"
 
 # --- names ----------------------------------------------------------------------------------------
-qname_of() { case "$1" in geo-ecs) echo "geo.$ZONE" ;; nxdomain) echo "nx.$ZONE" ;; *) echo "$1.$ZONE" ;; esac; }
-# EDNS Client Subnet (RFC 7871 §6): family 1, source /24, scope 0, address 198.51.100
-ecs_of() { [ "$1" = geo-ecs ] && echo "8:00011800c63364"; }
+qname_of() { case "$1" in geo-ecs) echo "geo.$ZONE" ;; nxdomain) echo "nx.$ZONE" ;; cookie*|static-edns) echo "static.$ZONE" ;; *) echo "$1.$ZONE" ;; esac; }
+# The EDNS option a name is sent with (dnsperf -E): EDNS Client Subnet (RFC 7871 §6: family 1,
+# source /24, scope 0, address 198.51.100), or a COOKIE (RFC 7873 §4): a client cookie, or it
+# with the server cookie Meridian issued for it ($VALID_COOKIE, asked once it answers).
+CLIENT_COOKIE=2464c4abcf10c957
+ecs_of() {
+  case "$1" in
+    geo-ecs) echo "8:00011800c63364" ;;
+    cookie) echo "10:$CLIENT_COOKIE" ;;
+    cookie-valid) echo "10:$VALID_COOKIE" ;;
+  esac
+}
 # expected NAME : status and a regex over the sorted, space-joined A addresses
 expected() {
   case "$1" in
-    static) echo 'NOERROR ^192\.0\.2\.10 192\.0\.2\.11$' ;;
+    static|static-edns|cookie*) echo 'NOERROR ^192\.0\.2\.10 192\.0\.2\.11$' ;;
     geo) echo 'NOERROR ^127\.0\.0\.1[12]$' ;;
     geo-ecs) echo 'NOERROR ^127\.0\.0\.1[34]$' ;;        # located in NA: dc-b
     nxdomain) echo 'NXDOMAIN ^$' ;;
@@ -102,6 +114,8 @@ gslb_zone "$RUN/zones/$ZONE.zone"
 # Probes every 600 s: the first round runs before Meridian answers, and no probe runs while
 # counting (probes are off the query path; here they would only add noise to the baseline).
 gslb_meridian_conf "$RUN/meridian.toml" "$DNS_PORT" "$HTTP_PORT" "$RUN/zones" "$BACKEND_PORT" 600s
+# DNS Cookies on (queries without a COOKIE option pay nothing for it).
+printf '\n[dns.cookies]\nsecret_file = "%s"\n' "$RUN/cookie-secret" >>"$RUN/meridian.toml"
 backends_start "$BACKEND_PORT" "$CLIENT_CPU" || exit 1
 "$BIN" check --config "$RUN/meridian.toml" >"$RUN/check.log" 2>&1 || { cat "$RUN/check.log" >&2; die "meridian check rejected the generated config"; }
 
@@ -113,10 +127,12 @@ PID="${SRV_PID[meridian]}"
 wait_answer meridian "$DNS_PORT" "static.$ZONE" 180 || exit 1
 for i in $(seq 1 300); do meridian_healthy "$HTTP_PORT" && break; [ "$i" = 300 ] && die "Meridian does not see every backend up after 30 s"; sleep 0.1; done
 log "Meridian (pid $PID, under callgrind) answers and sees every backend up"
+VALID_COOKIE="$(dig +time=10 +tries=1 +cookie="$CLIENT_COOKIE" @127.0.0.1 -p "$DNS_PORT" "static.$ZONE" A | sed -n 's/^; COOKIE: \([0-9a-f]*\).*/\1/p')"
+[ "${#VALID_COOKIE}" = 48 ] || die "no server cookie from Meridian"
 
 for n in $NAMES; do
   read -r want_status want_re <<<"$(expected "$n")"
-  ecs=(); [ -n "$(ecs_of "$n")" ] && ecs=(+subnet=198.51.100.0/24)
+  ecs=(); case "$n" in geo-ecs) ecs=(+subnet=198.51.100.0/24) ;; cookie) ecs=(+cookie="$CLIENT_COOKIE") ;; cookie-valid) ecs=(+cookie="$VALID_COOKIE") ;; esac
   out="$(dig +time=10 +tries=1 "${ecs[@]}" @127.0.0.1 -p "$DNS_PORT" "$(qname_of "$n")" A)"
   status="$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")"
   answers="$(awk '/^;; ANSWER SECTION/ {f=1; next} /^$/ {f=0} f && $4=="A" {print $5}' <<<"$out" | sort | tr '\n' ' ' | sed 's/ $//')"
@@ -126,7 +142,7 @@ done
 
 # send NAME COUNT OUT : COUNT queries of NAME, at most OUTSTANDING in flight, bounded in time
 send() {
-  local ecs=(); [ -n "$(ecs_of "$1")" ] && ecs=(-E "$(ecs_of "$1")")
+  local ecs=(); [ -n "$(ecs_of "$1")" ] && ecs=(-E "$(ecs_of "$1")"); [ "$1" = static-edns ] && ecs=(-e)
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$RUN/queries/$1.txt" -n "$2" -l 300 \
     -c 1 -T 1 -q "$OUTSTANDING" -t 10 "${ecs[@]}" >"$3" 2>&1 &
   CLIENT_PID=$!
@@ -176,10 +192,10 @@ echo "$QUERIES queries per name, dnsperf -c 1 -q $OUTSTANDING; idle baseline $ID
 rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) && { git -C "$ROOT" diff --quiet HEAD 2>/dev/null || rev="$rev with uncommitted changes"; }
 echo "$(valgrind --version); $("$BIN" --version 2>/dev/null || echo meridian)${rev:+, commit $rev}"
 echo
-printf '%-10s %-22s %9s %5s %14s %12s %12s\n' name query answered lost instructions idle_share per_query
+printf '%-13s %-26s %9s %5s %14s %12s %12s\n' name query answered lost instructions idle_share per_query
 while read -r line; do
   n=$(kv name "$line")
-  printf '%-10s %-22s %9s %5s %14s %12s %12s\n' "$n" "$(qname_of "$n") A$([ -n "$(ecs_of "$n")" ] && echo ' +ECS')" \
+  printf '%-13s %-26s %9s %5s %14s %12s %12s\n' "$n" "$(qname_of "$n") A$(case "$n" in geo-ecs) echo ' +ECS' ;; static-edns) echo ' +EDNS' ;; cookie*) echo ' +COOKIE' ;; esac)" \
     "$(kv answered "$line")" "$(kv lost "$line")" "$(kv ir "$line")" \
     "$(awk -v i="$(kv idle_ir "$line")" -v t="$(kv ir "$line")" 'BEGIN {printf "%.1f%%", (t > 0 ? 100 * i / t : 0)}')" \
     "$(kv ir_per_query "$line")"

@@ -155,6 +155,22 @@ impl Model {
                 s.responses_per_second, s.ipv4_prefix, s.ipv6_prefix, s.burst, s.slip
             ));
         }
+        if let Some(c) = &self.dns.cookies {
+            line.push_str(&format!(
+                ", DNS cookies ({}{}, secret {})",
+                if c.require {
+                    "required over UDP"
+                } else {
+                    "optional"
+                },
+                if c.previous.is_some() {
+                    ", previous secret accepted"
+                } else {
+                    ""
+                },
+                c.secret_file.display()
+            ));
+        }
         for signer in self.zones.signers() {
             line.push_str(&format!(
                 ", DNSSEC {} (key {}, {:?})",

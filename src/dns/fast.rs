@@ -260,7 +260,8 @@ mod tests {
     fn snapshot() -> std::sync::Arc<Snapshot> {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let text = format!(
-            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}",
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n\
+             [dns.cookies]\nsecret_file = \"cookie-secret\"\n{}",
             include_str!("../../tests/fixtures/every-steering.toml")
         );
         let model = Model::from_text(&fixtures.join("meridian.toml"), &text).unwrap();
@@ -297,7 +298,7 @@ mod tests {
             snap,
             &req,
             &parsed,
-            &CookieReply::None,
+            &super::super::judge_cookie(snap, &req, &parsed),
             &mut SmallRng::seed_from_u64(1),
             &mut out,
         )
@@ -361,5 +362,27 @@ mod tests {
         for packet in [trailing, response, pointer, bad_ecs, plain[..20].to_vec()] {
             assert!(!fast(&snap, &packet), "{packet:02x?}");
         }
+    }
+
+    #[test]
+    fn cookie_queries_take_the_fast_path_unless_malformed() {
+        let snap = snapshot();
+        let with_cookie = |data: &[u8]| {
+            let plain = query("static.example.test.", RecordType::A, Some(None));
+            let mut m = Message::from_vec(&plain).unwrap();
+            let option = EdnsOption::Unknown(crate::wire::OPTION_COOKIE, data.to_vec());
+            m.edns.as_mut().unwrap().options_mut().insert(option);
+            m.to_vec().unwrap()
+        };
+        let secret = snap.model.dns.cookies.as_ref().unwrap().secret;
+        let client = "127.0.0.1".parse().unwrap();
+        let valid = crate::dns::cookies::server_cookie(&secret, &[1; 8], client, 1_764_720_000);
+        assert!(fast(&snap, &with_cookie(&[1; 8])), "a client cookie");
+        assert!(
+            fast(&snap, &with_cookie(&[&[1; 8][..], &valid].concat())),
+            "valid"
+        );
+        assert!(fast(&snap, &with_cookie(&[1; 24])), "invalid: a fresh one");
+        assert!(!fast(&snap, &with_cookie(&[1; 9])), "malformed: FORMERR");
     }
 }

@@ -1,4 +1,4 @@
-//! `[dns.cookies]` after validation: the server secret (RFC 7873 §7.1) read from its file, or
+//! `[dns.cookies]` after validation: the server secret (RFC 7873, RFC 9018 §5) read from its file, or
 //! created there with a random one when the file is absent, so that a restart keeps the
 //! cookies clients hold and a fleet can share one file; and the BADCOOKIE policy.
 

@@ -392,6 +392,71 @@ async fn after_a_rollover_old_cookies_verify_and_new_ones_use_the_new_secret() {
     new.stop().await;
 }
 
+#[tokio::test]
+async fn the_three_rollover_steps_are_file_changes_and_reloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cookie-secret");
+    std::fs::write(&file, format!("{SECRET}\n")).expect("write");
+    let keys = format!("{HTTP_OPEN}{}", cookies(&file, "require = true"));
+    let m = Meridian::start_at(dir.path(), "", &keys).await;
+    let made_old = reply_cookie(&ask(m.udp, FAST, RecordType::A, &[8; 8]).await).unwrap();
+    let reload = |lines: String| {
+        std::fs::write(&file, lines).expect("write");
+        meridian::reload::reload(&m.state, &m.control, &m.telemetry)
+    };
+    let udp = m.udp;
+    let asked = move |data: Vec<u8>| async move { ask(udp, FAST, RecordType::A, &data).await };
+
+    // 1. The new secret only verifies: cookies are still made, and echoed, with the old one.
+    let summary = reload(format!("{SECRET}\n{NEW_SECRET}\n"))
+        .await
+        .expect("reload")
+        .summary;
+    assert!(
+        summary.contains("DNS cookies (required over UDP, previous secret accepted"),
+        "{summary}"
+    );
+    let r = asked(made_old.clone()).await;
+    assert_eq!(
+        reply_cookie(&r),
+        Some(made_old.clone()),
+        "still current: echoed"
+    );
+
+    // 2. Swapped: new cookies come from the new secret, the old cookie is renewed.
+    reload(format!("{NEW_SECRET}\n{SECRET}\n"))
+        .await
+        .expect("reload");
+    let r = asked(made_old.clone()).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    let made_new = reply_cookie(&r).unwrap();
+    assert_ne!(made_new, made_old);
+    let (_, status) = get(&m, "/api/v1/status").await;
+    assert!(status.contains("\"previous_secret\":true"), "{status}");
+
+    // 3. The old secret dropped: its cookies are refused, the new ones echoed.
+    reload(format!("{NEW_SECRET}\n")).await.expect("reload");
+    let r = asked(made_old.clone()).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::BADCOOKIE);
+    assert_eq!(
+        reply_cookie(&asked(made_new.clone()).await),
+        Some(made_new.clone())
+    );
+
+    // A broken file is refused by the reload; the running secret stays.
+    let refused = reload("not hex\n".into())
+        .await
+        .expect_err("a bad secret file");
+    assert!(
+        refused
+            .to_string()
+            .contains("is not a secret of 32 hex digits"),
+        "{refused}"
+    );
+    assert_eq!(reply_cookie(&asked(made_new.clone()).await), Some(made_new));
+    m.stop().await;
+}
+
 #[test]
 fn a_missing_secret_file_is_created_private_and_kept() {
     let config = VALID.replace("zones = \"zones\"\n", "zones = \"zones\"\n[dns.cookies]\n");
@@ -540,5 +605,44 @@ async fn knot_mod_cookies_with_the_same_secret_agrees() {
     let o = ask_tcp(m.tcp, &[5; 8]).await;
     assert_eq!(shape(&k), shape(&o));
     assert_eq!(k.metadata.response_code, ResponseCode::NoError);
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_rollover_cookies_verify_at_knot_with_the_new_secret() {
+    // Made with the old secret, before the rollover.
+    let (dir, old) = secret_file(&format!("{SECRET}\n"));
+    let before = Meridian::start("", &cookies(&old, "")).await;
+    let made_old = reply_cookie(&ask(before.udp, FAST, RecordType::A, &[4; 8]).await).unwrap();
+    before.stop().await;
+    // Meridian with the new secret first and the old one second; Knot 3.2 takes one secret
+    // only: the new one.
+    let rolled = dir.path().join("rolled");
+    std::fs::write(&rolled, format!("{NEW_SECRET}\n{SECRET}\n")).expect("write");
+    let module = format!("mod-cookies:\n  - id: new\n    secret: 0x{NEW_SECRET}\n");
+    let knot = Knot::start_with(&module, "    global-module: mod-cookies/new\n").await;
+    let m = Meridian::start("", &cookies(&rolled, "require = true")).await;
+    let o = ask(m.udp, FAST, RecordType::A, &made_old).await;
+    assert_eq!(
+        o.metadata.response_code,
+        ResponseCode::NoError,
+        "the old cookie verifies"
+    );
+    let renewed = reply_cookie(&o).unwrap();
+    let k = ask(knot.addr, FAST, RecordType::A, &made_old).await;
+    assert_eq!(
+        k.metadata.response_code,
+        ResponseCode::BADCOOKIE,
+        "Knot knows the new secret only"
+    );
+    // Meridian's cookies are made with the new secret: Knot accepts them, and Meridian Knot's.
+    let at_knot = ask(knot.addr, FAST, RecordType::A, &renewed).await;
+    assert_eq!(at_knot.metadata.response_code, ResponseCode::NoError);
+    let from_knot = reply_cookie(&ask(knot.addr, FAST, RecordType::A, &[6; 8]).await).unwrap();
+    let from_us = reply_cookie(&ask(m.udp, FAST, RecordType::A, &[6; 8]).await).unwrap();
+    let at_us = ask(m.udp, FAST, RecordType::A, &from_knot).await;
+    let at_knot = ask(knot.addr, FAST, RecordType::A, &from_us).await;
+    assert_eq!(at_us.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(at_knot.metadata.response_code, ResponseCode::NoError);
     m.stop().await;
 }

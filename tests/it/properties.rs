@@ -26,9 +26,11 @@ use crate::support::QueryBuilder;
 
 fn snapshot() -> Arc<Snapshot> {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    // The zone is signed, so DO queries take the signing paths too (a test key, not a secret).
+    // The zone is signed, so DO queries take the signing paths too (a test key, not a secret);
+    // cookies are on, with the secret of RFC 9018's examples.
     let text = format!(
-        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n{}\n\
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n\
+         [dns.cookies]\nsecret_file = \"cookie-secret\"\n{}\n\
          [dnssec.\"example.test.\"]\nkey = \"keys/example.test.pem\"\n",
         include_str!("../fixtures/every-steering.toml")
     );
@@ -126,6 +128,9 @@ fn seeds() -> Vec<Vec<u8>> {
             out.push(q.clone().ecs("127.0.0.0", 20).build());
             out.push(q.clone().ecs("0.0.0.0", 0).build());
             out.push(q.clone().ecs("2001:db8::", 48).build());
+            for cookie in cookies() {
+                out.push(q.clone().cookie(&cookie).build());
+            }
         }
     }
     out.push(
@@ -134,6 +139,29 @@ fn seeds() -> Vec<Vec<u8>> {
             .build(),
     );
     out
+}
+
+/// COOKIE options to seed with: a client cookie alone, with a valid server cookie for
+/// [`CLIENT`] (made now with the fixture's secret), and with a tampered one (mutations make
+/// malformed ones).
+fn cookies() -> Vec<Vec<u8>> {
+    let secret = meridian::model::CookieSecret(
+        data_encoding::HEXLOWER
+            .decode(b"e5e973e5a6b2a43f48e7dc849e37bfcf")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    let client = CLIENT.parse::<SocketAddr>().unwrap().ip();
+    let now = meridian::dns::unix_now() as u32;
+    let valid = meridian::dns::cookies::server_cookie(&secret, &[1; 8], client, now);
+    let mut tampered = valid;
+    tampered[15] ^= 1;
+    vec![
+        vec![1; 8],
+        [&[1; 8][..], &valid].concat(),
+        [&[1; 8][..], &tampered].concat(),
+    ]
 }
 
 /// What a reply must satisfy for `query` over `transport`.
