@@ -22,7 +22,9 @@ mod settings;
 mod tls;
 mod zones;
 
-pub use check::{DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, unescape};
+pub use check::{
+    DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, exit_share, unescape,
+};
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
 pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
 pub use fleet::FleetSettings;

@@ -290,7 +290,7 @@ async fn dns_checks_judge_rcode_and_address_and_retry_truncated_answers_over_tcp
 }
 
 /// Writes an executable shell script `name` into `dir` and returns its path.
-fn script(dir: &Path, name: &str, body: &str) -> String {
+pub(crate) fn script(dir: &Path, name: &str, body: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
