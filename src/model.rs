@@ -242,6 +242,21 @@ impl Builder<'_> {
             if let Err(reason) = zone.add_service(&service.name, id) {
                 return self.err(s.span(), reason);
             }
+            // RFC 1034 §3.6.2: a name with a CNAME has no other data.
+            if let Some(rtype) = zone
+                .node(&service.name)
+                .filter(|_| service.hostnames)
+                .and_then(|node| node.rrsets.first())
+                .map(|set| set.rtype)
+            {
+                return self.err(
+                    s.span(),
+                    format!(
+                        "service {name} has hostname (cname) members, so it answers a CNAME and can have no other records; it has {rtype} records in {}",
+                        zone.file.display()
+                    ),
+                );
+            }
             services.push(service);
         }
 

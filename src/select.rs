@@ -41,11 +41,12 @@ impl Family {
         }
     }
 
-    /// Does `member`'s address have this family?
+    /// Does `member`'s address have this family? A hostname member (one CNAME) answers
+    /// either.
     pub fn matches(self, member: &Member) -> bool {
         matches!(
-            (self, member.address.0),
-            (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+            (self, member.address.ip()),
+            (Family::V4, Some(IpAddr::V4(_))) | (Family::V6, Some(IpAddr::V6(_))) | (_, None)
         )
     }
 }
@@ -677,7 +678,7 @@ mod tests {
     fn member(addr: &str, weight: u32) -> Member {
         Member {
             index: 0,
-            address: BackendAddr(addr.parse().unwrap()),
+            address: BackendAddr::Ip(addr.parse().unwrap()),
             weight: Weight(weight),
             port: None,
             check_address: None,

@@ -68,18 +68,24 @@ impl fmt::Display for Consensus {
 
 impl Monitor {
     /// The address a member is probed at, or `None` when no port is known (validation
-    /// rejects that case, so it never happens in a built model).
+    /// rejects that case, so it never happens in a built model). A hostname member without a `check_address` has none: it is probed at the addresses its
+    /// name resolves to, on [`Monitor::port_of`].
     pub fn target(&self, member: &Member) -> Option<SocketAddr> {
-        let ip = member.check_address.unwrap_or(member.address.0);
-        let port = self.port.or(member.port).or(match self.kind {
+        let ip = member.check_address.or(member.address.ip())?;
+        Some(SocketAddr::new(ip, self.port_of(member)?))
+    }
+
+    /// The port a member is probed on: the monitor's, else the member's, else the type's
+    /// default; `None` when there is none.
+    pub fn port_of(&self, member: &Member) -> Option<u16> {
+        self.port.or(member.port).or(match self.kind {
             ProbeKind::Http(_) => Some(80),
             ProbeKind::Https(_) => Some(443),
             ProbeKind::Dns(_) => Some(53),
             ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Exec(_) | ProbeKind::Agent => {
                 None
             }
-        })?;
-        Some(SocketAddr::new(ip, port))
+        })
     }
 
     /// Where this monitor's members report their weight share (`agent`, `header:X-Weight`,

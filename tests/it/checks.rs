@@ -82,7 +82,13 @@ async fn member_status(m: &Meridian, pool: &str, id: &str) -> Value {
 }
 
 /// Polls the status until member `id` of `pool` is `state` with reason `reason`.
-async fn until_reason(m: &Meridian, pool: &str, id: &str, state: &str, reason: Option<&str>) {
+pub(crate) async fn until_reason(
+    m: &Meridian,
+    pool: &str,
+    id: &str,
+    state: &str,
+    reason: Option<&str>,
+) {
     eventually(&format!("{pool}/{id} {state} ({reason:?})"), || async {
         let x = member_status(m, pool, id).await;
         if x["state"] == state && x["reason"].as_str() == reason {

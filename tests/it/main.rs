@@ -15,6 +15,7 @@ mod etcd;
 mod fleet;
 mod geodb;
 mod health;
+mod hostname;
 mod https;
 mod knot_diff;
 mod limits;
