@@ -539,7 +539,7 @@ enum AtService<'m> {
 }
 
 /// At a service with hostname pools, steers once for any query type: a hostname pool answers
-/// one CNAME (the first member selection ranks), an address pool its A/AAAA records (A for
+/// one CNAME (the one member selection picks), an address pool its A/AAAA records (A for
 /// ANY) or NODATA for other types (such a name has no other data).
 fn hostname_service<'m, R: Rng + ?Sized>(
     snap: &'m Snapshot,

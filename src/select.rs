@@ -587,7 +587,7 @@ fn weighted_pool<R: Rng + ?Sized>(
 }
 
 /// Selection inside the steered pool: the members of `family` that `admit` lets out, cut to
-/// `max_answers` by the service's selection mode.
+/// `max_answers` (one for a hostname pool) by the service's selection mode.
 #[allow(clippy::too_many_arguments)]
 fn select<R: Rng + ?Sized>(
     model: &Model,
@@ -599,14 +599,21 @@ fn select<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
 ) -> Members {
-    let members = &model.pools[pool.0 as usize].members;
+    let pool = &model.pools[pool.0 as usize];
+    let members = &pool.members;
     let candidates: Members = members
         .iter()
         .enumerate()
         .filter(|(_, m)| family.matches(m) && admit.admits(model, health, m))
         .map(|(i, _)| i)
         .collect();
-    let k = service.max_answers.min(candidates.len());
+    // A hostname pool answers one CNAME.
+    let most = if pool.hostnames {
+        1
+    } else {
+        service.max_answers
+    };
+    let k = most.min(candidates.len());
     match service.selection {
         Selection::All if k == candidates.len() => candidates,
         Selection::All => {
