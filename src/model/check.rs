@@ -493,4 +493,22 @@ mod tests {
             "\"+PONG\""
         );
     }
+
+    #[test]
+    fn exit_statuses_as_shares() {
+        let cases = [
+            (0, Some(100)),
+            (1, None),
+            (2, Some(0)),
+            (27, Some(25)),
+            (102, Some(100)),
+            (103, Some(100)),
+            (255, Some(100)),
+            (-1, None),
+            (256, None),
+        ];
+        for (code, share) in cases {
+            assert_eq!(exit_share(code), share, "exit {code}");
+        }
+    }
 }

@@ -18,16 +18,16 @@ use crate::support::{
     until_answer,
 };
 
-/// The authority's zone: `eu.cdn.test.` at `address` (TTL 1 s), or no such name.
-fn cdn_zone(address: Option<&str>) -> String {
-    let eu = address.map_or(String::new(), |a| format!("eu A {a}\n"));
+/// The authority's zone: `eu.cdn.test.` at `addresses` (TTL 1 s); none: no such name.
+fn cdn_zone(addresses: &[&str]) -> String {
+    let eu: String = addresses.iter().map(|a| format!("eu A {a}\n")).collect();
     format!("$TTL 1\n@ SOA ns hostmaster 1 7200 900 1209600 1\n@ NS ns\nns A 127.0.0.1\n{eu}")
 }
 
 /// A Meridian answering for `cdn.test.` from `dir`, whose zone file the test rewrites.
-async fn authority(dir: &Path, address: Option<&str>) -> Meridian {
+async fn authority(dir: &Path, addresses: &[&str]) -> Meridian {
     std::fs::create_dir_all(dir.join("zones")).unwrap();
-    std::fs::write(dir.join("zones/cdn.test.zone"), cdn_zone(address)).unwrap();
+    std::fs::write(dir.join("zones/cdn.test.zone"), cdn_zone(addresses)).unwrap();
     let path = dir.join("meridian.toml");
     std::fs::write(
         &path,
@@ -39,8 +39,8 @@ async fn authority(dir: &Path, address: Option<&str>) -> Meridian {
 }
 
 /// Points `eu.cdn.test.` elsewhere (or nowhere) and reloads the authority.
-async fn move_name(auth: &Meridian, dir: &Path, address: Option<&str>) {
-    std::fs::write(dir.join("zones/cdn.test.zone"), cdn_zone(address)).unwrap();
+async fn move_name(auth: &Meridian, dir: &Path, addresses: &[&str]) {
+    std::fs::write(dir.join("zones/cdn.test.zone"), cdn_zone(addresses)).unwrap();
     meridian::reload::reload(&auth.state, &auth.control, &auth.telemetry)
         .await
         .expect("authority reload");
@@ -80,7 +80,7 @@ async fn fails_over_to_a_cname_probed_where_the_name_resolves() {
     let (cdn5, cdn6) = cdn_backends().await;
     let web = Backend::http().start().await;
     let auth_dir = tempfile::tempdir().unwrap();
-    let auth = authority(auth_dir.path(), Some("127.0.0.5")).await;
+    let auth = authority(auth_dir.path(), &["127.0.0.5"]).await;
     let config = format!(
         "[health]\nresolver = \"{}\"\nresolve_min_ttl = \"1s\"\n\n{HTTP_OPEN}\n\
          [monitors.web]\ntype = \"http\"\n{FAST}\n\n\
@@ -124,7 +124,7 @@ async fn fails_over_to_a_cname_probed_where_the_name_resolves() {
     }
 
     // The name moves: the probes follow it within its TTL (clamped to 1 s here).
-    move_name(&auth, auth_dir.path(), Some("127.0.0.6")).await;
+    move_name(&auth, auth_dir.path(), &["127.0.0.6"]).await;
     until_probed(&cdn6, 1).await;
     let before = cdn5.requests();
     until_probed(&cdn6, 3).await;
@@ -133,9 +133,19 @@ async fn fails_over_to_a_cname_probed_where_the_name_resolves() {
         "the old address is no longer probed"
     );
 
+    // Two addresses: up while either passes, down when neither does.
+    cdn6.set_status(503);
+    move_name(&auth, auth_dir.path(), &["127.0.0.6", "127.0.0.5"]).await;
+    until_probed(&cdn5, 3).await;
+    until_reason(&m, "cdn", &cdn_id, "up", None).await;
+    cdn5.set_status(503);
+    until_reason(&m, "cdn", &cdn_id, "down", Some("http 503")).await;
+    cdn5.set_status(200);
+    cdn6.set_status(200);
+
     // The name disappears: the member is down for that reason; with both pools down the
     // service fails open to its first pool.
-    move_name(&auth, auth_dir.path(), None).await;
+    move_name(&auth, auth_dir.path(), &[]).await;
     until_reason(&m, "cdn", &cdn_id, "down", Some("resolve: NXDOMAIN")).await;
     eventually("failing open to the address pool", || async {
         let r = m.query(WWW, RecordType::A).await;
@@ -150,7 +160,7 @@ async fn fails_over_to_a_cname_probed_where_the_name_resolves() {
     let metrics = scrape(&m).await;
     assert!(metrics.value("meridian_probe_failures_total", &[("reason", "resolve")]) >= 1.0);
     // Back, and the address pool too: addresses again.
-    move_name(&auth, auth_dir.path(), Some("127.0.0.6")).await;
+    move_name(&auth, auth_dir.path(), &["127.0.0.6"]).await;
     until_reason(&m, "cdn", &cdn_id, "up", None).await;
     web.set_status(200);
     until_answer(&m, WWW, &[A]).await;
