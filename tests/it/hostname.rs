@@ -14,8 +14,8 @@ use meridian::model::Model;
 use crate::backend::Backend;
 use crate::checks::until_reason;
 use crate::support::{
-    A, FAST, HTTP_OPEN, Meridian, WWW, addresses, error_of, eventually, member, scrape,
-    until_answer,
+    A, FAST, HTTP_OPEN, HTTP_WITH_TOKEN, Meridian, WWW, addresses, admin, error_of, eventually, ip,
+    member, scrape, until_answer, write_token,
 };
 
 /// The authority's zone: `eu.cdn.test.` at `addresses` (TTL 1 s); none: no such name.
@@ -169,10 +169,16 @@ async fn fails_over_to_a_cname_probed_where_the_name_resolves() {
 #[tokio::test]
 async fn a_cname_inside_the_zone_is_followed_like_the_zones_own() {
     let config = format!(
-        "[pools.alias]\nmembers = [{{ cname = \"static.example.test\" }}]\n\n\
+        "{HTTP_WITH_TOKEN}\n[pools.alias]\n\
+         members = [{{ cname = \"static.example.test\" }}, {{ cname = \"mail.example.test.\" }}]\n\n\
          [services.\"{WWW}\"]\npools = [\"alias\"]\nttl = 20\n"
     );
-    let m = Meridian::start("", &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_token(dir.path());
+    let m = Meridian::start_at(dir.path(), "", &config).await;
+    // Admin calls name a hostname member by its name.
+    let (status, _) = admin(&m, "drain", "alias", "mail.example.test.").await;
+    assert_eq!(status, 200);
     for (qtype, want) in [
         (RecordType::A, "192.0.2.80"),
         (RecordType::AAAA, "2001:db8::80"),
@@ -195,6 +201,19 @@ async fn a_cname_inside_the_zone_is_followed_like_the_zones_own() {
     assert_eq!(r.answers.len(), 1, "{r:?}");
     assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
     assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+
+    assert_eq!(
+        admin(&m, "undrain", "alias", "mail.example.test.").await.0,
+        200
+    );
+    assert_eq!(
+        admin(&m, "drain", "alias", "static.example.test.").await.0,
+        200
+    );
+    for _ in 0..20 {
+        let r = m.query(WWW, RecordType::A).await;
+        assert_eq!(addresses(&r), [ip("192.0.2.25")], "{r:?}");
+    }
 }
 
 #[test]
