@@ -162,6 +162,13 @@ pub struct HealthConfig {
     pub unknown_is_up: bool,
     /// Most probes in flight at once. Default: 512.
     pub max_concurrent_probes: Option<Spanned<u32>>,
+    /// The resolver hostname (`cname`) members are resolved with, `"IP"` or `"IP:PORT"`.
+    /// Default: the system's (`/etc/resolv.conf`).
+    pub resolver: Option<Spanned<String>>,
+    /// Shortest time a resolution of a hostname member is kept, whatever its TTL. Default: 5s.
+    pub resolve_min_ttl: Option<Spanned<String>>,
+    /// Longest time a resolution of a hostname member is kept, whatever its TTL. Default: 5m.
+    pub resolve_max_ttl: Option<Spanned<String>>,
 }
 
 /// `[dns]`: where Meridian answers and what it is authoritative for.
@@ -367,8 +374,11 @@ pub struct PoolConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberConfig {
-    /// IPv4 or IPv6 address handed out in answers.
-    pub address: Spanned<String>,
+    /// IPv4 or IPv6 address handed out in answers (or `cname`, not both).
+    pub address: Option<Spanned<String>>,
+    /// A host name answered as one CNAME record when the member is chosen (gdnsd's `DYNC`);
+    /// probed at the addresses it resolves to.
+    pub cname: Option<Spanned<String>>,
     /// Relative weight within the pool. Default: 100. 0 keeps the member configured but unused.
     #[serde(default = "default_weight")]
     pub weight: Spanned<u32>,

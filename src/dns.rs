@@ -335,9 +335,19 @@ fn service_answer<'m, R: Rng + ?Sized>(
     family: Family,
     asker: &mut Asker<'_, R>,
 ) -> ServiceAnswer<'m> {
-    let model = &snap.model;
+    members_answer(&snap.model, pick_for(snap, service, family, asker))
+}
+
+/// Steering and selection of `service` for the asker; raises its ECS scope to what the
+/// decision depended on.
+fn pick_for<R: Rng + ?Sized>(
+    snap: &Snapshot,
+    service: &Service,
+    family: Family,
+    asker: &mut Asker<'_, R>,
+) -> select::Pick {
     let pick = select::pick(
-        model,
+        &snap.model,
         (&snap.health, asker.now),
         service,
         family,
@@ -345,6 +355,11 @@ fn service_answer<'m, R: Rng + ?Sized>(
         asker.rng,
     );
     asker.scope = asker.scope.max(pick.scope);
+    pick
+}
+
+/// How a pick of address members is written.
+fn members_answer(model: &Model, pick: select::Pick) -> ServiceAnswer<'_> {
     match pick.outcome {
         Outcome::Members { pool, members } if !members.is_empty() => ServiceAnswer::Members {
             pool: &model.pools[pool.0 as usize],
@@ -453,17 +468,27 @@ fn resolve<'s, R: Rng + ?Sized>(
                 return signed;
             }
         };
-        if qtype != RecordType::CNAME
-            && let Some(cname) = node.rrset(RecordType::CNAME)
-        {
-            let Some(record) = cname.records(&owner).into_iter().next() else {
-                return signed;
-            };
+        let cname = match hostname_service(snap, zone, node, &owner, qtype, resp, asker) {
+            AtService::Written => return signed,
+            AtService::Cname(record, ttl) => {
+                let mut record = renamed(record, &owner);
+                record.ttl = ttl;
+                Some(record)
+            }
+            AtService::Other if qtype == RecordType::CNAME => None,
+            AtService::Other => node
+                .rrset(RecordType::CNAME)
+                .and_then(|set| set.records(&owner).into_iter().next()),
+        };
+        if let Some(record) = cname {
             let RData::CNAME(target) = &record.data else {
                 unreachable!("CNAME RRset holds CNAME data")
             };
             let target = target.0.clone();
             resp.add_answer(record);
+            if qtype == RecordType::CNAME {
+                return signed; // A hostname service asked for its CNAME itself.
+            }
             if !zone.origin.zone_of(&target) {
                 return signed; // Out of zone: the resolver follows it (RFC 1034 §3.6.2).
             }
@@ -540,6 +565,54 @@ fn answer_node<R: Rng + ?Sized>(
     }
 }
 
+/// What a node that may be a service with hostname pools answers.
+enum AtService<'m> {
+    /// Not such a service: the zone's data (or the plain service path) answers.
+    Other,
+    /// Steering chose a hostname pool: this member's CNAME record, with this TTL, followed
+    /// like the zone's.
+    Cname(&'m Record, u32),
+    /// Steering chose an address pool: the answer is written.
+    Written,
+}
+
+/// At a service with hostname pools, steers once for any query type: a hostname pool answers
+/// one CNAME (the one member selection picks), an address pool its A/AAAA records (A for
+/// ANY) or NODATA for other types (such a name has no other data).
+fn hostname_service<'m, R: Rng + ?Sized>(
+    snap: &'m Snapshot,
+    zone: &Zone,
+    node: &Node,
+    owner: &Name,
+    qtype: RecordType,
+    resp: &mut Message,
+    asker: &mut Asker<'_, R>,
+) -> AtService<'m> {
+    let model = &snap.model;
+    let Some(service) = node
+        .service
+        .map(|id| &model.services[id as usize])
+        .filter(|s| s.hostnames)
+    else {
+        return AtService::Other;
+    };
+    let family = Family::of_qtype(u16::from(qtype));
+    let pick = pick_for(snap, service, family.unwrap_or(Family::V4), asker);
+    if let Outcome::Members { pool, members } = &pick.outcome
+        && let Some(&first) = members.first()
+        && let member = &model.pools[pool.0 as usize].members[first]
+        && member.address.name().is_some()
+    {
+        return AtService::Cname(&member.record, pick.ttl);
+    }
+    if family.is_some() || qtype == RecordType::ANY {
+        write_service(zone, members_answer(model, pick), owner, resp);
+    } else {
+        resp.add_authority(zone.negative_soa().clone());
+    }
+    AtService::Written
+}
+
 fn answer_service<R: Rng + ?Sized>(
     snap: &Snapshot,
     zone: &Zone,
@@ -549,7 +622,16 @@ fn answer_service<R: Rng + ?Sized>(
     resp: &mut Message,
     asker: &mut Asker<'_, R>,
 ) {
-    match service_answer(snap, service, family, asker) {
+    write_service(
+        zone,
+        service_answer(snap, service, family, asker),
+        owner,
+        resp,
+    );
+}
+
+fn write_service(zone: &Zone, answer: ServiceAnswer<'_>, owner: &Name, resp: &mut Message) {
+    match answer {
         ServiceAnswer::Members { pool, members, ttl } => {
             for i in members {
                 let mut record = renamed(&pool.members[i].record, owner);

@@ -89,8 +89,8 @@ pub struct PoolView {
 /// One member in the answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MemberView {
-    /// Address handed out.
-    pub address: IpAddr,
+    /// Address (or, for a hostname member, the CNAME target) handed out.
+    pub address: String,
     /// Weight within its pool, as configured.
     pub weight: u32,
     /// The weight the answer was drawn with: `weight` scaled by the reported share.
@@ -275,7 +275,7 @@ pub fn explain<R: Rng + ?Sized>(
                 .map(|&i| {
                     let m = &p.members[i];
                     MemberView {
-                        address: m.address.0,
+                        address: m.address.to_string(),
                         weight: m.weight.0,
                         effective_weight: select::weight(&snap.health, m, now),
                         weight_source: select::weight_source(model, &snap.health, p, m),

@@ -23,7 +23,9 @@ mod settings;
 mod tls;
 mod zones;
 
-pub use check::{DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, unescape};
+pub use check::{
+    DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, exit_share, unescape,
+};
 pub use cookies::{CookieSecret, CookieSettings, DEFAULT_SECRET_FILE, SECRET_LEN};
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
 pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
@@ -262,6 +264,21 @@ impl Builder<'_> {
             };
             if let Err(reason) = zone.add_service(&service.name, id) {
                 return self.err(s.span(), reason);
+            }
+            // RFC 1034 §3.6.2: a name with a CNAME has no other data.
+            if let Some(rtype) = zone
+                .node(&service.name)
+                .filter(|_| service.hostnames)
+                .and_then(|node| node.rrsets.first())
+                .map(|set| set.rtype)
+            {
+                return self.err(
+                    s.span(),
+                    format!(
+                        "service {name} has hostname (cname) members, so it answers a CNAME and can have no other records; it has {rtype} records in {}",
+                        zone.file.display()
+                    ),
+                );
             }
             services.push(service);
         }

@@ -8,6 +8,7 @@ mod control;
 pub mod metrics;
 mod plan;
 pub mod probe;
+mod resolve;
 mod writer;
 
 pub use control::{AdminChange, Command, HealthControl, Inbox, Observed};
@@ -53,10 +54,20 @@ fn start_probing<P: Probe>(
     );
     let stop = shutdown.child_token();
     let permits = Arc::new(Semaphore::new(model.health.max_concurrent_probes));
+    // One resolver per plan (a reload may change `[health] resolver`), only when needed.
+    let resolver = targets
+        .iter()
+        .any(|t| t.resolve.is_some())
+        .then(|| Arc::new(resolve::Resolver::new(&model.health)));
     for (i, target) in targets.iter().enumerate() {
+        let hostname = target
+            .resolve
+            .clone()
+            .zip(resolver.clone())
+            .map(|(name, r)| resolve::Hostname::new(name, r));
         tracker.spawn(probe_loop(
             (epoch, i),
-            target.spec.clone(),
+            (target.spec.clone(), hostname),
             target.thresholds,
             probe.clone(),
             permits.clone(),
@@ -184,7 +195,7 @@ async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) {
 /// transitioning), the first repeat at a random point of the interval so targets spread out.
 async fn probe_loop<P: Probe>(
     index: (u64, usize),
-    spec: ProbeSpec,
+    (spec, mut hostname): (ProbeSpec, Option<resolve::Hostname>),
     t: Thresholds,
     probe: Arc<P>,
     permits: Arc<Semaphore>,
@@ -200,7 +211,10 @@ async fn probe_loop<P: Probe>(
             _ = shutdown.cancelled() => return,
             r = async {
                 let _permit = permits.acquire().await.ok()?;
-                Some(probe.probe(&spec).await)
+                Some(match hostname.as_mut() {
+                    Some(h) => h.probe(&probe, &spec).await,
+                    None => probe.probe(&spec).await,
+                })
             } => match r {
                 Some(r) => r,
                 None => return,

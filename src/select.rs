@@ -43,11 +43,12 @@ impl Family {
         }
     }
 
-    /// Does `member`'s address have this family?
+    /// Does `member`'s address have this family? A hostname member (one CNAME) answers
+    /// either.
     pub fn matches(self, member: &Member) -> bool {
         matches!(
-            (self, member.address.0),
-            (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+            (self, member.address.ip()),
+            (Family::V4, Some(IpAddr::V4(_))) | (Family::V6, Some(IpAddr::V6(_))) | (_, None)
         )
     }
 }
@@ -601,7 +602,7 @@ fn weighted_pool<R: Rng + ?Sized>(
 }
 
 /// Selection inside the steered pool: the members of `family` that `admit` lets out, cut to
-/// `max_answers` by the service's selection mode.
+/// `max_answers` (one for a hostname pool) by the service's selection mode.
 #[allow(clippy::too_many_arguments)]
 fn select<R: Rng + ?Sized>(
     model: &Model,
@@ -613,14 +614,21 @@ fn select<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
 ) -> Members {
-    let members = &model.pools[pool.0 as usize].members;
+    let pool = &model.pools[pool.0 as usize];
+    let members = &pool.members;
     let candidates: Members = members
         .iter()
         .enumerate()
         .filter(|(_, m)| family.matches(m) && admit.admits(model, health, m))
         .map(|(i, _)| i)
         .collect();
-    let k = service.max_answers.min(candidates.len());
+    // A hostname pool answers one CNAME.
+    let most = if pool.hostnames {
+        1
+    } else {
+        service.max_answers
+    };
+    let k = most.min(candidates.len());
     match service.selection {
         Selection::All if k == candidates.len() => candidates,
         Selection::All => {
@@ -705,7 +713,7 @@ mod tests {
     fn member(addr: &str, weight: u32) -> Member {
         Member {
             index: 0,
-            address: BackendAddr(addr.parse().unwrap()),
+            address: BackendAddr::Ip(addr.parse().unwrap()),
             weight: Weight(weight),
             port: None,
             check_address: None,

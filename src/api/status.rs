@@ -436,7 +436,7 @@ fn add_connections(dto: &mut PoolDto, pool: &Pool, directors: &[DirectorConnStat
     for (member, out) in pool.members.iter().zip(&mut dto.members) {
         for seen in directors.iter().flat_map(|d| &d.members) {
             let same = seen.pool == pool.name
-                && seen.backend.ip() == member.address.0
+                && member.address.ip() == Some(seen.backend.ip())
                 && member.port.is_none_or(|p| p == seen.backend.port());
             if same {
                 let c = out.connections.get_or_insert_with(ConnectionsDto::default);
@@ -506,7 +506,9 @@ fn answer(model: &Model, health: &HealthTable, service: &Service, family: Family
         } else {
             pool.members
                 .iter()
-                .filter(|m| of_family(m.address.0) && select::usable(model, health, m))
+                .filter(|m| {
+                    m.address.ip().is_none_or(of_family) && select::usable(model, health, m)
+                })
                 .map(|m| m.address.to_string())
                 .collect()
         };

@@ -96,7 +96,12 @@ pub(super) fn answer<R: Rng + ?Sized>(
     let mut scope = 0;
     let body = match zone.find_wire(qname, qtype) {
         Found::Exact(node) => {
-            if qtype != RecordType::CNAME && node.rrset(RecordType::CNAME).is_some() {
+            // CNAME chains, and services that may answer one (hostname pools).
+            if (qtype != RecordType::CNAME && node.rrset(RecordType::CNAME).is_some())
+                || node
+                    .service
+                    .is_some_and(|id| model.services[id as usize].hostnames)
+            {
                 return None;
             }
             if let (Some(id), Some(family)) = (node.service, Family::of_qtype(u16::from(qtype))) {

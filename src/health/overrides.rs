@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{HealthTable, Override};
-use crate::model::Model;
+use crate::model::{BackendAddr, Model};
 
 /// What an admin action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,11 +142,7 @@ pub fn resolve(model: &Model, sel: &Selector) -> Result<Vec<usize>, AdminError> 
     let found: Vec<usize> = pool
         .members
         .iter()
-        .filter(|m| {
-            *want == m.address.to_string()
-                || m.port
-                    .is_some_and(|p| *want == std::net::SocketAddr::new(m.address.0, p).to_string())
-        })
+        .filter(|m| *want == m.address.to_string() || (m.port.is_some() && *want == m.id()))
         .map(|m| m.index)
         .collect();
     if found.is_empty() {
@@ -210,15 +206,21 @@ pub fn restore(model: &Model, table: &mut HealthTable, saved: &StateFile) -> Vec
     }
     // One pass over the model, not one per saved entry: with 100,000 members and 1,000
     // overrides, start-up spends 18 ms here instead of 200 ms (benches/health_flip.rs).
-    let mut by_key: HashMap<(&str, IpAddr, Option<u16>), usize> = HashMap::new();
+    let mut by_key: HashMap<(&str, &BackendAddr, Option<u16>), usize> = HashMap::new();
     for (pool, m) in model.members() {
-        let key = (pool.name.as_str(), m.address.0, m.port);
+        let key = (pool.name.as_str(), &m.address, m.port);
         by_key.entry(key).or_insert(m.index);
     }
     let mut unknown = Vec::new();
     for o in &saved.overrides {
-        let key = o.member.parse().map(|ip| (o.pool.as_str(), ip, o.port));
-        match key.ok().and_then(|k| by_key.get(&k)) {
+        let address = match o.member.parse::<IpAddr>() {
+            Ok(ip) => Some(BackendAddr::Ip(ip)),
+            Err(_) => hickory_proto::rr::Name::from_ascii(&o.member)
+                .ok()
+                .map(|n| BackendAddr::Name(n.to_lowercase())),
+        };
+        let key = address.as_ref().map(|a| (o.pool.as_str(), a, o.port));
+        match key.and_then(|k| by_key.get(&k)) {
             Some(&i) => table.get_mut(i).admin = Some(o.value),
             None => unknown.push(o.clone()),
         }

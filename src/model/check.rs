@@ -106,6 +106,20 @@ pub struct ExecCheck {
     pub args: Vec<String>,
     /// Most commands of this monitor running at once.
     pub max_concurrent: usize,
+    /// `weight_from = "exit"`: the exit status reports a weight share ([`exit_share`]).
+    pub exit_weight: bool,
+}
+
+/// What an exit status says under `weight_from = "exit"` (keepalived's `misc_dynamic`, as a
+/// share): 0 is up at a share of 100, 1 is down (`None`), 2 to 102 are up at a share of
+/// status − 2 (0 to 100 %), and above 102 counts as 100.
+pub fn exit_share(code: i32) -> Option<u8> {
+    match code {
+        0 => Some(100),
+        2..=102 => u8::try_from(code - 2).ok(),
+        103..=255 => Some(100),
+        _ => None,
+    }
 }
 
 /// Which keys belong to which monitor types (`tcp+` is a tcp monitor with send/expect).
@@ -127,7 +141,7 @@ const KEYS: [(&str, &[&str]); 18] = [
     ("expect_address", &["dns"]),
     ("command", &["exec"]),
     ("args", &["exec"]),
-    ("weight_from", &["http", "https"]),
+    ("weight_from", &["http", "https", "exec"]),
 ];
 
 fn set_keys(cfg: &MonitorConfig) -> [bool; 18] {
@@ -167,7 +181,8 @@ impl Builder<'_> {
             if set && known && !types.contains(&kind) {
                 let which = match types {
                     [one] => format!("{one} monitors"),
-                    many => format!("{} monitors", many.join(" and ")),
+                    [many @ .., last] => format!("{} and {last} monitors", many.join(", ")),
+                    [] => unreachable!("every key applies to some type"),
                 };
                 return self.err(
                     m.span(),
@@ -379,10 +394,24 @@ impl Builder<'_> {
             }
             Some(n) => *n.get_ref(),
         };
+        let exit_weight = match &cfg.weight_from {
+            None => false,
+            Some(w) if w.get_ref() == "exit" => true,
+            Some(w) => {
+                return self.err(
+                    w.span(),
+                    format!(
+                        "{key}.weight_from = {:?}: an exec monitor reads its share from \"exit\" (the exit status) only",
+                        w.get_ref()
+                    ),
+                );
+            }
+        };
         Ok(ExecCheck {
             command,
             args: cfg.args.clone().unwrap_or_default(),
             max_concurrent,
+            exit_weight,
         })
     }
 }
@@ -463,5 +492,23 @@ mod tests {
             Expect::Substring(b"+PONG".to_vec()).to_string(),
             "\"+PONG\""
         );
+    }
+
+    #[test]
+    fn exit_statuses_as_shares() {
+        let cases = [
+            (0, Some(100)),
+            (1, None),
+            (2, Some(0)),
+            (27, Some(25)),
+            (102, Some(100)),
+            (103, Some(100)),
+            (255, Some(100)),
+            (-1, None),
+            (256, None),
+        ];
+        for (code, share) in cases {
+            assert_eq!(exit_share(code), share, "exit {code}");
+        }
     }
 }

@@ -144,8 +144,13 @@ impl Director {
 
     /// Where `member` is reached: its address, on its own port or else the director's.
     pub fn backend(&self, member: &Member) -> SocketAddr {
-        // Validation guarantees one of the two ports exists; 0 would only fail the connect.
-        SocketAddr::new(member.address.0, member.port.or(self.port).unwrap_or(0))
+        // Validation guarantees one of the two ports exists, and refuses directors over
+        // hostname members; 0 and the unspecified address would only fail the connect.
+        let ip = member
+            .address
+            .ip()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        SocketAddr::new(ip, member.port.or(self.port).unwrap_or(0))
     }
 }
 
@@ -237,6 +242,21 @@ fn one(
         WhenAllDown::Fallback(p) => Some(p),
         _ => None,
     };
+    if let Some(pool) = s
+        .pools
+        .iter()
+        .chain(fallback.iter())
+        .map(|p| &pools[p.0 as usize])
+        .find(|p| p.hostnames)
+    {
+        return err(
+            d.span(),
+            format!(
+                "{key}: pool {} of service {} has hostname (cname) members; a director connects to addresses only",
+                pool.name, s.name
+            ),
+        );
+    }
     if port.is_none() {
         for pool in s.pools.iter().chain(fallback.iter()) {
             let pool = &pools[pool.0 as usize];

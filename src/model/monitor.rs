@@ -68,32 +68,30 @@ impl fmt::Display for Consensus {
 
 impl Monitor {
     /// The address a member is probed at, or `None` when no port is known (validation
-    /// rejects that case, so it never happens in a built model).
+    /// rejects that case, so it never happens in a built model). A hostname member without a `check_address` has none: it is probed at the addresses its
+    /// name resolves to, on [`Monitor::port_of`].
     pub fn target(&self, member: &Member) -> Option<SocketAddr> {
-        let ip = member.check_address.unwrap_or(member.address.0);
-        let port = self.port.or(member.port).or(match self.kind {
+        let ip = member.check_address.or(member.address.ip())?;
+        Some(SocketAddr::new(ip, self.port_of(member)?))
+    }
+
+    /// The port a member is probed on: the monitor's, else the member's, else the type's
+    /// default; `None` when there is none.
+    pub fn port_of(&self, member: &Member) -> Option<u16> {
+        self.port.or(member.port).or(match self.kind {
             ProbeKind::Http(_) => Some(80),
             ProbeKind::Https(_) => Some(443),
             ProbeKind::Dns(_) => Some(53),
             ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Exec(_) | ProbeKind::Agent => {
                 None
             }
-        })?;
-        Some(SocketAddr::new(ip, port))
+        })
     }
 
     /// Where this monitor's members report their weight share (`agent`, `header:X-Weight`,
     /// `json:/capacity`), if they do.
     pub fn weight_source(&self) -> Option<String> {
-        match &self.kind {
-            ProbeKind::Agent => Some("agent".to_string()),
-            ProbeKind::Http(c) | ProbeKind::Https(c) => {
-                c.weight_from.as_ref().map(|w| w.to_string())
-            }
-            ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Dns(_) | ProbeKind::Exec(_) => {
-                None
-            }
-        }
+        self.kind.weight_source()
     }
 }
 
@@ -200,6 +198,21 @@ impl ProbeKind {
             ProbeKind::Dns(_) => "dns",
             ProbeKind::Exec(_) => "exec",
             ProbeKind::Agent => "agent",
+        }
+    }
+
+    /// Where members probed this way report their weight share (`agent`, `header:X-Weight`,
+    /// `json:/capacity`, `exit`), if they do.
+    pub fn weight_source(&self) -> Option<String> {
+        match self {
+            ProbeKind::Agent => Some("agent".to_string()),
+            ProbeKind::Http(c) | ProbeKind::Https(c) => {
+                c.weight_from.as_ref().map(|w| w.to_string())
+            }
+            ProbeKind::Exec(c) if c.exit_weight => Some("exit".to_string()),
+            ProbeKind::Tcp | ProbeKind::TcpScript(_) | ProbeKind::Dns(_) | ProbeKind::Exec(_) => {
+                None
+            }
         }
     }
 }
@@ -338,7 +351,8 @@ impl Builder<'_> {
             Some(codes) => StatusMatch::Codes(codes.clone()),
             None => StatusMatch::default(),
         };
-        let weight_from = match &cfg.weight_from {
+        let http = matches!(cfg.kind.get_ref().as_str(), "http" | "https");
+        let weight_from = match cfg.weight_from.as_ref().filter(|_| http) {
             None => None,
             Some(v) => match WeightFrom::parse(v.get_ref()) {
                 Ok(WeightFrom::Json(_)) if method == HttpMethod::Head => {
@@ -392,8 +406,7 @@ impl Builder<'_> {
                 }
             },
         };
-        let reports = matches!(kind, ProbeKind::Agent)
-            || matches!(&kind, ProbeKind::Http(c) | ProbeKind::Https(c) if c.weight_from.is_some());
+        let reports = kind.weight_source().is_some();
         let weight_step = match &cfg.weight_step {
             None => DEFAULT_WEIGHT_STEP,
             Some(v) if !reports => {

@@ -6,22 +6,49 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_proto::rr::{Name, RData, Record};
 use toml::Spanned;
 
 use super::{Builder, Monitor, MonitorId};
-use crate::config::{ConfigError, PoolConfig};
+use crate::config::{ConfigError, MemberConfig, PoolConfig};
 use crate::geo::{Continent, Coords, Country};
 use crate::hash::stable_hash;
 
-/// A member's address as handed out in answers (distinct from client and listen addresses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BackendAddr(pub IpAddr);
+/// What a member hands out in answers (distinct from client and listen addresses): an
+/// address (an A or AAAA record), or a host name (one CNAME record, gdnsd's `DYNC`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BackendAddr {
+    /// An IPv4 or IPv6 address.
+    Ip(IpAddr),
+    /// A fully-qualified host name, lower-cased, probed at the addresses it resolves to.
+    Name(Name),
+}
+
+impl BackendAddr {
+    /// The address, for an address member.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            BackendAddr::Ip(ip) => Some(*ip),
+            BackendAddr::Name(_) => None,
+        }
+    }
+
+    /// The host name, for a hostname member.
+    pub fn name(&self) -> Option<&Name> {
+        match self {
+            BackendAddr::Ip(_) => None,
+            BackendAddr::Name(name) => Some(name),
+        }
+    }
+}
 
 impl fmt::Display for BackendAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        match self {
+            BackendAddr::Ip(ip) => ip.fmt(f),
+            BackendAddr::Name(name) => name.fmt(f),
+        }
     }
 }
 
@@ -34,7 +61,7 @@ pub struct Weight(pub u32);
 pub struct Member {
     /// Position in the model's flat member list: the index of its health entry.
     pub index: usize,
-    /// Address handed out in answers.
+    /// Address (or host name) handed out in answers.
     pub address: BackendAddr,
     /// Relative weight within the pool.
     pub weight: Weight,
@@ -42,7 +69,8 @@ pub struct Member {
     pub port: Option<u16>,
     /// Address probed instead of `address`, if configured.
     pub check_address: Option<IpAddr>,
-    /// The A or AAAA record for this member, built once; the answering core only renames it.
+    /// The A, AAAA or CNAME record for this member, built once; the answering core only
+    /// renames it.
     pub record: Record,
     /// Stable hash of its address and port, for hash selection (the same on every instance
     /// and across restarts).
@@ -53,9 +81,10 @@ impl Member {
     /// How metrics, events and admin calls name a member: its address, with the port when it
     /// has one (`192.0.2.10`, `192.0.2.10:8443`, `[2001:db8::1]:8443`).
     pub fn id(&self) -> String {
-        match self.port {
-            Some(port) => std::net::SocketAddr::new(self.address.0, port).to_string(),
-            None => self.address.to_string(),
+        match (&self.address, self.port) {
+            (BackendAddr::Ip(ip), Some(port)) => std::net::SocketAddr::new(*ip, port).to_string(),
+            (BackendAddr::Name(name), Some(port)) => format!("{name}:{port}"),
+            (address, None) => address.to_string(),
         }
     }
 }
@@ -74,6 +103,9 @@ pub struct Pool {
     pub monitor: Option<MonitorId>,
     /// The members, in config order.
     pub members: Vec<Member>,
+    /// Whether its members are host names (all of them: a pool does not mix), so that it
+    /// answers one CNAME record.
+    pub hostnames: bool,
     /// Continent whose clients `geo` steering sends here first.
     pub continent: Option<Continent>,
     /// Countries whose clients `geo` steering sends here first.
@@ -113,19 +145,18 @@ impl Builder<'_> {
         let mut seen = HashSet::new();
         for m in &cfg.members {
             let mc = m.get_ref();
-            let address: IpAddr = match mc.address.get_ref().parse() {
-                Ok(a) => a,
-                Err(_) => {
-                    return self.err(
-                        mc.address.span(),
-                        format!(
-                            "pools.{name}: member address {:?} is not an IP address",
-                            mc.address.get_ref()
-                        ),
-                    );
-                }
-            };
-            if !seen.insert((address, mc.port)) {
+            let address = self.member_address(name, m)?;
+            if let Some(first) = members.first()
+                && first.address.name().is_some() != address.name().is_some()
+            {
+                return self.err(
+                    m.span(),
+                    format!(
+                        "pools.{name}: mixes address and cname members; a pool answers addresses or one CNAME, so put hostname members in a pool of their own"
+                    ),
+                );
+            }
+            if !seen.insert((address.clone(), mc.port)) {
                 return self.err(
                     m.span(),
                     format!("pools.{name}: member {address} is listed twice"),
@@ -146,26 +177,29 @@ impl Builder<'_> {
                     }
                 },
             };
-            let rdata = match address {
-                IpAddr::V4(v4) => RData::A(A(v4)),
-                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+            let rdata = match &address {
+                BackendAddr::Ip(IpAddr::V4(v4)) => RData::A(A(*v4)),
+                BackendAddr::Ip(IpAddr::V6(v6)) => RData::AAAA(AAAA(*v6)),
+                BackendAddr::Name(target) => RData::CNAME(CNAME(target.clone())),
             };
+            let key = stable_hash(format!("{address} {}", mc.port.unwrap_or(0)).as_bytes());
             let member = Member {
                 index: first_index + members.len(),
-                address: BackendAddr(address),
+                address,
                 weight: Weight(*mc.weight.get_ref()),
                 port: mc.port,
                 check_address,
                 record: Record::from_rdata(Name::root(), 0, rdata),
-                key: stable_hash(format!("{address} {}", mc.port.unwrap_or(0)).as_bytes()),
+                key,
             };
             if let Some(monitor) = monitor.map(|id| &monitors[id.0 as usize])
-                && monitor.target(&member).is_none()
+                && monitor.port_of(&member).is_none()
             {
                 return self.err(
                     m.span(),
                     format!(
-                        "pools.{name}: member {address} needs a port for {} monitor {:?} (set port on the member or the monitor)",
+                        "pools.{name}: member {} needs a port for {} monitor {:?} (set port on the member or the monitor)",
+                        member.address,
                         monitor.kind.word(),
                         monitor.name
                     ),
@@ -223,8 +257,10 @@ impl Builder<'_> {
                 Some(d) => Some(d),
                 None => monitor.and_then(|id| monitors[id.0 as usize].slow_start),
             };
+        let hostnames = members.iter().any(|m| m.address.name().is_some());
         Ok(Pool {
             name: name.to_string(),
+            hostnames,
             slow_start,
             weight: Weight(*cfg.weight.get_ref()),
             monitor,
@@ -234,5 +270,61 @@ impl Builder<'_> {
             location,
             key: stable_hash(name.as_bytes()),
         })
+    }
+
+    /// A member's `address` or `cname` (exactly one of them): an IP address, or a
+    /// fully-qualified host name (the final dot optional) that is not an address.
+    fn member_address(
+        &self,
+        pool: &str,
+        m: &Spanned<MemberConfig>,
+    ) -> Result<BackendAddr, ConfigError> {
+        let mc = m.get_ref();
+        match (&mc.address, &mc.cname) {
+            (Some(a), None) => match a.get_ref().parse() {
+                Ok(ip) => Ok(BackendAddr::Ip(ip)),
+                Err(_) => {
+                    let text = a.get_ref();
+                    let hint = if text.contains(|c: char| c.is_ascii_alphabetic() && c > 'f') {
+                        " (a host name goes in cname)"
+                    } else {
+                        ""
+                    };
+                    self.err(
+                        a.span(),
+                        format!("pools.{pool}: member address {text:?} is not an IP address{hint}"),
+                    )
+                }
+            },
+            (None, Some(c)) => {
+                let text = c.get_ref();
+                let why = if text.parse::<IpAddr>().is_ok() {
+                    Some("an IP address goes in address".to_string())
+                } else {
+                    match Name::from_ascii(text) {
+                        Ok(n) if n.num_labels() >= 2 => None,
+                        Ok(_) => Some("a host name has at least two labels".to_string()),
+                        Err(_) => Some("not a DNS name".to_string()),
+                    }
+                };
+                if let Some(why) = why {
+                    return self.err(
+                        c.span(),
+                        format!("pools.{pool}: member cname {text:?}: {why}"),
+                    );
+                }
+                let mut name = Name::from_ascii(text).expect("parsed above");
+                name.set_fqdn(true);
+                Ok(BackendAddr::Name(name.to_lowercase()))
+            }
+            (Some(_), Some(_)) => self.err(
+                m.span(),
+                format!("pools.{pool}: a member has an address or a cname, not both"),
+            ),
+            (None, None) => self.err(
+                m.span(),
+                format!("pools.{pool}: a member needs an address or a cname"),
+            ),
+        }
     }
 }

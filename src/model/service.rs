@@ -176,6 +176,9 @@ pub struct Service {
     pub min_ttl: u32,
     /// Policy when nothing is usable.
     pub when_all_down: WhenAllDown,
+    /// Whether any of its pools (the fallback pool included) has hostname members, so that
+    /// it may answer a CNAME record: then no other data may sit at its name.
+    pub hostnames: bool,
 }
 
 /// A `fastest_within` value: `"20%"` (0% to 1000%) or a duration up to 10 s (`"5ms"`).
@@ -380,7 +383,12 @@ impl Builder<'_> {
             Some(v) => *v.get_ref(),
             None => ttl.min(5),
         };
+        let hostnames = service_pools
+            .iter()
+            .chain(fallback.iter())
+            .any(|id| pools[id.0 as usize].hostnames);
         Ok(Service {
+            hostnames,
             name: dns_name,
             pools: service_pools,
             steering,

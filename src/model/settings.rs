@@ -90,7 +90,16 @@ pub struct HealthSettings {
     pub unknown_is_up: bool,
     /// Most probes in flight at once.
     pub max_concurrent_probes: usize,
+    /// The name server hostname members are resolved with; `None`: the system's.
+    pub resolver: Option<SocketAddr>,
+    /// A resolution is kept for its TTL clamped to this range.
+    pub resolve_ttl: RangeInclusive<Duration>,
 }
+
+/// Shortest time a hostname member's resolution is kept, unless `resolve_min_ttl` says.
+pub const DEFAULT_RESOLVE_MIN_TTL: Duration = Duration::from_secs(5);
+/// Longest time a hostname member's resolution is kept, unless `resolve_max_ttl` says.
+pub const DEFAULT_RESOLVE_MAX_TTL: Duration = Duration::from_secs(300);
 
 /// `[dns.rrl]` after validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,10 +350,55 @@ impl Builder<'_> {
             Some(v) => *v.get_ref() as usize,
             None => 512,
         };
+        let resolver = match &h.resolver {
+            None => None,
+            Some(v) => {
+                let text = v.get_ref();
+                let parsed = text.parse::<SocketAddr>().or_else(|_| {
+                    text.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                });
+                match parsed {
+                    Ok(addr) => Some(addr),
+                    Err(_) => {
+                        return self.err(
+                            v.span(),
+                            format!(
+                                "health.resolver = {text:?}: expected an address, with a port or not (\"127.0.0.1:53\", \"::1\")"
+                            ),
+                        );
+                    }
+                }
+            }
+        };
+        let ttl = |key: &str, v: &Option<Spanned<String>>, default| match v {
+            None => Ok(default),
+            Some(v) => self.duration(key, v),
+        };
+        let min_ttl = ttl(
+            "health.resolve_min_ttl",
+            &h.resolve_min_ttl,
+            DEFAULT_RESOLVE_MIN_TTL,
+        )?;
+        let max_ttl = ttl(
+            "health.resolve_max_ttl",
+            &h.resolve_max_ttl,
+            DEFAULT_RESOLVE_MAX_TTL,
+        )?;
+        if let Some(v) = h.resolve_max_ttl.as_ref().or(h.resolve_min_ttl.as_ref())
+            && min_ttl > max_ttl
+        {
+            return self.err(
+                v.span(),
+                "health.resolve_min_ttl is above health.resolve_max_ttl",
+            );
+        }
         Ok(HealthSettings {
             state_file: base.join(h.state_file.as_deref().unwrap_or("meridian.state")),
             unknown_is_up: h.unknown_is_up,
             max_concurrent_probes: max,
+            resolver,
+            resolve_ttl: min_ttl..=max_ttl,
         })
     }
 }

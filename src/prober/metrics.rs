@@ -126,7 +126,7 @@ pub struct HealthTelemetry {
 }
 
 /// Every probe failure reason kind (the `reason` label of `meridian_probe_failures_total`).
-pub const PROBE_FAILURE_REASONS: [&str; 12] = [
+pub const PROBE_FAILURE_REASONS: [&str; 13] = [
     "timeout",
     "connect_refused",
     "connection_reset",
@@ -139,6 +139,7 @@ pub const PROBE_FAILURE_REASONS: [&str; 12] = [
     "dns",
     "exec",
     "agent",
+    "resolve",
 ];
 
 /// The bounded `reason` label of a probe failure.
@@ -156,6 +157,7 @@ pub fn failure_reason(e: &ProbeError) -> &'static str {
         ProbeError::Dns(_) => "dns",
         ProbeError::Exec(_) => "exec",
         ProbeError::Agent(_) => "agent",
+        ProbeError::Resolve(_) => "resolve",
     }
 }
 

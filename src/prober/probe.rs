@@ -161,7 +161,7 @@ impl NetProbe {
                 Err(e) => Err(connect_error(&e)),
             },
             ProbeKind::Dns(check) => dns::run(check, spec).await.map(|()| None),
-            ProbeKind::Exec(check) => self.exec.run(check, spec).await.map(|()| None),
+            ProbeKind::Exec(check) => self.exec.run(check, spec).await,
             ProbeKind::Agent => agent::probe(spec.target, spec.source).await,
         }
     }

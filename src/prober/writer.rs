@@ -60,10 +60,10 @@ pub fn carry_over(prev: &Model, prev_table: &HealthTable, next: &Model) -> Healt
 }
 
 /// What identifies a member across reloads: its pool, address and port.
-type MemberKey<'a> = (&'a str, std::net::IpAddr, Option<u16>);
+type MemberKey<'a> = (&'a str, &'a crate::model::BackendAddr, Option<u16>);
 
-fn member_key<'a>(pool: &'a crate::model::Pool, m: &crate::model::Member) -> MemberKey<'a> {
-    (pool.name.as_str(), m.address.0, m.port)
+fn member_key<'a>(pool: &'a crate::model::Pool, m: &'a crate::model::Member) -> MemberKey<'a> {
+    (pool.name.as_str(), &m.address, m.port)
 }
 
 /// The shown-state changes a reload from (`prev`, `prev_table`) to (`next`, `next_table`)
@@ -443,7 +443,7 @@ fn apply(
             flipped.push(m);
             let (pool, member) = model.member(m);
             start_ramp(entry, pool, flip.from, flip.to);
-            let address = target.spec.target;
+            let address = target.probed();
             let streak = match flip.to {
                 _ if flip.from == HealthState::Unknown => 1,
                 HealthState::Down => t.fall,

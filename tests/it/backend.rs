@@ -72,6 +72,15 @@ impl BackendBuilder {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind backend");
+        self.serve(listener)
+    }
+
+    /// Binds `addr` (another loopback address, a chosen port), or gives up with the error.
+    pub async fn start_at(self, addr: SocketAddr) -> std::io::Result<Backend> {
+        Ok(self.serve(TcpListener::bind(addr).await?))
+    }
+
+    fn serve(self, listener: TcpListener) -> Backend {
         let addr = listener.local_addr().expect("backend address");
         let shared = Arc::new(Shared {
             reply: Mutex::new(self.reply),

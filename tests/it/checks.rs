@@ -82,7 +82,13 @@ async fn member_status(m: &Meridian, pool: &str, id: &str) -> Value {
 }
 
 /// Polls the status until member `id` of `pool` is `state` with reason `reason`.
-async fn until_reason(m: &Meridian, pool: &str, id: &str, state: &str, reason: Option<&str>) {
+pub(crate) async fn until_reason(
+    m: &Meridian,
+    pool: &str,
+    id: &str,
+    state: &str,
+    reason: Option<&str>,
+) {
     eventually(&format!("{pool}/{id} {state} ({reason:?})"), || async {
         let x = member_status(m, pool, id).await;
         if x["state"] == state && x["reason"].as_str() == reason {
@@ -290,7 +296,7 @@ async fn dns_checks_judge_rcode_and_address_and_retry_truncated_answers_over_tcp
 }
 
 /// Writes an executable shell script `name` into `dir` and returns its path.
-fn script(dir: &Path, name: &str, body: &str) -> String {
+pub(crate) fn script(dir: &Path, name: &str, body: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -276,11 +276,22 @@ fn load_feedback_errors_name_file_line_and_reason() {
     let cases = [
         (
             monitor("tcp", "weight_from = \"header:X-Weight\""),
-            "DIR/meridian.toml:5: monitors.web.weight_from applies to http and https monitors only",
+            "DIR/meridian.toml:5: monitors.web.weight_from applies to http, https and exec monitors only",
         ),
         (
             monitor("agent", "weight_from = \"header:X-Weight\""),
-            "DIR/meridian.toml:5: monitors.web.weight_from applies to http and https monitors only",
+            "DIR/meridian.toml:5: monitors.web.weight_from applies to http, https and exec monitors only",
+        ),
+        (
+            monitor(
+                "exec",
+                "command = \"true\"\nweight_from = \"header:X-Weight\"",
+            ),
+            "DIR/meridian.toml:9: monitors.web.weight_from = \"header:X-Weight\": an exec monitor reads its share from \"exit\" (the exit status) only",
+        ),
+        (
+            monitor("exec", "command = \"true\"\nweight_step = 5"),
+            "DIR/meridian.toml:9: monitors.web.weight_step applies to agent monitors and monitors with weight_from",
         ),
         (
             monitor("http", "weight_from = \"X-Weight\""),

@@ -83,6 +83,12 @@ members = [{u}]
 [services."{WWW}"]
 pools = ["eu", "us"]
 steering = "geo"
+
+[pools.alias]
+members = [{{ cname = "static.gslb.test." }}]
+
+[services."alias.gslb.test."]
+pools = ["alias"]
 "#,
         zones = zones.display().to_string(),
         geo = geo_database(),
@@ -488,6 +494,8 @@ async fn delv_fully_validates() {
         ("static.gslb.test.", "A"),
         (WWW, "A"),
         ("to-www.gslb.test.", "A"),
+        ("alias.gslb.test.", "A"),
+        ("alias.gslb.test.", "TXT"),
         ("x.wild.gslb.test.", "A"),
         ("nothing.gslb.test.", "A"),
         ("static.gslb.test.", "MX"),

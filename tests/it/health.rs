@@ -23,7 +23,7 @@ fn last_reason(m: &Meridian, pool: &str, address: &str) -> Option<String> {
     let (_, member) = snap
         .model
         .members()
-        .find(|(p, mem)| p.name == pool && mem.address.0 == ip(address))
+        .find(|(p, mem)| p.name == pool && mem.address.ip() == Some(ip(address)))
         .unwrap_or_else(|| panic!("no member {address} in pool {pool}"));
     let health = snap.health.get(member.index);
     health.last_reason.as_deref().map(str::to_string)

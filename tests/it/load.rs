@@ -451,3 +451,58 @@ async fn slow_start_ramps_a_recovered_members_share_of_answers() {
     let got = shares.get(&ip("192.0.2.11")).copied().unwrap_or(0.0);
     assert!(near(got, 50.0), "after the ramp: {shares:?}");
 }
+
+#[tokio::test]
+async fn exec_exit_codes_set_the_shares_of_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let codes = dir.path().to_path_buf();
+    let check = crate::checks::script(
+        dir.path(),
+        "weight.sh",
+        &format!("exit \"$(cat '{}/'\"$1\")\"", codes.display()),
+    );
+    let set = |ip: &str, code: u8| std::fs::write(codes.join(ip), code.to_string()).unwrap();
+    // keepalived's misc_dynamic as a share: status - 2.
+    set("127.0.0.2", 27);
+    set("127.0.0.3", 77);
+    let (ga, _ta) = greeter("127.0.0.2", b'a').await;
+    let (gb, _tb) = greeter("127.0.0.3", b'b').await;
+    let monitor = format!(
+        "type = \"exec\"\ncommand = \"{check}\"\nargs = [\"{{address}}\"]\nweight_from = \"exit\""
+    );
+    let m = Meridian::start("", &config(&monitor, &[(ga, 100), (gb, 100)])).await;
+    until_weights(&m, &[("127.0.0.2", 25, "exit"), ("127.0.0.3", 75, "exit")]).await;
+    let shares = dns_shares(&m, 20_000).await;
+    let a = shares.get(&ip("127.0.0.2")).copied().unwrap_or(0.0);
+    assert!(near(a, 25.0), "DNS shares {shares:?}");
+
+    // Exit 0 is up at the full weight; above 102 counts as 100 %.
+    set("127.0.0.2", 0);
+    set("127.0.0.3", 200);
+    until_weights(
+        &m,
+        &[("127.0.0.2", 100, "exit"), ("127.0.0.3", 100, "exit")],
+    )
+    .await;
+    let shares = dns_shares(&m, 20_000).await;
+    let a = shares.get(&ip("127.0.0.2")).copied().unwrap_or(0.0);
+    assert!(near(a, 50.0), "DNS shares {shares:?}");
+
+    // Exit 2 is a share of 0 (drain), exit 1 is down: neither is answered.
+    set("127.0.0.2", 2);
+    until_weights(&m, &[("127.0.0.2", 0, "exit")]).await;
+    let shares = dns_shares(&m, 500).await;
+    assert_eq!(shares.get(&ip("127.0.0.2")), None, "{shares:?}");
+    set("127.0.0.2", 1);
+    eventually("a down by exit 1", || async {
+        let (_, body) = get(&m, "/api/v1/status").await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let a = &v["pools"][0]["members"][0];
+        if a["state"] == "down" && a["reason"] == "exit 1" {
+            Ok(())
+        } else {
+            Err(a.to_string())
+        }
+    })
+    .await;
+}

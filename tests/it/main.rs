@@ -17,6 +17,7 @@ mod fastest;
 mod fleet;
 mod geodb;
 mod health;
+mod hostname;
 mod https;
 mod knot_diff;
 mod limits;

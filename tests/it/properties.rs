@@ -104,6 +104,7 @@ fn seeds() -> Vec<Vec<u8>> {
         "fallback.example.test.",
         "nodata.example.test.",
         "servfail.example.test.",
+        "cdn.example.test.",
     ];
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {

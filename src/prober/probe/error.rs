@@ -49,6 +49,10 @@ pub enum ProbeError {
     /// An agent check's reply took the member out (`down`, `maint`, …) or said nothing usable.
     #[error("agent: {0}")]
     Agent(String),
+    /// A hostname member's name did not resolve to an address (`resolve: NXDOMAIN`,
+    /// `resolve: no addresses`, `resolve: timeout`).
+    #[error("resolve: {0}")]
+    Resolve(String),
 }
 
 /// Why a TLS handshake failed.

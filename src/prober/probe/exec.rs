@@ -2,7 +2,8 @@
 //! `external`), for services whose health only a script knows. No shell: the program and its
 //! arguments are run as configured, with `{address}` and `{port}` replaced by the member's (also
 //! in `MERIDIAN_ADDRESS` and `MERIDIAN_PORT`). Exit 0 is up; otherwise the first line of stderr
-//! (or how it ended) is the reason. Each command runs in its own process group, which is killed
+//! (or how it ended) is the reason. With `weight_from = "exit"`, keepalived's `misc_dynamic`:
+//! 2 and above are up too, with a weight share. Each command runs in its own process group, which is killed
 //! when the probe ends, so a timed-out check leaves nothing behind.
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use super::ProbeError;
-use crate::model::{ExecCheck, ProbeSpec};
+use crate::model::{ExecCheck, ProbeSpec, exit_share};
 
 /// Bytes of stderr read for the reason.
 const STDERR_LIMIT: u64 = 4096;
@@ -36,8 +37,12 @@ impl Slots {
     }
 
     /// Runs `check` for `spec.target`, waiting for a free slot first (the wait counts towards
-    /// the probe's timeout).
-    pub(super) async fn run(&self, check: &ExecCheck, spec: &ProbeSpec) -> Result<(), ProbeError> {
+    /// the probe's timeout); with `weight_from = "exit"`, the share the exit status reports.
+    pub(super) async fn run(
+        &self,
+        check: &ExecCheck,
+        spec: &ProbeSpec,
+    ) -> Result<Option<u8>, ProbeError> {
         let slots = self.of(check);
         let _slot = slots
             .acquire()
@@ -75,8 +80,14 @@ impl Slots {
         };
         let (status, stderr) = tokio::join!(child.wait(), read);
         let status = status.map_err(|e| ProbeError::Exec(format!("wait: {e}")))?;
-        if status.success() {
-            return Ok(());
+        match status.code() {
+            Some(code) if check.exit_weight => {
+                if let Some(share) = exit_share(code) {
+                    return Ok(Some(share));
+                }
+            }
+            Some(0) => return Ok(None),
+            _ => {}
         }
         let line = String::from_utf8_lossy(&stderr)
             .lines()
