@@ -8,6 +8,7 @@
 
 pub mod counters;
 mod fast;
+mod fast_signed;
 pub mod rrl;
 mod signed;
 pub mod transport;

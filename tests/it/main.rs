@@ -10,6 +10,7 @@ mod config;
 mod director;
 mod dns;
 mod dnssec;
+mod dnssec_fast;
 mod edns;
 mod etcd;
 mod fastest;
