@@ -19,6 +19,7 @@ mod geodb;
 mod health;
 mod https;
 mod knot_diff;
+mod knot_diff_do;
 mod limits;
 mod load;
 mod malformed;
