@@ -9,6 +9,7 @@
 pub mod cookies;
 pub mod counters;
 mod fast;
+mod fast_signed;
 pub mod rrl;
 mod signed;
 pub mod transport;

@@ -16,7 +16,7 @@ use hickory_proto::dnssec::rdata::{CDNSKEY, CDS, DNSKEY, DNSSECRData, DS, RRSIG}
 use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey, SigningKey, TBS};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 
-pub use cache::SignatureCache;
+pub use cache::{EncodedSig, SignatureCache};
 pub use keys::{KeyError, generate, load_key, pem_encode};
 
 /// Inception is backdated this much, for resolvers whose clocks are behind (RFC 4035 §5.3.1).

@@ -9,21 +9,23 @@ use hickory_proto::rr::{RData, RecordType};
 use rand::Rng;
 
 use super::cookies::{CookieReply, OPTION_LEN};
-use super::{Asker, Request, ServiceAnswer, reply_limit, service_answer, steering_client};
+use super::{
+    Asker, Request, ServiceAnswer, fast_signed, reply_limit, service_answer, steering_client,
+};
 use crate::select::{self, Family};
 use crate::state::Snapshot;
 use crate::wire::{
     CLASS_IN, Ecs, HEADER_LEN, OPTION_COOKIE, OPTION_ECS, Opt, Query, ReplyCode, TYPE_OPT, WireName,
 };
-use crate::zone::{Found, OWNER_IS_QNAME, Zone};
+use crate::zone::{Found, OWNER_IS_QNAME, RrSet, Zone};
 
 const RCODE_NXDOMAIN: u8 = 3;
 const RCODE_SERVFAIL: u8 = 2;
 
 /// What goes after the question.
 enum Body<'a> {
-    /// Records copied as they are (owner = question name), and their count.
-    Static(&'a [u8], u16),
+    /// An RRset copied as it is (owner = question name).
+    Static(&'a RrSet),
     /// The chosen members of a service, as A or AAAA records with this TTL.
     Members {
         pool: &'a crate::model::Pool,
@@ -82,17 +84,21 @@ pub(super) fn answer<R: Rng + ?Sized>(
     let qtype = RecordType::from(qtype);
 
     let zone = model.zones.find_wire(qname)?;
-    // A signed zone's DO answers carry RRSIGs and denial proofs, and its apex answers the key
-    // records; the general path writes those. Everything else is answered as for any zone.
-    if (opt.is_some_and(|o| o.dnssec_ok)
-        || matches!(
-            qtype,
-            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY | crate::dnssec::NXNAME
-        ))
-        && model.zones.is_signed_wire(qname)
-    {
-        return None;
-    }
+    // A signed zone's apex answers the key records, and its DO answers carry RRSIGs and denial
+    // proofs: the general path writes those, except a positive answer's RRSIG, which
+    // [`fast_signed`] encodes. Everything else is answered as for any zone.
+    let signer = match model.zones.signer_wire(qname) {
+        Some(_)
+            if matches!(
+                qtype,
+                RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY | crate::dnssec::NXNAME
+            ) =>
+        {
+            return None;
+        }
+        Some(signer) if opt.is_some_and(|o| o.dnssec_ok) => Some(signer),
+        _ => None,
+    };
     let mut scope = 0;
     let body = match zone.find_wire(qname, qtype) {
         Found::Exact(node) => {
@@ -132,13 +138,29 @@ pub(super) fn answer<R: Rng + ?Sized>(
                     {
                         return None;
                     }
-                    Some(set) => Body::Static(set.wire(), set.len() as u16),
+                    Some(set) => Body::Static(set),
                     None => Body::Negative(0),
                 }
             }
         }
         Found::NxDomain => Body::Negative(RCODE_NXDOMAIN),
         Found::Wildcard(_) | Found::Referral { .. } => return None,
+    };
+    let rrsig = match (signer, &body) {
+        (None, _) | (Some(_), Body::ServFail) => None,
+        (Some(s), Body::Static(set)) => {
+            Some(fast_signed::static_rrsig(s, qname, set, req.unix_time)?)
+        }
+        (Some(s), Body::Members { pool, members, ttl }) => Some(fast_signed::members_rrsig(
+            s,
+            qname,
+            pool,
+            members,
+            *ttl,
+            req.unix_time,
+        )?),
+        // Denial of existence: the NSEC and the SOA's RRSIG are the general path's.
+        (Some(_), Body::Negative(_)) => return None,
     };
     let limit = reply_limit(model, req.transport, opt.map(|o| o.payload));
     out.clear();
@@ -147,7 +169,7 @@ pub(super) fn answer<R: Rng + ?Sized>(
         &query.packet()[..question.end],
         qname,
         zone,
-        &body,
+        (&body, rrsig.as_ref().map(|r| &r.record[..])),
         opt.map(|o| (o, model.dns.max_udp_payload, scope)),
         cookie.option(),
     );
@@ -163,24 +185,26 @@ pub(super) fn answer<R: Rng + ?Sized>(
     }
 }
 
-/// Writes the reply: header, the query's own question bytes, the body, and the OPT record
-/// (our payload size, DO copied, ECS echoed with `scope` capped at the source prefix, the
-/// COOKIE option). Returns the RCODE written; `None` when the body cannot be written here.
+/// Writes the reply: header, the query's own question bytes, the body and its encoded RRSIG
+/// record if any (one argument: they go together), and the OPT record (our payload size, DO copied, ECS echoed with `scope`
+/// capped at the source prefix, the COOKIE option). Returns the RCODE written; `None` when the
+/// body cannot be written here.
 fn encode(
     out: &mut Vec<u8>,
     query: &[u8],
     qname: &WireName,
     zone: &Zone,
-    body: &Body<'_>,
+    (body, rrsig): (&Body<'_>, Option<&[u8]>),
     opt: Option<(&Opt<'_>, u16, u8)>,
     cookie: Option<&[u8; OPTION_LEN]>,
 ) -> Option<u8> {
-    let (flags, rcode, answers, authority): (u8, u8, u16, u16) = match body {
-        Body::Static(_, n) => (0x84, 0, *n, 0),
+    let (flags, rcode, mut answers, authority): (u8, u8, u16, u16) = match body {
+        Body::Static(set) => (0x84, 0, set.len() as u16, 0),
         Body::Members { members, .. } => (0x84, 0, members.len() as u16, 0),
         Body::Negative(rcode) => (0x84, *rcode, 0, 1),
         Body::ServFail => (0x80, RCODE_SERVFAIL, 0, 0),
     };
+    answers += u16::from(rrsig.is_some());
     out.extend_from_slice(&query[..2]);
     out.push(flags | (query[2] & 0x01));
     out.push(rcode);
@@ -190,7 +214,7 @@ fn encode(
     out.extend_from_slice(&[0, u8::from(opt.is_some())]);
     out.extend_from_slice(&query[HEADER_LEN..]);
     match body {
-        Body::Static(wire, _) => out.extend_from_slice(wire),
+        Body::Static(set) => out.extend_from_slice(set.wire()),
         Body::Members { pool, members, ttl } => {
             for &i in members {
                 out.extend_from_slice(&OWNER_IS_QNAME);
@@ -221,6 +245,9 @@ fn encode(
             out.extend_from_slice(zone.negative_tail());
         }
         Body::ServFail => {}
+    }
+    if let Some(rrsig) = rrsig {
+        out.extend_from_slice(rrsig);
     }
     if let Some((opt, payload, scope)) = opt {
         out.push(0);

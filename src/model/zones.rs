@@ -50,10 +50,9 @@ impl Zones {
             .map(|i| (&self.list[i], self.signer_at(i)))
     }
 
-    /// True when `qname` belongs to a zone signed with DNSSEC.
-    pub fn is_signed_wire(&self, qname: &WireName) -> bool {
-        self.position_wire(qname)
-            .is_some_and(|i| self.signer_at(i).is_some())
+    /// The signer of the zone `qname` belongs to, when that zone is signed with DNSSEC.
+    pub fn signer_wire(&self, qname: &WireName) -> Option<&Signer> {
+        self.position_wire(qname).and_then(|i| self.signer_at(i))
     }
 
     /// Every signer, in zone order.

@@ -3,6 +3,7 @@
 //! backend, and the page shows it down without a reload. Driven over the DevTools protocol
 //! (`--remote-debugging-port=0`, the port read from Chromium's stderr); screenshots of a
 //! desktop and a phone-sized viewport go to `CARGO_TARGET_TMPDIR` for a person to look at.
+//! A signed zone's DNSSEC table shows the key, DS and signature cache `/api/v1/status` reports.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backend::Backend;
-use crate::support::{A, B, Meridian, member, www};
+use crate::support::{A, B, Meridian, QueryBuilder, get, member, udp_exchange, www};
 
 /// Bound on Chromium's start-up and on each page change the test waits for.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -250,6 +251,67 @@ async fn status_page_shows_a_member_going_down_without_a_reload() {
         .await;
     browser
         .screenshot(&dir.join("status-page-phone.png"), (390, 844), true)
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn status_page_shows_the_dnssec_table_the_api_reports() {
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys/example.test.pem");
+    let m = Meridian::start(
+        "",
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[dnssec.\"example.test.\"]\nkey = {:?}\n",
+            key.display().to_string()
+        ),
+    )
+    .await;
+    // One signature made, then served three times from the cache: 1 entry, 75.0% hits.
+    for _ in 0..4 {
+        let q = QueryBuilder::new("static.example.test.", hickory_proto::rr::RecordType::A)
+            .edns(1232)
+            .dnssec_ok()
+            .build();
+        udp_exchange(m.udp, &q).await;
+    }
+    let (code, body) = get(&m, "/api/v1/status").await;
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&body).expect("status JSON");
+    let zone = &status["dnssec"][0];
+    assert_eq!(zone["zone"], "example.test.", "{status}");
+    assert_eq!(zone["cache_entries"], 1, "{zone}");
+    assert_eq!(zone["cache_hit_rate"], 0.75, "{zone}");
+
+    let mut browser = Browser::open(&format!("http://{}/", m.http.expect("[http]"))).await;
+    let cell = |label: &str| {
+        format!(
+            "document.querySelector('#dnssec tr[data-zone=\"example.test.\"] td[data-label=\"{label}\"]')?.textContent ?? ''"
+        )
+    };
+    let key_cell = format!(
+        "tag {}, algorithm {} ({})",
+        zone["key_tag"],
+        zone["algorithm"],
+        zone["algorithm_name"].as_str().expect("algorithm name")
+    );
+    browser.until(&cell("key"), &key_cell).await;
+    browser
+        .until(&cell("DS"), zone["ds"].as_str().expect("ds"))
+        .await;
+    browser.until(&cell("cache"), "1 entries, 75.0% hits").await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('dnssec-section').hidden")
+            .await,
+        false
+    );
+    browser
+        .screenshot(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page-dnssec.png"),
+            (1280, 900),
+            false,
+        )
         .await;
     browser.close().await;
 }

@@ -22,8 +22,8 @@ use crate::support::{
     udp_exchange_from,
 };
 
-const ZONE: &str = "gslb.test.";
-const WWW: &str = "www.gslb.test.";
+pub(crate) const ZONE: &str = "gslb.test.";
+pub(crate) const WWW: &str = "www.gslb.test.";
 
 /// A resolver address in London (EU) and one in New York (NA), in the sample GeoIP database.
 const LONDON: &str = "127.0.0.53";
@@ -513,25 +513,32 @@ async fn delv_fully_validates() {
     }
 }
 
+/// The fixture zone loaded in this process (no server), signed with a fresh Ed25519 key
+/// (`key.pem` in `dir`) when `signed`, with its service's backends (keep them alive).
+pub(crate) async fn load_model(
+    dir: &Path,
+    signed: bool,
+) -> (meridian::SharedState, [Backend; 2], Backend) {
+    let der = meridian::dnssec::generate(hickory_proto::dnssec::Algorithm::ED25519).unwrap();
+    std::fs::write(dir.join("key.pem"), meridian::dnssec::pem_encode(&der)).unwrap();
+    let eu = [Backend::http().start().await, Backend::http().start().await];
+    let us = Backend::http().start().await;
+    let dnssec = if signed {
+        format!("[dnssec.\"{ZONE}\"]\nkey = \"key.pem\"\n")
+    } else {
+        String::new()
+    };
+    let path = dir.join("meridian.toml");
+    std::fs::write(&path, signed_config(&zones_dir(), &dnssec, &eu, &us)).unwrap();
+    let state = meridian::SharedState::new(Model::load(&path).unwrap());
+    (state, eu, us)
+}
+
 #[tokio::test]
 async fn queries_without_do_get_the_same_bytes_signed_or_not() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let der = meridian::dnssec::generate(hickory_proto::dnssec::Algorithm::ED25519).unwrap();
-    std::fs::write(
-        dir.path().join("key.pem"),
-        meridian::dnssec::pem_encode(&der),
-    )
-    .unwrap();
-    let eu = [Backend::http().start().await, Backend::http().start().await];
-    let us = Backend::http().start().await;
-    let load = |dnssec: &str| {
-        let path = dir.path().join("meridian.toml");
-        std::fs::write(&path, signed_config(&zones_dir(), dnssec, &eu, &us)).unwrap();
-        Model::load(&path).unwrap()
-    };
-    let unsigned = meridian::SharedState::new(load(""));
-    let signed =
-        meridian::SharedState::new(load(&format!("[dnssec.\"{ZONE}\"]\nkey = \"key.pem\"\n")));
+    let (unsigned, _eu, _us) = load_model(dir.path(), false).await;
+    let (signed, _eu2, _us2) = load_model(dir.path(), true).await;
     let client = meridian::dns::ClientAddr("127.0.0.53:5300".parse().unwrap());
     for name in [
         "static.gslb.test.",

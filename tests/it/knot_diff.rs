@@ -48,7 +48,7 @@ pub struct Knot {
 
 impl Knot {
     /// Starts `knotd` on a free loopback port and waits until it answers for `example.test`.
-    async fn start() -> Knot {
+    pub(crate) async fn start() -> Knot {
         Knot::start_with("", "").await
     }
 
@@ -172,13 +172,13 @@ fn free_port() -> u16 {
 
 /// One UDP or TCP exchange with a loopback server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Via {
+pub(crate) enum Via {
     Udp,
     Tcp,
 }
 
 impl Via {
-    async fn exchange(self, server: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    pub(crate) async fn exchange(self, server: SocketAddr, packet: &[u8]) -> Vec<u8> {
         match self {
             Via::Udp => support::udp_exchange(server, packet).await,
             Via::Tcp => {
@@ -221,9 +221,9 @@ impl Via {
 }
 
 /// One query of the differential run, and whether it also goes over TCP.
-struct Case {
-    packet: Vec<u8>,
-    tcp: bool,
+pub(crate) struct Case {
+    pub(crate) packet: Vec<u8>,
+    pub(crate) tcp: bool,
 }
 
 /// Collects the queries, giving each its own ID.
@@ -266,7 +266,7 @@ fn e(name: &str, qtype: RecordType) -> QueryBuilder {
 }
 
 /// Every query of the differential run. ANY is left out: RFC 8482 lets servers choose.
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     use RecordType::{A, AAAA, CNAME, DS, MX, NS, SOA, SRV, TXT};
     let unknown = RecordType::Unknown(65534);
     let mut c = Cases::default();
@@ -429,7 +429,7 @@ fn question_bytes(packet: &[u8]) -> Option<&[u8]> {
 }
 
 /// A short description of a query, for the mismatch report.
-fn describe(packet: &[u8]) -> String {
+pub(crate) fn describe(packet: &[u8]) -> String {
     let Ok(m) = Message::from_vec(packet) else {
         return format!("unparsable query {packet:02x?}");
     };
@@ -525,7 +525,7 @@ fn compare_section(section: &str, knot: &[Record], meridian: &[Record], diffs: &
 }
 
 /// Everything that differs between Knot's and Meridian's replies to `query`, as readable lines.
-fn compare(query: &[u8], knot: &[u8], meridian: &[u8]) -> Vec<String> {
+pub(crate) fn compare(query: &[u8], knot: &[u8], meridian: &[u8]) -> Vec<String> {
     let mut diffs = Vec::new();
     let (k, m) = match (Message::from_vec(knot), Message::from_vec(meridian)) {
         (Ok(k), Ok(m)) => (k, m),
@@ -677,7 +677,7 @@ async fn answers_match_knot() {
     );
 }
 
-fn meridian_addr(meridian: &Meridian, via: Via) -> SocketAddr {
+pub(crate) fn meridian_addr(meridian: &Meridian, via: Via) -> SocketAddr {
     match via {
         Via::Udp => meridian.udp,
         Via::Tcp => meridian.tcp,
