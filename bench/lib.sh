@@ -294,6 +294,8 @@ www     IN A    192.0.2.20
 www     IN AAAA 2001:db8::20
 mail    IN A    192.0.2.25
 @       IN MX   10 mail.gslb.test.
+; a CNAME out of the zone, to compare a hostname service with (bench/profile.sh)
+alias   IN CNAME cdn.example.net.
 ZONE
 }
 
@@ -346,6 +348,15 @@ pools = ["w"]
 steering = "failover"
 select = "weighted"
 max_answers = 1
+ttl = 30
+
+# cname: a hostname pool, one CNAME drawn by weight (gdnsd: DYNC); unmonitored
+[pools.cdn]
+members = [ { cname = "eu.cdn.example.net." }, { cname = "us.cdn.example.net." } ]
+
+[services."cname.gslb.test."]
+pools = ["cdn"]
+select = "weighted"
 ttl = 30
 
 $(gslb_geo_service 'monitor = "web"')

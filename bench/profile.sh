@@ -14,7 +14,7 @@
 # Arguments:
 #   QUERIES           queries per name, 100..1000000 (default 5000)
 # Environment (all optional):
-#   NAMES="static geo geo-ecs nxdomain wdyn dyn"   what to send:
+#   NAMES="static geo geo-ecs nxdomain wdyn dyn cname zcname"   what to send:
 #                     static: static.gslb.test A (zone data, two records)
 #                     static-edns: the same with EDNS (no option): the anchor of the cookie names
 #                     cookie: the same with a client cookie (a server cookie made per query)
@@ -24,6 +24,8 @@
 #                       map: a GeoIP lookup, then the continent's pool; ECS echoed)
 #                     nxdomain: nx.gslb.test A (negative answer with the SOA)
 #                     wdyn: weighted, one of four; dyn: all four healthy members
+#                     cname: a hostname pool's CNAME, one of two by weight (general path)
+#                     zcname: alias.gslb.test, the zone's own CNAME out of the zone
 #   TOP=15            functions listed per name (0: none)
 #   INCLUSIVE=1       list functions by inclusive cost (callees included) instead of self cost
 #   FILTER=REGEX      list only functions whose name matches (an awk regex, e.g. '^meridian::')
@@ -46,7 +48,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bench_args 1 "$@"
 
 QUERIES="${1:-5000}"
-NAMES="${NAMES:-static geo geo-ecs nxdomain wdyn dyn}"
+NAMES="${NAMES:-static geo geo-ecs nxdomain wdyn dyn cname zcname}"
 TOP="${TOP:-15}"
 INCLUSIVE="${INCLUSIVE:-}"
 FILTER="${FILTER:-}"
@@ -65,7 +67,7 @@ is_uint "$QUERIES" && [ "$QUERIES" -ge 100 ] && [ "$QUERIES" -le 1000000 ] || di
 is_uint "$TOP" && is_uint "$WARM" && is_uint "$IDLE" && [ "$IDLE" -ge 1 ] && [ "$IDLE" -le 60 ] || die "TOP, WARM must be integers, IDLE 1..60"
 is_uint "$OUTSTANDING" && [ "$OUTSTANDING" -ge 1 ] || die "OUTSTANDING must be a positive integer"
 is_uint "$SERVER_CPU" && is_uint "$CLIENT_CPU" && [ "$SERVER_CPU" != "$CLIENT_CPU" ] || die "SERVER_CPU and CLIENT_CPU must be two different CPU numbers"
-for n in $NAMES; do case "$n" in static|static-edns|geo|geo-ecs|nxdomain|wdyn|dyn|cookie|cookie-valid) ;; *) die "NAMES: unknown name '$n'" ;; esac; done
+for n in $NAMES; do case "$n" in static|static-edns|geo|geo-ecs|nxdomain|wdyn|dyn|cookie|cookie-valid|cname|zcname) ;; *) die "NAMES: unknown name '$n'" ;; esac; done
 
 need valgrind valgrind
 need callgrind_control valgrind
@@ -84,7 +86,7 @@ bench_rundir profile
 mkdir -p "$RUN/zones" "$RUN/queries" "$RUN/raw"
 
 # --- names ----------------------------------------------------------------------------------------
-qname_of() { case "$1" in geo-ecs) echo "geo.$ZONE" ;; nxdomain) echo "nx.$ZONE" ;; cookie*|static-edns) echo "static.$ZONE" ;; *) echo "$1.$ZONE" ;; esac; }
+qname_of() { case "$1" in geo-ecs) echo "geo.$ZONE" ;; nxdomain) echo "nx.$ZONE" ;; cookie*|static-edns) echo "static.$ZONE" ;; zcname) echo "alias.$ZONE" ;; *) echo "$1.$ZONE" ;; esac; }
 # The EDNS option a name is sent with (dnsperf -E): EDNS Client Subnet (RFC 7871 §6: family 1,
 # source /24, scope 0, address 198.51.100), or a COOKIE (RFC 7873 §4): a client cookie, or it
 # with the server cookie Meridian issued for it ($VALID_COOKIE, asked once it answers).
@@ -105,6 +107,7 @@ expected() {
     nxdomain) echo 'NXDOMAIN ^$' ;;
     wdyn) echo 'NOERROR ^127\.0\.0\.1[1-4]$' ;;
     dyn) echo 'NOERROR ^127\.0\.0\.11 127\.0\.0\.12 127\.0\.0\.13 127\.0\.0\.14$' ;;
+    cname|zcname) echo 'NOERROR ^$' ;;                   # one CNAME, no address
   esac
 }
 for n in $NAMES; do echo "$(qname_of "$n") A" >"$RUN/queries/$n.txt"; done
