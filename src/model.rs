@@ -14,6 +14,7 @@ use crate::geo::GeoDb;
 mod check;
 mod director;
 mod dnssec;
+mod dnstap;
 mod fleet;
 mod monitor;
 mod pool;
@@ -25,6 +26,7 @@ mod zones;
 pub use check::{DEFAULT_MAX_CONCURRENT, DnsCheck, ExecCheck, Expect, Step, TcpScript, unescape};
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
 pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
+pub use dnstap::{DnstapSettings, default_version};
 pub use fleet::FleetSettings;
 pub use monitor::{
     Consensus, DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec,
@@ -75,6 +77,8 @@ pub struct Model {
     pub directors: Vec<Director>,
     /// Fleet mode, if configured.
     pub fleet: Option<FleetSettings>,
+    /// dnstap logging, if configured.
+    pub dnstap: Option<DnstapSettings>,
     /// Digest of what every instance of a fleet must have the same (see [`fleet`]).
     pub config_digest: String,
     /// For each member index, its pool and position in the pool.
@@ -202,6 +206,7 @@ impl Builder<'_> {
         let mut dns = self.dns(&config)?;
         let mut zones = self.zones(&config)?;
         let fleet = self.fleet(&config)?;
+        let dnstap = self.dnstap(&config)?;
         self.dnssec(&config, &mut zones)?;
         if dns.nsid.is_none() {
             dns.nsid = fleet.as_ref().map(|f| f.name.clone());
@@ -265,6 +270,7 @@ impl Builder<'_> {
             directors,
             config_digest,
             fleet,
+            dnstap,
         })
     }
 

@@ -10,6 +10,7 @@ mod config;
 mod director;
 mod dns;
 mod dnssec;
+mod dnstap;
 mod edns;
 mod etcd;
 mod fleet;
