@@ -77,6 +77,25 @@ pub struct Config {
     /// Zones signed online with DNSSEC, keyed by the zone's fully-qualified name.
     #[serde(default)]
     pub dnssec: BTreeMap<String, Spanned<DnssecConfig>>,
+    /// dnstap query and response logging to a Frame Streams reader.
+    pub dnstap: Option<Spanned<DnstapConfig>>,
+}
+
+/// `[dnstap]`: every query and response as a dnstap message (`AUTH_QUERY`, `AUTH_RESPONSE`)
+/// to a Frame Streams reader on a Unix socket (`fstrm_capture`, `dnstap` and the like).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnstapConfig {
+    /// The reader's Unix socket, relative to the config file.
+    pub socket: Spanned<String>,
+    /// Log each query as received. Default: true.
+    pub log_queries: Option<Spanned<bool>>,
+    /// Log each response as sent. Default: true.
+    pub log_responses: Option<Spanned<bool>>,
+    /// The `identity` field of every message. Default: the host name.
+    pub identity: Option<Spanned<String>>,
+    /// The `version` field of every message. Default: `"meridian VERSION"`.
+    pub version: Option<Spanned<String>>,
 }
 
 /// `[dnssec."zone."]`: one signed zone.

@@ -21,6 +21,7 @@ pub mod config;
 pub mod director;
 pub mod dns;
 pub mod dnssec;
+pub mod dnstap;
 pub mod explain;
 pub mod fleet;
 pub mod geo;

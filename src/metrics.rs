@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 
 use crate::director::stats::DirectorStats;
 use crate::dns::counters::DnsMetrics;
+use crate::dnstap::DnstapStats;
 use crate::fleet::FleetStatus;
 use crate::health::events::Events;
 use crate::prober::metrics::{HealthTelemetry, ProbeMetrics};
@@ -79,6 +80,8 @@ pub struct Metrics {
     pub dns: Arc<DnsMetrics>,
     /// Probe and transition counters, bumped by the prober.
     pub probes: Arc<ProbeMetrics>,
+    /// dnstap messages sent and dropped, bumped by the dnstap sink.
+    pub dnstap: Arc<DnstapStats>,
     reloads: Family<ResultLabel, Counter>,
     last_reload_ok: Gauge,
 }
@@ -96,6 +99,8 @@ impl Metrics {
         registry.register_collector(Box::new(dns.clone()));
         let probes = Arc::new(ProbeMetrics::default());
         probes.register(&mut registry);
+        let dnstap = Arc::new(DnstapStats::new());
+        dnstap.register(&mut registry);
         let reloads = Family::<ResultLabel, Counter>::default();
         for result in ["ok", "error"] {
             let _ = reloads.get_or_create(&ResultLabel { result });
@@ -122,6 +127,7 @@ impl Metrics {
             registry,
             dns,
             probes,
+            dnstap,
             reloads,
             last_reload_ok,
         }

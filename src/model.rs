@@ -15,6 +15,7 @@ mod check;
 mod cookies;
 mod director;
 mod dnssec;
+mod dnstap;
 mod fleet;
 mod monitor;
 mod pool;
@@ -29,6 +30,7 @@ pub use check::{
 pub use cookies::{CookieSecret, CookieSettings, DEFAULT_SECRET_FILE, SECRET_LEN};
 pub use director::{Director, OnDown, ProxyVersion, Scheduler};
 pub use dnssec::DEFAULT_SIGNATURE_LIFETIME;
+pub use dnstap::{DnstapSettings, default_version};
 pub use fleet::FleetSettings;
 pub use monitor::{
     Consensus, DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec,
@@ -79,6 +81,8 @@ pub struct Model {
     pub directors: Vec<Director>,
     /// Fleet mode, if configured.
     pub fleet: Option<FleetSettings>,
+    /// dnstap logging, if configured.
+    pub dnstap: Option<DnstapSettings>,
     /// Digest of what every instance of a fleet must have the same (see [`fleet`]).
     pub config_digest: String,
     /// For each member index, its pool and position in the pool.
@@ -227,6 +231,7 @@ impl Builder<'_> {
         let mut dns = self.dns(&config)?;
         let mut zones = self.zones(&config)?;
         let fleet = self.fleet(&config)?;
+        let dnstap = self.dnstap(&config)?;
         self.dnssec(&config, &mut zones)?;
         if dns.nsid.is_none() {
             dns.nsid = fleet.as_ref().map(|f| f.name.clone());
@@ -305,6 +310,7 @@ impl Builder<'_> {
             directors,
             config_digest,
             fleet,
+            dnstap,
         })
     }
 

@@ -17,6 +17,7 @@ use crate::api::{self, ApiState};
 use crate::director;
 use crate::dns::rrl::RateLimit;
 use crate::dns::transport::{TcpLimits, serve_tcp, serve_udp, udp};
+use crate::dnstap::Dnstap;
 use crate::metrics::Telemetry;
 use crate::prober::probe::Probe;
 use crate::prober::{self, HealthControl, Inbox};
@@ -207,6 +208,30 @@ fn spawn_thread(
     Ok(finished)
 }
 
+/// Keeps the dnstap writer on the `[dnstap]` of the snapshot in force: at start and after
+/// every publish (a reload changes the model; health publishes cost a comparison). At
+/// shutdown, waits for the writer thread to close its stream.
+async fn follow_dnstap(state: Arc<SharedState>, tap: Arc<Dnstap>, shutdown: CancellationToken) {
+    let mut changes = state.subscribe();
+    let mut writer = None;
+    loop {
+        let model = state.load().model.clone();
+        match tap.follow(model.dnstap.as_ref()) {
+            Ok(Some(thread)) => writer = Some(thread),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "dnstap: cannot start the writer thread"),
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    drop(tap);
+    if let Some(thread) = writer {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
 /// Runs Meridian until `shutdown` is cancelled: starts health probing with `probe`, waits for
 /// the first probe round (bounded by the probes' timeouts) so the first answers are already
 /// health-checked, serves DNS (counting queries in `telemetry`), the directors and the HTTP API
@@ -307,6 +332,11 @@ pub async fn run<P: Probe>(
     // The rate limiter's table lives here, not in the model: a reload that keeps `[dns.rrl]`
     // keeps every bucket.
     let rrl = Arc::new(RateLimit::new());
+    let tap = Arc::new(Dnstap::new(
+        telemetry.metrics.dnstap.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(follow_dnstap(state.clone(), tap.clone(), shutdown.clone()));
     for group in listeners.udp {
         let Some(addr) = group.first().map(UdpSocket::local_addr).transpose()? else {
             continue;
@@ -314,7 +344,8 @@ pub async fn run<P: Probe>(
         let mut started = Vec::new();
         for socket in group {
             wakers.push(socket.try_clone()?);
-            let (state, metrics, rrl) = (state.clone(), telemetry.metrics.dns.clone(), rrl.clone());
+            let (state, metrics) = (state.clone(), telemetry.metrics.dns.clone());
+            let (rrl, tap) = (rrl.clone(), tap.clone());
             let shutdown = shutdown.clone();
             let (up, running) = tokio::sync::oneshot::channel();
             let (open, gate) = tokio::sync::oneshot::channel::<()>();
@@ -324,7 +355,7 @@ pub async fn run<P: Probe>(
                 let _ = up.send(());
                 // Dropped unopened when start-up failed: then there is nothing to serve.
                 if gate.blocking_recv().is_ok() {
-                    serve_udp(socket, state, metrics, rrl, shutdown);
+                    serve_udp(socket, state, metrics, (rrl, tap), shutdown);
                 }
             })?;
             tracker.spawn(async move {
@@ -353,7 +384,7 @@ pub async fn run<P: Probe>(
         tracker.spawn(serve_tcp(
             listener,
             state.clone(),
-            telemetry.metrics.dns.clone(),
+            (telemetry.metrics.dns.clone(), tap.clone()),
             limits.clone(),
             tracker.clone(),
             shutdown.clone(),

@@ -135,11 +135,11 @@ fn endpoint(url: &str) -> Result<(), &'static str> {
 /// A digest of what must be the same on every instance of a fleet: the monitors (without
 /// their probe `source`), pools, services, directors (without their `listen`) and GeoIP
 /// settings as written, and each zone's origin and SOA (its serial). Instance-specific
-/// settings (`[dns]`, `[http]`, `[health]`, `[fleet]`) are left out.
+/// settings (`[dns]`, `[http]`, `[health]`, `[fleet]`, `[dnstap]`) are left out.
 pub(super) fn config_digest(src: &Source, zones: &Zones) -> String {
     let mut text = String::new();
     if let Ok(mut table) = src.text.parse::<toml::Table>() {
-        for key in ["dns", "http", "health", "fleet"] {
+        for key in ["dns", "http", "health", "fleet", "dnstap"] {
             table.remove(key);
         }
         if let Some(toml::Value::Table(monitors)) = table.get_mut("monitors") {

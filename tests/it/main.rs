@@ -12,6 +12,7 @@ mod director;
 mod dns;
 mod dnssec;
 mod dnssec_fast;
+mod dnstap;
 mod edns;
 mod etcd;
 mod fastest;

@@ -5,6 +5,7 @@
 //! number, in idle time and in the time a whole message may take to arrive.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 use crate::accept::{Accepted, Acceptor};
 use crate::dns::counters::{DnsMetrics, Protocol};
 use crate::dns::{Answered, ClientAddr, Request, Transport, answer_into};
+use crate::dnstap::{self, Dnstap, Logging, Record};
 use crate::state::{SharedState, Snapshot};
 
 /// Limits shared by every DNS-over-TCP listener.
@@ -32,11 +34,12 @@ pub struct TcpLimits {
 }
 
 /// Accepts DNS-over-TCP connections until `shutdown` is cancelled; each connection runs as a
-/// task in `tracker` so shutdown can wait for them.
+/// task in `tracker` so shutdown can wait for them. With `[dnstap]` on, every query and the
+/// reply written for it go to `tap` once the write is done.
 pub async fn serve_tcp(
     listener: TcpListener,
     state: Arc<SharedState>,
-    metrics: Arc<DnsMetrics>,
+    (metrics, tap): (Arc<DnsMetrics>, Arc<Dnstap>),
     limits: TcpLimits,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -53,14 +56,14 @@ pub async fn serve_tcp(
     }) = acceptor.next().await
     {
         let state = state.clone();
-        let metrics = metrics.clone();
+        let (metrics, tap) = (metrics.clone(), tap.clone());
         let shutdown = shutdown.clone();
         let idle = limits.idle_timeout;
         let span = debug_span!("dns-tcp", %peer);
         tracker.spawn(
             async move {
                 Connection::new(peer)
-                    .serve(stream, (&state, &metrics), idle, &shutdown)
+                    .serve(stream, (&state, &metrics, &tap), idle, &shutdown)
                     .await;
                 drop(permit);
             }
@@ -94,6 +97,10 @@ struct Connection {
     /// What answering each query of this round found (no reply for one that gets none or
     /// whose reply cannot be framed), for the counters.
     answered: Vec<Answered>,
+    /// With dnstap on: what this round logs, when it was read, and where each answered
+    /// query is in `input` and its reply (without the length) in `output`.
+    logging: Option<(Logging, std::time::Duration)>,
+    logged: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Connection {
@@ -107,6 +114,8 @@ impl Connection {
             output: Vec::new(),
             reply: Vec::new(),
             answered: Vec::new(),
+            logging: None,
+            logged: Vec::new(),
         }
     }
 
@@ -115,11 +124,14 @@ impl Connection {
     async fn serve(
         mut self,
         mut stream: TcpStream,
-        (state, metrics): (&SharedState, &DnsMetrics),
+        (state, metrics, tap): (&SharedState, &DnsMetrics, &Dnstap),
         idle: Duration,
         shutdown: &CancellationToken,
     ) {
         let _ = stream.set_nodelay(true);
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         // The whole message, length included, must arrive within the idle timeout of the
         // previous one being answered, so a client trickling bytes cannot hold a connection.
         let mut deadline = tokio::time::Instant::now() + idle;
@@ -138,6 +150,9 @@ impl Connection {
                 let sent = tokio::time::timeout(idle, stream.write_all(&self.output)).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     return;
+                }
+                if let Some(logging) = self.logging {
+                    self.tap(tap, logging, local);
                 }
                 deadline = tokio::time::Instant::now() + idle;
                 if !more {
@@ -167,6 +182,8 @@ impl Connection {
     fn answer(&mut self, snap: &Snapshot, now: tokio::time::Instant) -> bool {
         self.output.clear();
         self.answered.clear();
+        self.logged.clear();
+        self.logging = Logging::of(snap.model.dnstap.as_ref()).map(|l| (l, dnstap::wall_clock()));
         let unix = crate::dns::unix_now();
         while let [hi, lo, ..] = self.input[self.start..self.end] {
             let query = self.start + 2..self.start + 2 + usize::from(u16::from_be_bytes([hi, lo]));
@@ -178,7 +195,7 @@ impl Connection {
             }
             self.start = query.end;
             let req = Request {
-                packet: &self.input[query],
+                packet: &self.input[query.clone()],
                 client: ClientAddr(self.peer),
                 transport: Transport::Tcp,
                 unix_time: unix,
@@ -188,13 +205,37 @@ impl Connection {
             match u16::try_from(self.reply.len()) {
                 Ok(len) if answered.replied() => {
                     self.output.extend_from_slice(&len.to_be_bytes());
+                    let at = self.output.len();
                     self.output.extend_from_slice(&self.reply);
+                    if self.logging.is_some() {
+                        self.logged.push((query, at..self.output.len()));
+                    }
                 }
                 _ => answered.reply = None,
             }
             self.answered.push(answered);
         }
         false
+    }
+
+    /// Hands the queries answered in this round, with the replies as written, to dnstap.
+    fn tap(
+        &self,
+        tap: &Dnstap,
+        (logging, received): (Logging, std::time::Duration),
+        local: SocketAddr,
+    ) {
+        let sent = dnstap::wall_clock();
+        let ends = (self.peer, local);
+        for (query, reply) in &self.logged {
+            let (query, reply) = (&self.input[query.clone()], &self.output[reply.clone()]);
+            let protocol = dnstap::Protocol::Tcp;
+            if let Some(r) =
+                Record::new(logging, protocol, ends, received, query, Some(reply), sent)
+            {
+                tap.log(r);
+            }
+        }
     }
 
     /// Counts the queries answered in this round.

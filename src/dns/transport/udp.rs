@@ -27,6 +27,7 @@ use crate::dns::cookies::Verdict;
 use crate::dns::counters::{DnsMetrics, Protocol};
 use crate::dns::rrl::{MAX_TRUNCATED_LEN, RateLimit, truncated_reply};
 use crate::dns::{Answered, ClientAddr, Request, Transport, answer_into};
+use crate::dnstap::{self, Dnstap, Logging, Record};
 use crate::state::SharedState;
 
 /// Datagrams received (and replies sent) per system call at most. `MSG_WAITFORONE` returns as
@@ -47,12 +48,13 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// [`wake`] (or the receive timeout) interrupts the wait. Sets the socket blocking. A panic in
 /// the loop is logged at error level and the loop starts again with fresh buffers, so the
 /// socket keeps being served (the kernel would otherwise keep sending this worker's share of
-/// clients to a socket nobody reads).
+/// clients to a socket nobody reads). With `[dnstap]` on, every query and the reply sent
+/// for it go to `tap` after the batch was sent.
 pub fn serve_udp(
     socket: UdpSocket,
     state: Arc<SharedState>,
     metrics: Arc<DnsMetrics>,
-    rrl: Arc<RateLimit>,
+    (rrl, tap): (Arc<RateLimit>, Arc<Dnstap>),
     shutdown: CancellationToken,
 ) {
     if let Err(e) = socket
@@ -62,7 +64,7 @@ pub fn serve_udp(
         error!(error = %e, "udp worker cannot configure its socket; not serving it");
         return;
     }
-    let worker = || Worker::new().run(&socket, &state, &metrics, &rrl, &shutdown);
+    let worker = || Worker::new().run(&socket, &state, &metrics, (&rrl, &tap), &shutdown);
     while let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(worker)) {
         error!(
             panic = panic_message(&*panic),
@@ -123,6 +125,8 @@ struct Worker {
     send_to: [Option<SockaddrStorage>; BATCH],
     send_slot: [usize; BATCH],
     rng: SmallRng,
+    /// What this batch logs to dnstap and when it was received; `None` while dnstap is off.
+    logging: Option<(Logging, Duration)>,
 }
 
 impl Worker {
@@ -143,6 +147,7 @@ impl Worker {
             send_to: [None; BATCH],
             send_slot: [0; BATCH],
             rng: SmallRng::from_rng(&mut rand::rng()),
+            logging: None,
         }
     }
 
@@ -152,9 +157,14 @@ impl Worker {
         socket: &UdpSocket,
         state: &SharedState,
         metrics: &DnsMetrics,
-        rrl: &RateLimit,
+        (rrl, tap): (&RateLimit, &Dnstap),
         shutdown: &CancellationToken,
     ) {
+        // The server's side of every dnstap message (the bound address: a wildcard for
+        // `0.0.0.0`).
+        let local = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         while !shutdown.is_cancelled() {
             let n = match self.receive(socket) {
                 Ok(n) => n,
@@ -175,6 +185,9 @@ impl Worker {
             // finds it in the metrics.
             self.count(n, metrics, received.elapsed());
             self.send(socket, n);
+            if let Some(logging) = self.logging {
+                self.tap(n, tap, logging, local);
+            }
         }
     }
 
@@ -209,6 +222,7 @@ impl Worker {
         let now = tokio::time::Instant::from_std(received);
         let limiter = rrl.follow(snap.model.dns.rrl.as_ref(), now);
         let unix = crate::dns::unix_now();
+        self.logging = Logging::of(snap.model.dnstap.as_ref()).map(|l| (l, dnstap::wall_clock()));
         let queries = self.received.chunks_exact(UDP_BUFFER);
         for ((slot, reply), query) in self.slots[..n]
             .iter_mut()
@@ -290,6 +304,33 @@ impl Worker {
                     debug!(error = %e, peer = ?peer, "udp send failed");
                     start += 1;
                 }
+            }
+        }
+    }
+
+    /// Hands the first `n` queries that got an answer (sent, dropped or slipped by the rate
+    /// limiter), with the bytes that were sent for each, to dnstap.
+    fn tap(
+        &self,
+        n: usize,
+        tap: &Dnstap,
+        (logging, received): (Logging, Duration),
+        local: SocketAddr,
+    ) {
+        let sent = dnstap::wall_clock();
+        let queries = self.received.chunks_exact(UDP_BUFFER);
+        for ((slot, reply), query) in self.slots[..n].iter().zip(&self.replies).zip(queries) {
+            let (Some(peer), Some(query)) = (slot.peer, query.get(..slot.len)) else {
+                continue;
+            };
+            if !slot.answered.replied() {
+                continue;
+            }
+            let response = slot.outcome.sends().then_some(&reply[..]);
+            let ends = (peer, local);
+            let protocol = dnstap::Protocol::Udp;
+            if let Some(r) = Record::new(logging, protocol, ends, received, query, response, sent) {
+                tap.log(r);
             }
         }
     }
