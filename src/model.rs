@@ -152,6 +152,14 @@ impl Model {
                 s.responses_per_second, s.ipv4_prefix, s.ipv6_prefix, s.burst, s.slip
             ));
         }
+        if let Some(t) = &self.dnstap {
+            let what = match (t.log_queries, t.log_responses) {
+                (true, true) => "queries and responses",
+                (true, false) => "queries",
+                _ => "responses",
+            };
+            line.push_str(&format!(", dnstap {what} to {}", t.socket.display()));
+        }
         for signer in self.zones.signers() {
             line.push_str(&format!(
                 ", DNSSEC {} (key {}, {:?})",
