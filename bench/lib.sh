@@ -52,6 +52,23 @@ ns1 A 127.0.0.1
 ZONE
 }
 
+# The unmonitored pool `web` (members 127.0.0.11-14) and the service dyn.bench.test. (one
+# member by weight), as TOML for a config beside bench_zone's zone (metrics.sh, dnstap.sh).
+bench_dyn_service() {
+  cat <<'TOML'
+[pools.web]
+members = [{ address = "127.0.0.11" }, { address = "127.0.0.12" }, { address = "127.0.0.13" }, { address = "127.0.0.14" }]
+
+[services."dyn.bench.test."]
+pools = ["web"]
+select = "weighted"
+max_answers = 1
+TOML
+}
+
+# proc_ticks PID : CPU time (utime + stime, clock ticks) of the process, all its threads.
+proc_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
 # Starts `meridian serve` on CONFIG with one tokio worker pinned to CPU 1, logging to LOG; sets
 # SRV to its PID (recorded in PIDS) and waits at most 10 s for its "listening for dns-udp" line.
 bench_serve() { # CONFIG LOG

@@ -50,14 +50,8 @@ zones = "zones"
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
 
-[pools.web]
-members = [{ address = "127.0.0.11" }, { address = "127.0.0.12" }, { address = "127.0.0.13" }, { address = "127.0.0.14" }]
-
-[services."dyn.bench.test."]
-pools = ["web"]
-select = "weighted"
-max_answers = 1
 TOML
+bench_dyn_service >> "$WORK/meridian.toml"
 echo "dyn.bench.test A" > "$WORK/q.txt"
 
 cat > "$WORK/scrape.py" <<'PY'
@@ -82,7 +76,6 @@ for _ in $(seq 1 150); do grep -q "listening for dns-udp" "$WORK/meridian.log" &
 grep -q "listening for dns-udp" "$WORK/meridian.log" || { echo "Meridian did not start" >&2; cat "$WORK/meridian.log" >&2; exit 1; }
 taskset -a -p -c 1 "$SRV" >/dev/null
 
-ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 RESULTS="$WORK/runs.txt"; : > "$RESULTS"
 one_run() { # scraped|plain R
   local scraper="" t0 t1 out q
@@ -92,10 +85,10 @@ one_run() { # scraped|plain R
     scraper=$!; PIDS+=("$scraper")
     for _ in $(seq 1 50); do [ -s "$WORK/scrapes" ] && break; sleep 0.1; done
   fi
-  t0=$(ticks "$SRV")
+  t0=$(proc_ticks "$SRV")
   # shellcheck disable=SC2086
   out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/q.txt" -l "$DUR" -c 8 -T 1 -q 100 -t 2 $RATE 2>&1)
-  t1=$(ticks "$SRV")
+  t1=$(proc_ticks "$SRV")
   local scrapes="-"
   if [ -n "$scraper" ]; then
     scrapes=$(cat "$WORK/scrapes")

@@ -4,7 +4,8 @@
 //! "Dependency rules"): the leaves [`hash`], [`wire`] (reading a query once) and [`accept`]
 //! (the one TCP accept loop); [`config`] (TOML schema); [`zone`], [`geo`] and [`dnssec`]
 //! (master files, GeoIP, online signing); [`model`] (everything validated, immutable); [`health`] (health state, pure:
-//! hysteresis, overrides, events, consensus, the data the fleet exchanges); [`state`] (the one
+//! hysteresis, overrides, events, consensus, the data the fleet exchanges) and [`dnstap`]
+//! (the query log's queue and writer thread); [`state`] (the one
 //! snapshot of model + health every query reads); [`select`] (steering and selection, pure,
 //! shared by both data planes); then the data planes and the writers of health: [`dns`]
 //! (answering core, UDP/TCP transports, rate limiting), [`director`] (TCP forwarding),

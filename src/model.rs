@@ -177,6 +177,14 @@ impl Model {
                 c.secret_file.display()
             ));
         }
+        if let Some(t) = &self.dnstap {
+            let what = match (t.log_queries, t.log_responses) {
+                (true, true) => "queries and responses",
+                (true, false) => "queries",
+                _ => "responses",
+            };
+            line.push_str(&format!(", dnstap {what} to {}", t.socket.display()));
+        }
         for signer in self.zones.signers() {
             line.push_str(&format!(
                 ", DNSSEC {} (key {}, {:?})",

@@ -445,6 +445,63 @@ async fn a_stopped_reader_loses_records_but_no_query_and_is_found_again() {
     );
 }
 
+/// A reader that completes the handshake on every connection and then never reads; it stops
+/// at the first connection that does not shake hands.
+fn stalled_reader(socket: &Path) -> std::thread::JoinHandle<usize> {
+    use meridian::dnstap::frame::{self, CONTENT_TYPE, Control};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = listener.accept() {
+            match frame::read_control(&mut conn) {
+                Ok(ready) if ready.kind == Control::Ready && ready.accepts(CONTENT_TYPE) => {}
+                _ => break,
+            }
+            let mut accept = Vec::new();
+            frame::control(&mut accept, Control::Accept, Some(CONTENT_TYPE));
+            std::io::Write::write_all(&mut conn, &accept).unwrap();
+            let start = frame::read_control(&mut conn).unwrap();
+            assert_eq!(start.kind, Control::Start);
+            held.push(conn);
+        }
+        held.len()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_costs_records_not_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("stalled.sock");
+    let reader = stalled_reader(&socket);
+    let m = Meridian::start("", &tap_config(&socket, "")).await;
+    until_connected(&m, &socket).await;
+    // Batches of queries until the queue has overflowed: far more than the socket buffer and
+    // the queue hold. Every one is answered at once all the same.
+    let mut full = 0.0;
+    for batch in 0..40u16 {
+        let packets: Vec<Vec<u8>> = (0..1000u16)
+            .map(|i| {
+                QueryBuilder::new("static.example.test.", RecordType::A)
+                    .id(batch.wrapping_mul(1000).wrapping_add(i))
+                    .build()
+            })
+            .collect();
+        let replies = crate::support::udp_bulk(m.udp, &packets, 64).await;
+        assert!(replies.iter().all(|r| r.answers.len() == 1));
+        full = scrape(&m)
+            .await
+            .value("meridian_dnstap_dropped_total", &[("reason", "queue_full")]);
+        if full > 0.0 {
+            break;
+        }
+    }
+    assert!(full > 0.0, "the queue never overflowed");
+    m.stop().await;
+    // A connection that does not shake hands ends the reader.
+    drop(std::os::unix::net::UnixStream::connect(&socket).unwrap());
+    assert!(reader.join().unwrap() >= 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_turns_dnstap_on_changes_what_it_logs_and_moves_it() {
     let dir = tempfile::tempdir().unwrap();
