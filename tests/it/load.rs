@@ -453,6 +453,77 @@ async fn slow_start_ramps_a_recovered_members_share_of_answers() {
 }
 
 #[tokio::test]
+async fn slow_start_ramps_a_recovered_members_share_of_director_connections() {
+    let (ga, _ta) = greeter("127.0.0.2", b'a').await;
+    let (gb, _tb) = greeter("127.0.0.3", b'b').await;
+    let (_agent_a, agent_b, port) = agent_pair("up", "up").await;
+    let monitor = format!("type = \"agent\"\nport = {port}");
+    let config = config(&monitor, &[(ga, 100), (gb, 100)]).replace(
+        "monitor = \"load\"\nmembers",
+        "monitor = \"load\"\nslow_start = \"8s\"\nmembers",
+    );
+    assert!(config.contains("slow_start"), "{config}");
+    let m = Meridian::start("", &config).await;
+    until_weights(
+        &m,
+        &[
+            ("127.0.0.2", 100, "configured"),
+            ("127.0.0.3", 100, "configured"),
+        ],
+    )
+    .await;
+    agent_b.say("down");
+    eventually("b out", || async {
+        let counts = director_counts(m.directors[0], 4).await;
+        if counts.contains_key(&b'b') {
+            Err(format!("{counts:?}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    agent_b.say("up");
+    // Three points on the way up, as for DNS answers: b's share of connections follows the
+    // ramp's percentage p (weight p against a's 100), measured between two looks at p. The
+    // scheduler (smooth weighted round robin) is exact, so the band is the ramp's own move.
+    let expected = |p: u64| 100.0 * p as f64 / (100.0 + p as f64);
+    let mut last = 0.0;
+    for at_least in [15, 40, 70] {
+        let p1 = eventually(&format!("ramp at {at_least}%"), || async {
+            match ramp_of(&m, "127.0.0.3").await {
+                Some(p) if p >= at_least => Ok(p),
+                seen => Err(format!("{seen:?}")),
+            }
+        })
+        .await;
+        let counts = director_counts(m.directors[0], 300).await;
+        let p2 = ramp_of(&m, "127.0.0.3").await.unwrap_or(100);
+        let got = 100.0 * *counts.get(&b'b').unwrap_or(&0) as f64 / 300.0;
+        assert!(
+            got >= expected(p1) - 3.0 && got <= expected(p2) + 3.0,
+            "ramp {p1}%..{p2}%: share of connections {got:.1} (expected {:.1}..{:.1})",
+            expected(p1),
+            expected(p2)
+        );
+        assert!(got > last, "the share did not rise: {got} after {last}");
+        last = got;
+    }
+    eventually("ramp over", || async {
+        match ramp_of(&m, "127.0.0.3").await {
+            None => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    })
+    .await;
+    // Full weight: an even split (smooth round robin may carry a step of the ramp's state).
+    let counts = director_counts(m.directors[0], 200).await;
+    assert!(
+        counts[&b'b'].abs_diff(100) <= 2,
+        "after the ramp: {counts:?}"
+    );
+}
+
+#[tokio::test]
 async fn exec_exit_codes_set_the_shares_of_answers() {
     let dir = tempfile::tempdir().unwrap();
     let codes = dir.path().to_path_buf();
