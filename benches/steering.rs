@@ -124,10 +124,12 @@ fn steering(c: &mut Criterion) {
     // The load-weighted pools' members report shares; one is in a slow start.
     let mut table = (*state.load().health).clone();
     let model = state.load().model.clone();
+    let mut ramping = false;
     for (pool, member) in model.members().filter(|(p, _)| p.name.starts_with("lw-")) {
         let h = table.get_mut(member.index);
         h.share = Some(40 + (member.index % 5) as u8 * 10);
-        if pool.name == "lw-eu" && h.ramp.is_none() {
+        if pool.name == "lw-eu" && !ramping {
+            ramping = true;
             h.ramp = Some(meridian::health::Ramp {
                 since: meridian::dns::Instant::now(),
                 window: std::time::Duration::from_secs(3600),

@@ -639,17 +639,30 @@ fn select<R: Rng + ?Sized>(
                 .collect()
         }
         Selection::Weighted => {
-            weighted_sample(|i| weight(health, &members[i], now), candidates, k, rng)
+            let weighted: Weighted = candidates
+                .iter()
+                .map(|&i| (i, weight(health, &members[i], now)))
+                .collect();
+            weighted_sample(weighted, k, rng)
         }
         Selection::Fastest(band) => {
             // By weight among the members in the band; should the band hold fewer than
             // max_answers, the others (by weight) fill the answer.
             let rtt = |i: usize| health.get(members[i].index).rtt;
-            let (inside, outside) = fastest::split(candidates, rtt, band);
-            let w = |i: usize| weight(health, &members[i], now);
-            let mut chosen = weighted_sample(w, inside, k, rng);
+            let limit = fastest::limit(candidates.iter().map(|&i| rtt(i)), band);
+            let (mut inside, mut outside) = (Weighted::new(), Weighted::new());
+            for &i in &candidates {
+                let h = health.get(members[i].index);
+                let side = if fastest::inside(h.rtt, limit) {
+                    &mut inside
+                } else {
+                    &mut outside
+                };
+                side.push((i, h.weight(members[i].weight.0, now)));
+            }
+            let mut chosen = weighted_sample(inside, k, rng);
             if chosen.len() < k {
-                let more = weighted_sample(w, outside, k - chosen.len(), rng);
+                let more = weighted_sample(outside, k - chosen.len(), rng);
                 chosen.extend(more);
             }
             chosen
@@ -671,33 +684,31 @@ fn select<R: Rng + ?Sized>(
     }
 }
 
-/// Draws `k` members without repetition, each draw proportional to `weight` among those
+/// Candidates with the weight each is drawn by.
+type Weighted = SmallVec<[(usize, u32); 8]>;
+
+/// Draws `k` members without repetition, each draw proportional to its weight among those
 /// left. Zero-weight candidates (only present when failing open) are drawn uniformly.
-fn weighted_sample<R: Rng + ?Sized>(
-    weight: impl Fn(usize) -> u32,
-    mut candidates: Members,
-    k: usize,
-    rng: &mut R,
-) -> Members {
+fn weighted_sample<R: Rng + ?Sized>(mut candidates: Weighted, k: usize, rng: &mut R) -> Members {
     let mut out = Members::new();
-    let w = |i: usize| u64::from(weight(i).max(1));
-    let mut total: u64 = candidates.iter().map(|&i| w(i)).sum();
+    let w = |c: &(usize, u32)| u64::from(c.1.max(1));
+    let mut total: u64 = candidates.iter().map(w).sum();
     while out.len() < k && !candidates.is_empty() {
         let mut ticket = rng.random_range(0..total);
         let pos = candidates
             .iter()
-            .position(|&i| {
-                if ticket < w(i) {
+            .position(|c| {
+                if ticket < w(c) {
                     true
                 } else {
-                    ticket -= w(i);
+                    ticket -= w(c);
                     false
                 }
             })
             .unwrap_or(candidates.len() - 1);
         let chosen = candidates.swap_remove(pos);
-        total -= w(chosen);
-        out.push(chosen);
+        total -= w(&chosen);
+        out.push(chosen.0);
     }
     out
 }
@@ -736,12 +747,8 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         let mut firsts = [0u32; 3];
         for _ in 0..20_000 {
-            let got = weighted_sample(
-                |i| members[i].weight.0,
-                Members::from_slice(&[0, 1]),
-                2,
-                &mut rng,
-            );
+            let candidates = [0, 1].iter().map(|&i| (i, members[i].weight.0)).collect();
+            let got = weighted_sample(candidates, 2, &mut rng);
             assert_eq!(got.len(), 2);
             assert_ne!(got[0], got[1]);
             firsts[got[0]] += 1;

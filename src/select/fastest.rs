@@ -30,21 +30,23 @@ pub fn inside(rtt: Option<Duration>, limit: Option<Duration>) -> bool {
 }
 
 /// Splits `candidates` into those in the band and the rest, each in the order given. In
-/// place, one pass (this runs per query).
-pub fn split<const N: usize>(
-    mut candidates: SmallVec<[usize; N]>,
-    rtt: impl Fn(usize) -> Option<Duration>,
+/// place, one pass (this runs per query); `rtt` reads an item's time (a field: the caller
+/// looks each member's health up once).
+pub fn split<T, const N: usize>(
+    mut candidates: SmallVec<[T; N]>,
+    rtt: impl Fn(&T) -> Option<Duration>,
     band: Band,
-) -> (SmallVec<[usize; N]>, SmallVec<[usize; N]>)
+) -> (SmallVec<[T; N]>, SmallVec<[T; N]>)
 where
-    [usize; N]: smallvec::Array<Item = usize>,
+    [T; N]: smallvec::Array<Item = T>,
+    T: Copy,
 {
-    let limit = limit(candidates.iter().map(|&i| rtt(i)), band);
+    let limit = limit(candidates.iter().map(&rtt), band);
     let mut outside = SmallVec::new();
-    candidates.retain(|i| {
-        let keep = inside(rtt(*i), limit);
+    candidates.retain(|c| {
+        let keep = inside(rtt(c), limit);
         if !keep {
-            outside.push(*i);
+            outside.push(*c);
         }
         keep
     });
@@ -260,7 +262,7 @@ mod tests {
         let rtts = [ms(30), ms(1), None, ms(1), ms(2)];
         let (band, rest) = split(
             SmallVec::<[usize; 8]>::from_slice(&[0, 1, 2, 3, 4]),
-            |i| rtts[i],
+            |&i| rtts[i],
             Band::Percent(20),
         );
         assert_eq!(
