@@ -135,6 +135,8 @@ pub struct Hostname {
     name: Name,
     resolver: Arc<Resolver>,
     resolved: Option<Resolution>,
+    /// The addresses last logged, so that only a change is.
+    logged: Vec<IpAddr>,
 }
 
 impl Hostname {
@@ -144,6 +146,7 @@ impl Hostname {
             name,
             resolver,
             resolved: None,
+            logged: Vec::new(),
         }
     }
 
@@ -155,7 +158,20 @@ impl Hostname {
         if self.resolved.as_ref().is_none_or(|r| r.until <= start) {
             self.resolved = None;
             match self.resolver.lookup(&self.name, spec.timeout).await {
-                Ok(r) => self.resolved = Some(r),
+                Ok(r) => {
+                    if r.addresses != self.logged {
+                        let list: Vec<String> = r.addresses.iter().map(|a| a.to_string()).collect();
+                        tracing::info!(
+                            name = %self.name, addresses = %list.join(" "),
+                            "hostname {} now resolves to {} (kept {:?})",
+                            self.name,
+                            list.join(", "),
+                            r.until.saturating_duration_since(start)
+                        );
+                        self.logged.clone_from(&r.addresses);
+                    }
+                    self.resolved = Some(r);
+                }
                 Err(e) => {
                     return ProbeResult {
                         outcome: Err(e),
