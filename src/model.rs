@@ -278,6 +278,17 @@ impl Builder<'_> {
             if let Err(reason) = zone.add_service(&service.name, id) {
                 return self.err(s.span(), reason);
             }
+            let mut service = service;
+            service.follows_cname = service
+                .pools
+                .iter()
+                .chain(match &service.when_all_down {
+                    WhenAllDown::Fallback(p) => Some(p),
+                    _ => None,
+                })
+                .flat_map(|p| &pools[p.0 as usize].members)
+                .filter_map(|m| m.address.name())
+                .any(|target| zone.origin.zone_of(target));
             // RFC 1034 §3.6.2: a name with a CNAME has no other data.
             if let Some(rtype) = zone
                 .node(&service.name)

@@ -32,6 +32,8 @@ enum Body<'a> {
         members: select::Members,
         ttl: u32,
     },
+    /// A hostname member's CNAME record (its target outside the zone), with this TTL.
+    Cname(&'a hickory_proto::rr::Name, u32),
     /// NOERROR/NXDOMAIN with the negative SOA in authority (RFC 2308).
     Negative(u8),
     /// SERVFAIL, not authoritative.
@@ -102,15 +104,17 @@ pub(super) fn answer<R: Rng + ?Sized>(
     let mut scope = 0;
     let body = match zone.find_wire(qname, qtype) {
         Found::Exact(node) => {
-            // CNAME chains, and services that may answer one (hostname pools).
+            // CNAME chains, and services whose CNAME is followed inside the zone.
             if (qtype != RecordType::CNAME && node.rrset(RecordType::CNAME).is_some())
                 || node
                     .service
-                    .is_some_and(|id| model.services[id as usize].hostnames)
+                    .is_some_and(|id| model.services[id as usize].follows_cname)
             {
                 return None;
             }
-            if let (Some(id), Some(family)) = (node.service, Family::of_qtype(u16::from(qtype))) {
+            let service = node.service.map(|id| &model.services[id as usize]);
+            let family = Family::of_qtype(u16::from(qtype));
+            if let Some(service) = service.filter(|s| s.hostnames || family.is_some()) {
                 let client = steering_client(model, req, &ecs);
                 let mut asker = Asker {
                     client: &client,
@@ -118,9 +122,22 @@ pub(super) fn answer<R: Rng + ?Sized>(
                     rng,
                     scope: 0,
                 };
-                let answer = service_answer(snap, &model.services[id as usize], family, &mut asker);
+                let answer =
+                    service_answer(snap, service, family.unwrap_or(Family::V4), &mut asker);
                 scope = asker.scope;
+                // As the general path's `hostname_service`: a hostname pool answers its one
+                // CNAME for every type, an address pool its addresses or NODATA.
                 match answer {
+                    ServiceAnswer::Members { pool, members, ttl } if pool.hostnames => {
+                        match members
+                            .first()
+                            .and_then(|&i| pool.members[i].address.name())
+                        {
+                            Some(target) => Body::Cname(target, ttl),
+                            None => return None,
+                        }
+                    }
+                    _ if family.is_none() => Body::Negative(0),
                     ServiceAnswer::Members { pool, members, ttl } => {
                         Body::Members { pool, members, ttl }
                     }
@@ -161,6 +178,8 @@ pub(super) fn answer<R: Rng + ?Sized>(
         )?),
         // Denial of existence: the NSEC and the SOA's RRSIG are the general path's.
         (Some(_), Body::Negative(_)) => return None,
+        // A hostname member's CNAME with DO: the general path signs it.
+        (Some(_), Body::Cname(..)) => return None,
     };
     let limit = reply_limit(model, req.transport, opt.map(|o| o.payload));
     out.clear();
@@ -201,6 +220,7 @@ fn encode(
     let (flags, rcode, mut answers, authority): (u8, u8, u16, u16) = match body {
         Body::Static(set) => (0x84, 0, set.len() as u16, 0),
         Body::Members { members, .. } => (0x84, 0, members.len() as u16, 0),
+        Body::Cname(..) => (0x84, 0, 1, 0),
         Body::Negative(rcode) => (0x84, *rcode, 0, 1),
         Body::ServFail => (0x80, RCODE_SERVFAIL, 0, 0),
     };
@@ -236,6 +256,20 @@ fn encode(
                     _ => return None,
                 }
             }
+        }
+        Body::Cname(target, ttl) => {
+            out.extend_from_slice(&OWNER_IS_QNAME);
+            out.extend_from_slice(&u16::from(RecordType::CNAME).to_be_bytes());
+            out.extend_from_slice(&CLASS_IN);
+            out.extend_from_slice(&ttl.to_be_bytes());
+            // The target uncompressed: its labels, then the root.
+            let len: usize = target.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+            for label in target.iter() {
+                out.push(label.len() as u8);
+                out.extend_from_slice(label);
+            }
+            out.push(0);
         }
         Body::Negative(_) => {
             // The apex is a suffix of the question name: point at it.
@@ -352,6 +386,11 @@ mod tests {
             ("b.example.test.", RecordType::A),
             ("nothing.example.test.", RecordType::A),
             ("alias.example.test.", RecordType::CNAME),
+            // Hostname members whose names lie outside the zone: their CNAME, any type.
+            ("edge.example.test.", RecordType::A),
+            ("edge.example.test.", RecordType::TXT),
+            ("blend.example.test.", RecordType::AAAA),
+            ("blend.example.test.", RecordType::CNAME),
         ] {
             for edns in [None, Some(None), Some(Some(("192.0.2.0", 24)))] {
                 assert!(
@@ -371,6 +410,8 @@ mod tests {
             ("example.test.", RecordType::NS),
             ("_http._tcp.example.test.", RecordType::SRV),
             ("alias.example.test.", RecordType::A),
+            // A hostname member inside the zone: its CNAME is followed.
+            ("cdn.example.test.", RecordType::A),
             ("x.wild.example.test.", RecordType::A),
             ("www.sub.example.test.", RecordType::A),
             ("www.example.org.", RecordType::A),

@@ -179,6 +179,9 @@ pub struct Service {
     /// Whether any of its pools (the fallback pool included) has hostname members, so that
     /// it may answer a CNAME record: then no other data may sit at its name.
     pub hostnames: bool,
+    /// Whether one of those members' names lies in the service's own zone, so that its answer
+    /// follows the CNAME there (which only the general path does).
+    pub follows_cname: bool,
 }
 
 /// A `fastest_within` value: `"20%"` (0% to 1000%) or a duration up to 10 s (`"5ms"`).
@@ -389,6 +392,7 @@ impl Builder<'_> {
             .any(|id| pools[id.0 as usize].hostnames);
         Ok(Service {
             hostnames,
+            follows_cname: false,
             name: dns_name,
             pools: service_pools,
             steering,

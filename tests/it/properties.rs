@@ -105,6 +105,8 @@ fn seeds() -> Vec<Vec<u8>> {
         "nodata.example.test.",
         "servfail.example.test.",
         "cdn.example.test.",
+        "edge.example.test.",
+        "blend.example.test.",
     ];
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
