@@ -85,11 +85,11 @@ pub(super) fn answer<R: Rng + ?Sized>(
     let ecs = opt.map_or(Ecs::Absent, |o| o.ecs);
     let qtype = RecordType::from(qtype);
 
-    let zone = model.zones.find_wire(qname)?;
+    let (zone, signer) = model.zones.find_signed_wire(qname)?;
     // A signed zone's apex answers the key records, and its DO answers carry RRSIGs and denial
     // proofs: the general path writes those, except a positive answer's RRSIG, which
     // [`fast_signed`] encodes. Everything else is answered as for any zone.
-    let signer = match model.zones.signer_wire(qname) {
+    let signer = match signer {
         Some(_)
             if matches!(
                 qtype,

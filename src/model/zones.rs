@@ -29,6 +29,8 @@ pub struct Zones {
     list: Vec<Zone>,
     /// Zone index by lower-cased wire-format origin.
     by_origin: NameMap<usize>,
+    /// The most labels of any origin: longer suffixes of a query name cannot match.
+    max_labels: u8,
     /// The signer of each zone signed with DNSSEC, by zone index.
     signers: Vec<Option<Arc<Signer>>>,
 }
@@ -50,9 +52,11 @@ impl Zones {
             .map(|i| (&self.list[i], self.signer_at(i)))
     }
 
-    /// The signer of the zone `qname` belongs to, when that zone is signed with DNSSEC.
-    pub fn signer_wire(&self, qname: &WireName) -> Option<&Signer> {
-        self.position_wire(qname).and_then(|i| self.signer_at(i))
+    /// [`Zones::find_signed`] for a name already in wire form: one search gives the zone and
+    /// its signer.
+    pub fn find_signed_wire(&self, qname: &WireName) -> Option<(&Zone, Option<&Signer>)> {
+        self.position_wire(qname)
+            .map(|i| (&self.list[i], self.signer_at(i)))
     }
 
     /// Every signer, in zone order.
@@ -100,7 +104,7 @@ impl Zones {
     }
 
     fn position_wire(&self, qname: &WireName) -> Option<usize> {
-        (0..=qname.label_count())
+        (0..=qname.label_count().min(self.max_labels))
             .rev()
             .find_map(|labels| self.by_origin.get(qname.suffix(labels)).copied())
     }
@@ -175,6 +179,7 @@ impl Builder<'_> {
             let key = WireName::from_name(&origin)
                 .map(|w| Box::<[u8]>::from(w.as_bytes()))
                 .unwrap_or_default();
+            zones.max_labels = zones.max_labels.max(origin.num_labels());
             seen.insert(origin, file);
             zones.by_origin.insert(key, zones.list.len());
             zones.list.push(zone);

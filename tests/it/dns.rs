@@ -226,6 +226,72 @@ async fn names_outside_every_zone_are_refused() {
 }
 
 #[tokio::test]
+async fn a_name_belongs_to_the_served_zone_with_the_longest_origin() {
+    // A parent and a child zone served together (no delegation in the parent): each name is
+    // answered from the deepest zone it is in, whatever its number of labels.
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    let soa = |ns: &str| format!("@ 300 SOA {ns} hostmaster 1 3600 600 86400 60\n@ 300 NS {ns}\n");
+    std::fs::write(
+        zones.join("example.test.zone"),
+        soa("ns1") + "ns1 300 A 192.0.2.53\nwww 300 A 192.0.2.1\nx.sub 300 A 192.0.2.9\n",
+    )
+    .unwrap();
+    std::fs::write(
+        zones.join("sub.example.test.zone"),
+        soa("ns.example.test.") + "www 300 A 192.0.2.2\na.b.c.d.e.f 300 A 192.0.2.3\n",
+    )
+    .unwrap();
+    let path = dir.path().join("meridian.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones = {:?}\n",
+            zones.display().to_string()
+        ),
+    )
+    .unwrap();
+    let model = meridian::Model::load(&path).expect("two zones load");
+    let m = Meridian::serve(model, dir).await;
+    let a = |r: &Message| -> Vec<String> {
+        r.answers
+            .iter()
+            .filter_map(|rr| match &rr.data {
+                RData::A(a) => Some(a.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let soa_owner = |r: &Message| r.authorities.first().map(|rr| rr.name.to_string());
+    for (name, want) in [
+        ("www.example.test.", "192.0.2.1"),
+        ("www.sub.example.test.", "192.0.2.2"),
+        ("a.b.c.d.e.f.sub.example.test.", "192.0.2.3"),
+    ] {
+        for r in both(&m, &QueryBuilder::new(name, RecordType::A)).await {
+            assert_eq!(a(&r), [want], "{name}");
+            assert!(r.metadata.authoritative, "{name}");
+        }
+    }
+    // The parent's record under the child's origin is hidden by the child zone, and names
+    // under the child (deeper than any origin) are the child's to deny.
+    for name in ["x.sub.example.test.", "q.r.s.t.u.v.w.sub.example.test."] {
+        for r in both(&m, &QueryBuilder::new(name, RecordType::A)).await {
+            assert_eq!(r.metadata.response_code, ResponseCode::NXDomain, "{name}");
+            assert_eq!(
+                soa_owner(&r).as_deref(),
+                Some("sub.example.test."),
+                "{name}"
+            );
+        }
+    }
+    for r in both(&m, &QueryBuilder::new("nope.example.test.", RecordType::A)).await {
+        assert_eq!(soa_owner(&r).as_deref(), Some("example.test."));
+    }
+}
+
+#[tokio::test]
 async fn other_opcodes_get_notimp_without_aa() {
     let m = Meridian::start("", "").await;
     for op in [
