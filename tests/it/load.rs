@@ -388,6 +388,45 @@ async fn ramp_of(m: &Meridian, address: &str) -> Option<u64> {
         .as_u64()
 }
 
+/// Three points on the way up of the slow start of the member at `address`: at each, the
+/// member's `share` (0-100, of answers or connections) follows the ramp's percentage p
+/// (weight p against its peer's 100: p / (100 + p)), measured between two looks at p, and
+/// rises; then waits for the ramp to end.
+async fn follows_the_ramp<F, Fut>(m: &Meridian, address: &str, mut share: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let expected = |p: u64| 100.0 * p as f64 / (100.0 + p as f64);
+    let mut last = 0.0;
+    for at_least in [15, 40, 70] {
+        let p1 = eventually(&format!("ramp at {at_least}%"), || async {
+            match ramp_of(m, address).await {
+                Some(p) if p >= at_least => Ok(p),
+                seen => Err(format!("{seen:?}")),
+            }
+        })
+        .await;
+        let got = share().await;
+        let p2 = ramp_of(m, address).await.unwrap_or(100);
+        assert!(
+            got >= expected(p1) - 3.0 && got <= expected(p2) + 3.0,
+            "ramp {p1}%..{p2}%: share {got:.1} (expected {:.1}..{:.1})",
+            expected(p1),
+            expected(p2)
+        );
+        assert!(got > last, "the share did not rise: {got} after {last}");
+        last = got;
+    }
+    eventually("ramp over", || async {
+        match ramp_of(m, address).await {
+            None => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn slow_start_ramps_a_recovered_members_share_of_answers() {
     let a = Backend::http().start().await;
@@ -416,35 +455,9 @@ async fn slow_start_ramps_a_recovered_members_share_of_answers() {
     })
     .await;
     b.set_status(200);
-    // Three points on the way up: the share of b's answers follows the ramp's percentage p
-    // (weight p against a's 100: p / (100 + p)), measured between two looks at p.
-    let mut last = 0.0;
-    for at_least in [15, 40, 70] {
-        let p1 = eventually(&format!("ramp at {at_least}%"), || async {
-            match ramp_of(&m, "192.0.2.11").await {
-                Some(p) if p >= at_least => Ok(p),
-                seen => Err(format!("{seen:?}")),
-            }
-        })
-        .await;
+    follows_the_ramp(&m, "192.0.2.11", || async {
         let shares = dns_shares(&m, 4_000).await;
-        let p2 = ramp_of(&m, "192.0.2.11").await.unwrap_or(100);
-        let expected = |p: u64| 100.0 * p as f64 / (100.0 + p as f64);
-        let got = shares.get(&ip("192.0.2.11")).copied().unwrap_or(0.0);
-        assert!(
-            got >= expected(p1) - 3.0 && got <= expected(p2) + 3.0,
-            "ramp {p1}%..{p2}%: share {got:.1} (expected {:.1}..{:.1})",
-            expected(p1),
-            expected(p2)
-        );
-        assert!(got > last, "the share did not rise: {got} after {last}");
-        last = got;
-    }
-    eventually("ramp over", || async {
-        match ramp_of(&m, "192.0.2.11").await {
-            None => Ok(()),
-            seen => Err(format!("{seen:?}")),
-        }
+        shares.get(&ip("192.0.2.11")).copied().unwrap_or(0.0)
     })
     .await;
     let shares = dns_shares(&m, 20_000).await;
@@ -483,36 +496,9 @@ async fn slow_start_ramps_a_recovered_members_share_of_director_connections() {
     })
     .await;
     agent_b.say("up");
-    // Three points on the way up, as for DNS answers: b's share of connections follows the
-    // ramp's percentage p (weight p against a's 100), measured between two looks at p. The
-    // scheduler (smooth weighted round robin) is exact, so the band is the ramp's own move.
-    let expected = |p: u64| 100.0 * p as f64 / (100.0 + p as f64);
-    let mut last = 0.0;
-    for at_least in [15, 40, 70] {
-        let p1 = eventually(&format!("ramp at {at_least}%"), || async {
-            match ramp_of(&m, "127.0.0.3").await {
-                Some(p) if p >= at_least => Ok(p),
-                seen => Err(format!("{seen:?}")),
-            }
-        })
-        .await;
+    follows_the_ramp(&m, "127.0.0.3", || async {
         let counts = director_counts(m.directors[0], 300).await;
-        let p2 = ramp_of(&m, "127.0.0.3").await.unwrap_or(100);
-        let got = 100.0 * *counts.get(&b'b').unwrap_or(&0) as f64 / 300.0;
-        assert!(
-            got >= expected(p1) - 3.0 && got <= expected(p2) + 3.0,
-            "ramp {p1}%..{p2}%: share of connections {got:.1} (expected {:.1}..{:.1})",
-            expected(p1),
-            expected(p2)
-        );
-        assert!(got > last, "the share did not rise: {got} after {last}");
-        last = got;
-    }
-    eventually("ramp over", || async {
-        match ramp_of(&m, "127.0.0.3").await {
-            None => Ok(()),
-            seen => Err(format!("{seen:?}")),
-        }
+        100.0 * *counts.get(&b'b').unwrap_or(&0) as f64 / 300.0
     })
     .await;
     // Full weight: an even split (smooth round robin may carry a step of the ramp's state).
