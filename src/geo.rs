@@ -10,8 +10,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::{IpNet, Ipv4Net};
-use maxminddb::{MaxMindDbError, Reader};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use maxminddb::{MaxMindDbError, Reader, WithinOptions};
 
 pub use codes::{CodeError, Continent, Country, continent_of};
 use decode::Record;
@@ -118,6 +118,63 @@ impl GeoDb {
             (_, addr) => IpNet::new(addr, network.prefix()).ok()?.trunc(),
         };
         record.location(network)
+    }
+
+    /// Every network of the database in one family (`v6`), in address order, with what
+    /// [`GeoDb::lookup`] says of the addresses in it (`None`: a record without a country,
+    /// continent or coordinates, or one that does not decode). Networks the database has no
+    /// record for are left out. In IPv6, the IPv4 subtree (`::/96`) and its aliases
+    /// (`::ffff:0:0/96`, Teredo `2001::/32`, 6to4 `2002::/16` in GeoIP2) are included, so every
+    /// IPv6 address finds what `lookup` finds.
+    /// Each record is decoded once, however many networks share it. For building tables at
+    /// load time, never on the query path.
+    pub fn networks(&self, v6: bool) -> Result<Vec<(IpNet, Option<Location>)>, MaxMindDbError> {
+        let all = if v6 {
+            if self.reader.metadata().ip_version != 6 {
+                return Ok(Vec::new());
+            }
+            ipnetwork::IpNetwork::V6("::/0".parse().expect("a network"))
+        } else {
+            ipnetwork::IpNetwork::V4("0.0.0.0/0".parse().expect("a network"))
+        };
+        let options = if v6 {
+            WithinOptions::default().include_aliased_networks()
+        } else {
+            WithinOptions::default()
+        };
+        let mut decoded: std::collections::HashMap<usize, Option<Location>> =
+            std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for result in self.reader.within(all, options)? {
+            let result = result?;
+            let Some(offset) = result.offset() else {
+                continue;
+            };
+            let network = result.network()?;
+            let network = match (v6, network.ip()) {
+                // An IPv6 database without an IPv4 subtree: its record covers every IPv4
+                // address, as in `lookup`.
+                (false, IpAddr::V6(_)) => IpNet::V4(Ipv4Net::default()),
+                // The IPv4 subtree, reported in IPv4 terms: it is ::/96 in the IPv6 tree.
+                (true, IpAddr::V4(a)) => {
+                    match Ipv6Net::new(a.to_ipv6_compatible(), network.prefix() + 96) {
+                        Ok(net) => IpNet::V6(net.trunc()),
+                        Err(_) => continue,
+                    }
+                }
+                (_, addr) => match IpNet::new(addr, network.prefix()) {
+                    Ok(net) => net.trunc(),
+                    Err(_) => continue,
+                },
+            };
+            let location = *decoded.entry(offset).or_insert_with(|| {
+                let record: Option<Record<'_>> = result.decode().ok().flatten();
+                record.and_then(|r| r.location(IpNet::V6(Ipv6Net::default())))
+            });
+            out.push((network, location.map(|l| Location { network, ..l })));
+        }
+        out.sort_by_key(|(net, _)| (net.network(), net.prefix_len()));
+        Ok(out)
     }
 
     /// One line for logs: database type, build date (UTC), tree size and IP version.
