@@ -116,8 +116,8 @@ struct Ranges<K> {
     starts: Vec<K>,
     /// Per range: the outcome and the run (maximal stretch of ranges with the same pools).
     entries: Vec<(u32, u32)>,
-    /// First and last address of each run.
-    runs: Vec<(K, K)>,
+    /// The first range of each run.
+    runs: Vec<u32>,
 }
 
 impl<K: Key> Ranges<K> {
@@ -125,7 +125,11 @@ impl<K: Key> Ranges<K> {
         // The last range starting at or before `addr`; the first starts at 0.
         let i = self.starts.partition_point(|&s| s <= addr) - 1;
         let (outcome, run) = self.entries[i];
-        let (start, end) = self.runs[run as usize];
+        let start = self.starts[self.runs[run as usize] as usize];
+        let end = match self.runs.get(run as usize + 1) {
+            Some(&next) => self.starts[next as usize].prev(),
+            None => K::MAX,
+        };
         (outcome, widest_prefix(addr, start, end))
     }
 
@@ -138,30 +142,28 @@ impl<K: Key> Ranges<K> {
             runs: Vec::new(),
         };
         let mut last: Option<u32> = None;
-        for (start, end, outcome) in segments {
+        for (start, _, outcome) in segments {
             if last == Some(outcome) {
                 // The same outcome again: one range.
-                let run = out.entries.last().expect("a range").1 as usize;
-                out.runs[run].1 = end;
                 continue;
             }
-            let joins = last.is_some_and(|l| same_pools(l, outcome));
-            if joins {
-                out.runs.last_mut().expect("a run").1 = end;
-            } else {
-                out.runs.push((start, end));
+            if !last.is_some_and(|l| same_pools(l, outcome)) {
+                out.runs.push(out.starts.len() as u32);
             }
             out.starts.push(start);
             out.entries.push((outcome, (out.runs.len() - 1) as u32));
             last = Some(outcome);
         }
+        out.starts.shrink_to_fit();
+        out.entries.shrink_to_fit();
+        out.runs.shrink_to_fit();
         out
     }
 
     fn bytes(&self) -> usize {
         self.starts.capacity() * size_of::<K>()
             + self.entries.capacity() * size_of::<(u32, u32)>()
-            + self.runs.capacity() * size_of::<(K, K)>()
+            + self.runs.capacity() * size_of::<u32>()
     }
 }
 
@@ -192,6 +194,9 @@ type Place = (Option<Country>, Option<Continent>, Option<(u64, u64)>);
 pub(super) struct Networks {
     v4: Vec<(u32, u32, Option<u32>)>,
     v6: Vec<(u128, u128, Option<u32>)>,
+    /// IPv6 networks that find the IPv4 data (see [`crate::geo::GeoDb::ipv4_aliases`]), with
+    /// their prefix length.
+    aliases: Vec<(u128, u128, u8)>,
     locations: Vec<Location>,
 }
 
@@ -201,6 +206,7 @@ impl Networks {
         Networks {
             v4: Vec::new(),
             v6: Vec::new(),
+            aliases: Vec::new(),
             locations: Vec::new(),
         }
     }
@@ -234,7 +240,17 @@ impl Networks {
                 v6.push((s, e, intern(loc)));
             }
         }
-        Ok(Networks { v4, v6, locations })
+        let aliases = db
+            .ipv4_aliases()?
+            .into_iter()
+            .map(|n| (n.network().into(), n.broadcast().into(), n.prefix_len()))
+            .collect();
+        Ok(Networks {
+            v4,
+            v6,
+            aliases,
+            locations,
+        })
     }
 
     /// How many database networks there are.
@@ -243,11 +259,19 @@ impl Networks {
     }
 }
 
+/// Marks an IPv6 range whose addresses find the IPv4 data; the low bits are the alias's prefix
+/// length.
+const ALIAS: u32 = 1 << 31;
+
 /// A service's pool order for every address, IPv4 and IPv6.
 #[derive(Debug, Clone, Default)]
 pub struct NetTable {
     v4: Ranges<u32>,
     v6: Ranges<u128>,
+    /// The IPv4 table without the IPv4 `nets` entries, for IPv6 addresses that find the IPv4
+    /// data (a `nets` entry of one family never matches an address of the other); only when
+    /// there are such entries and aliases.
+    v4_aliased: Option<Ranges<u32>>,
     outcomes: Vec<Outcome>,
 }
 
@@ -360,11 +384,23 @@ impl NetTable {
                 IpNet::V6(_) => nets6.push((*net, id)),
             }
         }
-        let v4 = segments(&networks.v4, of, unknown, &nets4);
-        let v6 = segments(&networks.v6, of, unknown, &nets6);
+        let v4 = segments(&networks.v4, of, unknown, &[], &nets4);
+        // IPv6 addresses that find the IPv4 data are looked up in the IPv4 table: a marker
+        // with the alias's prefix length, under the `nets` entries.
+        let aliases: Vec<(u128, u128, u32)> = networks
+            .aliases
+            .iter()
+            .map(|&(s, e, len)| (s, e, ALIAS | u32::from(len)))
+            .collect();
+        let v6 = segments(&networks.v6, of, unknown, &aliases, &nets6);
         let pools_of = &outcomes.pools_of;
-        let same = |a: u32, b: u32| pools_of[a as usize] == pools_of[b as usize];
+        let same = |a: u32, b: u32| {
+            a & ALIAS == 0 && b & ALIAS == 0 && pools_of[a as usize] == pools_of[b as usize]
+        };
+        let v4_aliased = (!nets4.is_empty() && !aliases.is_empty())
+            .then(|| Ranges::from_segments(segments(&networks.v4, of, unknown, &[], &[]), same));
         NetTable {
+            v4_aliased,
             v4: Ranges::from_segments(v4, same),
             v6: Ranges::from_segments(v6, same),
             outcomes: outcomes.list,
@@ -375,7 +411,23 @@ impl NetTable {
     pub fn lookup(&self, addr: IpAddr) -> Hit<'_> {
         let (outcome, scope) = match addr {
             IpAddr::V4(a) => self.v4.lookup(u32::from(a)),
-            IpAddr::V6(a) => self.v6.lookup(u128::from(a)),
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                match self.v6.lookup(a) {
+                    (marker, scope) if marker & ALIAS != 0 => {
+                        // The bits after the alias's prefix are the IPv4 address; the answer
+                        // holds where both the alias range and the IPv4 network allow.
+                        let len = marker & !ALIAS;
+                        let v4 = self.v4_aliased.as_ref().unwrap_or(&self.v4);
+                        let (outcome, v4_scope) = v4.lookup((a << len >> 96) as u32);
+                        (
+                            outcome,
+                            scope.max((u32::from(v4_scope) + len).min(128) as u8),
+                        )
+                    }
+                    found => found,
+                }
+            }
         };
         Hit {
             outcome: &self.outcomes[outcome as usize],
@@ -385,12 +437,14 @@ impl NetTable {
 
     /// How many ranges the table holds (IPv4 and IPv6), after merging.
     pub fn ranges(&self) -> usize {
-        self.v4.starts.len() + self.v6.starts.len()
+        self.v4.starts.len()
+            + self.v6.starts.len()
+            + self.v4_aliased.as_ref().map_or(0, |r| r.starts.len())
     }
 
     /// The memory the table's arrays take, in bytes (the outcomes' pool lists aside).
     pub fn bytes(&self) -> usize {
-        self.v4.bytes() + self.v6.bytes()
+        self.v4.bytes() + self.v6.bytes() + self.v4_aliased.as_ref().map_or(0, Ranges::bytes)
     }
 }
 
@@ -466,12 +520,13 @@ pub(super) fn attach(
 }
 
 /// The whole space of one family as contiguous (start, end, outcome) segments: the database's
-/// networks (gaps: `unknown`), with the `nets` entries on top, a longer entry winning inside a
-/// shorter one.
+/// networks (gaps: `unknown`), the IPv4 aliases over them, and the `nets` entries on top, a
+/// longer entry winning inside a shorter one.
 fn segments<K: Key>(
     db: &[(K, K, Option<u32>)],
     outcome_of: impl Fn(Option<u32>) -> u32,
     unknown: u32,
+    aliases: &[(K, K, u32)],
     nets: &[(IpNet, u32)],
 ) -> Vec<(K, K, u32)> {
     let mut base = Vec::with_capacity(db.len() * 2 + 1);
@@ -490,6 +545,9 @@ fn segments<K: Key>(
     }
     if let Some(at) = next {
         base.push((at, K::MAX, unknown));
+    }
+    for &(start, end, marker) in aliases {
+        base = overlay(base, start, end, marker);
     }
     // Shortest first, so a longer entry overwrites the shorter one it sits in.
     let mut nets: Vec<(K, K, u32, u8)> = nets
