@@ -61,6 +61,8 @@ trait Key: Copy + Ord + std::fmt::Debug {
     fn prev(self) -> Self;
     fn next(self) -> Self;
     fn of(net: IpNet) -> Option<(Self, Self)>;
+    /// The top 16 bits, for the family that has a /16 index (IPv4).
+    fn top16(self) -> Option<usize>;
 }
 
 impl Key for u32 {
@@ -83,6 +85,9 @@ impl Key for u32 {
             IpNet::V4(n) => Some((n.network().into(), n.broadcast().into())),
             IpNet::V6(_) => None,
         }
+    }
+    fn top16(self) -> Option<usize> {
+        Some((self >> 16) as usize)
     }
 }
 
@@ -107,6 +112,9 @@ impl Key for u128 {
             IpNet::V4(_) => None,
         }
     }
+    fn top16(self) -> Option<usize> {
+        None
+    }
 }
 
 /// One family's table: disjoint ranges covering the whole address space, in address order.
@@ -114,56 +122,96 @@ impl Key for u128 {
 struct Ranges<K> {
     /// First address of each range.
     starts: Vec<K>,
-    /// Per range: the outcome and the run (maximal stretch of ranges with the same pools).
-    entries: Vec<(u32, u32)>,
-    /// The first range of each run.
-    runs: Vec<u32>,
+    /// Per range: its outcome and the first and last address of its run (the maximal stretch
+    /// of neighbouring ranges with the same pools), beside each other so a lookup reads one
+    /// place after the search.
+    entries: Vec<Entry<K>>,
+    /// For IPv4: `index[h]` is the first range starting in the /16 `h` or after it (65,537
+    /// entries), so a search only looks at the ranges of one /16. Empty for IPv6, which is
+    /// searched whole.
+    index: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry<K> {
+    outcome: u32,
+    run_start: K,
+    run_end: K,
 }
 
 impl<K: Key> Ranges<K> {
     fn lookup(&self, addr: K) -> (u32, u8) {
         // The last range starting at or before `addr`; the first starts at 0.
-        let i = self.starts.partition_point(|&s| s <= addr) - 1;
-        let (outcome, run) = self.entries[i];
-        let start = self.starts[self.runs[run as usize] as usize];
-        let end = match self.runs.get(run as usize + 1) {
-            Some(&next) => self.starts[next as usize].prev(),
-            None => K::MAX,
+        let i = match K::top16(addr) {
+            Some(h) if !self.index.is_empty() => {
+                let (lo, hi) = (self.index[h] as usize, self.index[h + 1] as usize);
+                let within = self.starts[lo..hi].partition_point(|&s| s <= addr);
+                // None in this /16 at or before addr: the range that reaches into it.
+                (lo + within).max(1) - 1
+            }
+            _ => self.starts.partition_point(|&s| s <= addr) - 1,
         };
-        (outcome, widest_prefix(addr, start, end))
+        let e = self.entries[i];
+        (e.outcome, widest_prefix(addr, e.run_start, e.run_end))
     }
 
     /// Builds from disjoint, sorted, contiguous (start, end, outcome) segments covering the
     /// whole space; `same_pools(a, b)` says whether two outcomes order the pools alike.
     fn from_segments(segments: Vec<(K, K, u32)>, same_pools: impl Fn(u32, u32) -> bool) -> Self {
-        let mut out = Ranges {
-            starts: Vec::with_capacity(segments.len()),
-            entries: Vec::with_capacity(segments.len()),
-            runs: Vec::new(),
-        };
-        let mut last: Option<u32> = None;
-        for (start, _, outcome) in segments {
+        let mut starts = Vec::with_capacity(segments.len());
+        let mut entries: Vec<Entry<K>> = Vec::with_capacity(segments.len());
+        // Per range, its run; per run, its first and last address.
+        let mut run_of: Vec<u32> = Vec::with_capacity(segments.len());
+        let mut runs: Vec<(K, K)> = Vec::new();
+        for (start, end, outcome) in segments {
+            let last = entries.last().map(|e| e.outcome);
             if last == Some(outcome) {
                 // The same outcome again: one range.
+                runs.last_mut().expect("a run").1 = end;
                 continue;
             }
-            if !last.is_some_and(|l| same_pools(l, outcome)) {
-                out.runs.push(out.starts.len() as u32);
+            if last.is_some_and(|l| same_pools(l, outcome)) {
+                runs.last_mut().expect("a run").1 = end;
+            } else {
+                runs.push((start, end));
             }
-            out.starts.push(start);
-            out.entries.push((outcome, (out.runs.len() - 1) as u32));
-            last = Some(outcome);
+            starts.push(start);
+            run_of.push((runs.len() - 1) as u32);
+            entries.push(Entry {
+                outcome,
+                run_start: start,
+                run_end: end,
+            });
         }
-        out.starts.shrink_to_fit();
-        out.entries.shrink_to_fit();
-        out.runs.shrink_to_fit();
-        out
+        for (e, &run) in entries.iter_mut().zip(&run_of) {
+            (e.run_start, e.run_end) = runs[run as usize];
+        }
+        starts.shrink_to_fit();
+        entries.shrink_to_fit();
+        let index = if K::top16(K::zero()).is_some() {
+            let mut index = Vec::with_capacity(65_537);
+            let mut at = 0;
+            for h in 0..=65_536usize {
+                while at < starts.len() && K::top16(starts[at]).is_some_and(|t| t < h) {
+                    at += 1;
+                }
+                index.push(at as u32);
+            }
+            index
+        } else {
+            Vec::new()
+        };
+        Ranges {
+            starts,
+            entries,
+            index,
+        }
     }
 
     fn bytes(&self) -> usize {
         self.starts.capacity() * size_of::<K>()
-            + self.entries.capacity() * size_of::<(u32, u32)>()
-            + self.runs.capacity() * size_of::<u32>()
+            + self.entries.capacity() * size_of::<Entry<K>>()
+            + self.index.capacity() * size_of::<u32>()
     }
 }
 

@@ -201,13 +201,13 @@ pub struct Service {
     pub min_ttl: u32,
     /// Policy when nothing is usable.
     pub when_all_down: WhenAllDown,
-    /// Whether any of its pools (the fallback pool included) has hostname members, so that
-    /// it may answer a CNAME record: then no other data may sit at its name.
-    pub hostnames: bool,
     /// For `geo` and `proximity` steering, the pool order of every network, built once per
     /// model (shared by services that decide alike); `None` when `[geo] precompute = false`
     /// (or the database could not be walked): then each query looks the client up.
     pub networks: Option<std::sync::Arc<NetTable>>,
+    /// Whether any of its pools (the fallback pool included) has hostname members, so that
+    /// it may answer a CNAME record: then no other data may sit at its name.
+    pub hostnames: bool,
 }
 
 /// A `fastest_within` value: `"20%"` (0% to 1000%) or a duration up to 10 s (`"5ms"`).
@@ -417,7 +417,6 @@ impl Builder<'_> {
             .chain(fallback.iter())
             .any(|id| pools[id.0 as usize].hostnames);
         Ok(Service {
-            networks: None,
             hostnames,
             name: dns_name,
             pools: service_pools,
@@ -428,6 +427,7 @@ impl Builder<'_> {
             ttl,
             min_ttl,
             when_all_down,
+            networks: None,
         })
     }
 
