@@ -18,12 +18,14 @@
 #                     (the path before the tables; the differential check's reference)
 #   gdnsd             gdnsd 3.8's geoip plugin with the same maps and database
 # Per server and run: the server CPU at a fixed QPS (the stream cycled for DURATION seconds),
-# and queries/s per core at MAX_QPS (answered queries / server CPU seconds). Before measuring,
+# (and its user-space part) and queries/s per core at MAX_QPS (answered queries / server CPU
+# seconds). Before measuring,
 # the differential check: the whole stream once against meridian and meridian-lookup, every
 # answer compared (same RCODE and addresses; scope equal or wider, and for PROBES widened
 # scopes, addresses across the wider network asked of meridian-lookup get the same answer).
-# Also reported: the database's load (networks, tables built, their time and memory) and
-# each server's resident memory. The last line is `ecs cpu ratio meridian/gdnsd: R`
+# Also reported: the database's load (networks, tables built, their time and memory), each
+# server's resident memory, and 6 s at QPS against meridian with a SIGHUP (database and tables
+# rebuilt) at 2 s and 4 s: the reloads done and what the load generator saw. The last line is `ecs cpu ratio meridian/gdnsd: R`
 # (medians, same run). See bench/README.md.
 #
 # Arguments:
@@ -273,23 +275,31 @@ log "$DIFF_LINE"
 
 # --- measurement ---------------------------------------------------------------------------------
 RESULTS="$RUN/runs.txt"; : >"$RESULTS"
+# srv_uticks NAME : the user-space part of srv_ticks (utime only): the rest is the kernel's.
+srv_uticks() {
+  local p t=0
+  for p in $(srv_tree "$1"); do
+    t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + 0}')))
+  done
+  echo "$t"
+}
 one_run() {  # one_run MODE SERVER R
-  local mode="$1" s="$2" r="$3" rate out s0 s1 line
+  local mode="$1" s="$2" r="$3" rate out s0 s1 u0 u1 line
   rate="$QPS"; [ "$mode" = max ] && rate="$MAX_QPS"
   out="$RUN/raw/$mode-$s-$r.txt"
   srv_alive "$s" || die "$s is no longer running; log: $RUN/$s.log"
   srv_pinned "$s" "$SERVER_CPU" || die "$s has threads outside CPU $SERVER_CPU"
-  s0="$(srv_ticks "$s")"
+  s0="$(srv_ticks "$s")"; u0="$(srv_uticks "$s")"
   taskset -c "$CLIENT_CPU" "$LOAD" send "$HOST:$(port_of "$s")" "$RUN/stream.txt" "$rate" "$DUR" >"$out" 2>&1 &
   CLIENT_PID=$!; wait "$CLIENT_PID"; CLIENT_PID=""
-  s1="$(srv_ticks "$s")"
-  line="$(awk -v s0="$s0" -v s1="$s1" -v hz="$CLK_TCK" '
+  s1="$(srv_ticks "$s")"; u1="$(srv_uticks "$s")"
+  line="$(awk -v s0="$s0" -v s1="$s1" -v u0="$u0" -v u1="$u1" -v hz="$CLK_TCK" '
     /^sent=/ { for (i=1;i<=NF;i++) { split($i,a,"="); v[a[1]]=a[2] } }
     END {
       if (v["answered"]+0 <= 0) { print "error=no_answers"; exit }
       cpu = (s1-s0)/hz
-      printf "qps=%.0f srv_cpu_pct=%.1f qps_per_core=%.0f lost=%d sent=%d noerror_pct=%.2f",
-        v["qps"], 100*cpu/v["seconds"], (cpu>0 ? v["answered"]/cpu : 0), v["lost"], v["sent"], 100*v["noerror"]/v["answered"]
+      printf "qps=%.0f srv_cpu_pct=%.1f user_cpu_pct=%.1f qps_per_core=%.0f lost=%d sent=%d noerror_pct=%.2f",
+        v["qps"], 100*cpu/v["seconds"], 100*(u1-u0)/hz/v["seconds"], (cpu>0 ? v["answered"]/cpu : 0), v["lost"], v["sent"], 100*v["noerror"]/v["answered"]
     }' "$out")"
   echo "mode=$mode server=$s run=$r $line" >>"$RESULTS"
   log "mode=$mode server=$s run=$r $line"
@@ -304,6 +314,20 @@ for r in $(seq 1 "$REPEAT"); do
   done
 done
 
+# --- reloads under load: the database and tables rebuilt twice while answering ----------------------
+RELOAD_LINE=""
+if has "$ONLY" meridian; then
+  before=$(grep -c 'reload: reloaded:' "$RUN/meridian.log")
+  rss_before=$(( $(rss_kb meridian VmRSS) / 1024 ))
+  taskset -c "$CLIENT_CPU" "$LOAD" send "$HOST:$MERIDIAN_PORT" "$RUN/stream.txt" "$QPS" 6 >"$RUN/raw/reload.txt" 2>&1 &
+  CLIENT_PID=$!
+  for at in 2 4; do sleep 2; srv_alive meridian && kill -HUP "${SRV_PID[meridian]}"; done
+  wait "$CLIENT_PID"; CLIENT_PID=""
+  for _ in $(seq 1 50); do [ "$(grep -c 'reload: reloaded:' "$RUN/meridian.log")" -ge $((before + 2)) ] && break; sleep 0.1; done
+  RELOAD_LINE="$(( $(grep -c 'reload: reloaded:' "$RUN/meridian.log") - before )) reloads during 6 s at $QPS qps (RSS $rss_before MB before them): $(cat "$RUN/raw/reload.txt")"
+  log "$RELOAD_LINE"
+fi
+
 # --- report ------------------------------------------------------------------------------------------
 med() { awk -v m="mode=$1" -v s="server=$2" -v k="$3" '$1==m && $2==s { for (i=4;i<=NF;i++) { split($i,a,"="); if (a[1]==k) print a[2] } }' "$RESULTS" | median; }
 all() { awk -v s="server=$1" -v m="mode=$2" -v k="$3" '$2==s && $1==m { for (i=4;i<=NF;i++) { split($i,a,"="); if (a[1]==k) print a[2] } }' "$RESULTS"; }
@@ -317,24 +341,27 @@ echo "stream: $STREAM_LEN queries, $STREAM_ECS with ECS, from $(awk '/ distinct 
 echo "server on CPU $SERVER_CPU (one worker thread), ecs-load on CPU $CLIENT_CPU; median of $REPEAT runs x ${DUR} s"
 echo "meridian: $TABLES_LINE"
 echo
-printf '%-16s %10s %9s %10s | %10s %9s | %6s %7s | %8s %8s\n' server "cpu%@$((QPS / 1000))k" "qps@max" "qps/core" "start_s" "rss_MB" lost noerr% "" ""
+printf '%-16s %10s %8s %9s %10s | %10s %9s | %6s %7s\n' server "cpu%@$((QPS / 1000))k" "user%" "qps@max" "qps/core" "start_s" "rss_MB" lost noerr%
 for s in $ONLY; do
-  printf '%-16s %10s %9s %10s | %10s %9s | %6s %7s\n' "$s" \
-    "$(fmt "$(med rate "$s" srv_cpu_pct)" %.1f)" "$(fmt "$(med max "$s" qps)" %.0f)" "$(fmt "$(med max "$s" qps_per_core)" %.0f)" \
+  printf '%-16s %10s %8s %9s %10s | %10s %9s | %6s %7s\n' "$s" \
+    "$(fmt "$(med rate "$s" srv_cpu_pct)" %.1f)" "$(fmt "$(med rate "$s" user_cpu_pct)" %.1f)" "$(fmt "$(med max "$s" qps)" %.0f)" "$(fmt "$(med max "$s" qps_per_core)" %.0f)" \
     "${START_S[$s]}" "$(( $(rss_kb "$s" VmRSS) / 1024 ))" \
     "$(all "$s" rate lost | awk '{t+=$1} END {print t+0}')" "$(fmt "$(all "$s" rate noerror_pct | sort -g | head -1)" %.2f)"
 done
 echo
 echo "cpu%@: server CPU at a fixed $QPS qps (lost and noerr% are of these runs: every query, the lowest run);"
+echo "user%: its user-space part (the rest is the kernel's: system calls, the UDP stack, wakeups);"
 echo "qps/core: answered queries / server CPU seconds, offered $MAX_QPS qps; start_s: start to first answer"
-echo "(database load and tables included); rss_MB: resident memory after the runs."
+echo "(database load and tables included); rss_MB: resident memory after the runs (for meridian, after the reloads too)."
 echo "differential (meridian's tables against meridian-lookup, the whole stream): $DIFF_LINE"
+[ -z "$RELOAD_LINE" ] || echo "meridian, SIGHUP at 2 s and 4 s: $RELOAD_LINE"
 echo
 echo "ratios (same run)"
 for a in meridian-lookup gdnsd; do
   has "$ONLY" "$a" && has "$ONLY" meridian || continue
-  printf '  meridian / %-16s cpu%%@%dk %s   qps/core %s\n' "$a" "$((QPS / 1000))" \
+  printf '  meridian / %-16s cpu%%@%dk %s   user%% %s   qps/core %s\n' "$a" "$((QPS / 1000))" \
     "$(ratio "$(med rate meridian srv_cpu_pct)" "$(med rate "$a" srv_cpu_pct)")" \
+    "$(ratio "$(med rate meridian user_cpu_pct)" "$(med rate "$a" user_cpu_pct)")" \
     "$(ratio "$(med max meridian qps_per_core)" "$(med max "$a" qps_per_core)")"
 done
 for s in $ONLY; do

@@ -182,7 +182,7 @@ pub struct Order {
 
 /// Ranks `service`'s pools for `client`. Pure; health only matters to `latency` steering
 /// (the pools' round-trip times, [`fastest::rank_pools`]). `geo` and `proximity` steering read
-/// the service's per-network table when it has one (one binary search, the scope as wide as
+/// the service's per-network table when it has one (a short search, the scope as wide as
 /// the merged network), else look the client up in the GeoIP database.
 pub fn order<'m>(
     model: &'m Model,

@@ -1,6 +1,6 @@
 //! Per-network steering tables: a `geo` or `proximity` service's pool order for every network
-//! of the GeoIP database, decided once when the model is built, so a query does one binary
-//! search instead of a GeoIP lookup and a record decode. Adjacent networks with the same pool
+//! of the GeoIP database, decided once when the model is built, so a query does a short search
+//! (IPv4: among the ranges of its /16) instead of a GeoIP lookup and a record decode. Adjacent networks with the same pool
 //! order are merged, which also gives the widest ECS scope that is correct: the scope a lookup
 //! reports is the widest aligned network around the address whose every address gets the same
 //! order. Health is not in the table (a query still takes the first usable pool of the order),
