@@ -127,9 +127,23 @@ impl GeoDb {
     /// the IPv4 data ([`GeoDb::ipv4_aliases`]). Each record is decoded once, however many
     /// networks share it. For building tables at load time, never on the query path.
     pub fn networks(&self, v6: bool) -> Result<Vec<(IpNet, Option<Location>)>, MaxMindDbError> {
+        let mut out = Vec::new();
+        self.for_each_network(v6, |net, loc| out.push((net, loc)))?;
+        out.sort_by_key(|(net, _)| (net.network(), net.prefix_len()));
+        Ok(out)
+    }
+
+    /// [`GeoDb::networks`] without collecting them: `each` is called for every network, in
+    /// the tree's order (address order), so a caller that keeps less than a [`Location`] per
+    /// network never holds them all.
+    pub fn for_each_network(
+        &self,
+        v6: bool,
+        mut each: impl FnMut(IpNet, Option<Location>),
+    ) -> Result<(), MaxMindDbError> {
         let all = if v6 {
             if self.reader.metadata().ip_version != 6 {
-                return Ok(Vec::new());
+                return Ok(());
             }
             ipnetwork::IpNetwork::V6("::/0".parse().expect("a network"))
         } else {
@@ -137,7 +151,6 @@ impl GeoDb {
         };
         let mut decoded: std::collections::HashMap<usize, Option<Location>> =
             std::collections::HashMap::new();
-        let mut out = Vec::new();
         for result in self.reader.within(all, WithinOptions::default())? {
             let result = result?;
             let Some(offset) = result.offset() else {
@@ -159,10 +172,9 @@ impl GeoDb {
                 let record: Option<Record<'_>> = result.decode().ok().flatten();
                 record.and_then(|r| r.location(IpNet::V6(Ipv6Net::default())))
             });
-            out.push((network, location.map(|l| Location { network, ..l })));
+            each(network, location.map(|l| Location { network, ..l }));
         }
-        out.sort_by_key(|(net, _)| (net.network(), net.prefix_len()));
-        Ok(out)
+        Ok(())
     }
 
     /// The IPv6 networks whose addresses find the IPv4 data, the address's bits right after

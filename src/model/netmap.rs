@@ -277,17 +277,20 @@ impl Networks {
             }))
         };
         let mut v4 = Vec::new();
-        for (net, loc) in db.networks(false)? {
+        db.for_each_network(false, |net, loc| {
             if let Some((s, e)) = u32::of(net) {
                 v4.push((s, e, intern(loc)));
             }
-        }
+        })?;
         let mut v6 = Vec::new();
-        for (net, loc) in db.networks(true)? {
+        db.for_each_network(true, |net, loc| {
             if let Some((s, e)) = u128::of(net) {
                 v6.push((s, e, intern(loc)));
             }
-        }
+        })?;
+        // The tree gives address order; sort in case a database's does not.
+        v4.sort_unstable_by_key(|&(s, _, _)| s);
+        v6.sort_unstable_by_key(|&(s, _, _)| s);
         let aliases = db
             .ipv4_aliases()?
             .into_iter()
