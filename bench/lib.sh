@@ -333,6 +333,7 @@ listen = "127.0.0.1:$3"
 
 [geo]
 database = "$BENCH_ROOT/geo-data/sample.mmdb"
+${GEO_PRECOMPUTE:+precompute = $GEO_PRECOMPUTE}
 
 [monitors.web]
 type = "http"

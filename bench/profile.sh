@@ -14,6 +14,8 @@
 # Arguments:
 #   QUERIES           queries per name, 100..1000000 (default 5000)
 # Environment (all optional):
+#   GEO_PRECOMPUTE=false  [geo] precompute = false: geo steering looks each client up in the
+#                     database instead of reading the per-network table (the path before it)
 #   NAMES="static geo geo-ecs nxdomain wdyn dyn cname zcname"   what to send:
 #                     static: static.gslb.test A (zone data, two records)
 #                     static-edns: the same with EDNS (no option): the anchor of the cookie names

@@ -146,6 +146,11 @@ pub struct GeoConfig {
     /// A MaxMind-format database (GeoIP2/GeoLite2 Country or City, DB-IP Lite, ip-location-db),
     /// relative to the config file. Re-read on every reload.
     pub database: Spanned<String>,
+    /// Decide `geo` and `proximity` steering per database network when the config is loaded
+    /// (a table per service, merged where neighbouring networks get the same order), instead
+    /// of looking each query's client up in the database. Default true; false saves the
+    /// tables' memory and load time.
+    pub precompute: Option<bool>,
 }
 
 /// `[http]`: where the HTTP API listens and who may change things through it.

@@ -10,8 +10,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::{IpNet, Ipv4Net};
-use maxminddb::{MaxMindDbError, Reader};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use maxminddb::{MaxMindDbError, Reader, WithinOptions};
 
 pub use codes::{CodeError, Continent, Country, continent_of};
 use decode::Record;
@@ -118,6 +118,88 @@ impl GeoDb {
             (_, addr) => IpNet::new(addr, network.prefix()).ok()?.trunc(),
         };
         record.location(network)
+    }
+
+    /// Every network of the database in one family (`v6`), in address order, with what
+    /// [`GeoDb::lookup`] says of the addresses in it (`None`: a record without a country,
+    /// continent or coordinates, or one that does not decode). Networks the database has no
+    /// record for are left out, and so, in IPv6, are the networks where IPv6 addresses find
+    /// the IPv4 data ([`GeoDb::ipv4_aliases`]). Each record is decoded once, however many
+    /// networks share it. For building tables at load time, never on the query path.
+    pub fn networks(&self, v6: bool) -> Result<Vec<(IpNet, Option<Location>)>, MaxMindDbError> {
+        let mut out = Vec::new();
+        self.for_each_network(v6, |net, loc| out.push((net, loc)))?;
+        out.sort_by_key(|(net, _)| (net.network(), net.prefix_len()));
+        Ok(out)
+    }
+
+    /// [`GeoDb::networks`] without collecting them: `each` is called for every network, in
+    /// the tree's order (address order), so a caller that keeps less than a [`Location`] per
+    /// network never holds them all.
+    pub fn for_each_network(
+        &self,
+        v6: bool,
+        mut each: impl FnMut(IpNet, Option<Location>),
+    ) -> Result<(), MaxMindDbError> {
+        let all = if v6 {
+            if self.reader.metadata().ip_version != 6 {
+                return Ok(());
+            }
+            ipnetwork::IpNetwork::V6("::/0".parse().expect("a network"))
+        } else {
+            ipnetwork::IpNetwork::V4("0.0.0.0/0".parse().expect("a network"))
+        };
+        let mut decoded: std::collections::HashMap<usize, Option<Location>> =
+            std::collections::HashMap::new();
+        for result in self.reader.within(all, WithinOptions::default())? {
+            let result = result?;
+            let Some(offset) = result.offset() else {
+                continue;
+            };
+            let network = result.network()?;
+            let network = match (v6, network.ip()) {
+                // An IPv6 database without an IPv4 subtree: its record covers every IPv4
+                // address, as in `lookup`.
+                (false, IpAddr::V6(_)) => IpNet::V4(Ipv4Net::default()),
+                // The IPv4 subtree (::/96), which IPv6 iteration reports in IPv4 terms.
+                (true, IpAddr::V4(_)) => continue,
+                (_, addr) => match IpNet::new(addr, network.prefix()) {
+                    Ok(net) => net.trunc(),
+                    Err(_) => continue,
+                },
+            };
+            let location = *decoded.entry(offset).or_insert_with(|| {
+                let record: Option<Record<'_>> = result.decode().ok().flatten();
+                record.and_then(|r| r.location(IpNet::V6(Ipv6Net::default())))
+            });
+            each(network, location.map(|l| Location { network, ..l }));
+        }
+        Ok(())
+    }
+
+    /// The IPv6 networks whose addresses find the IPv4 data, the address's bits right after
+    /// the network's prefix read as the IPv4 address: `::/96` in every IPv6 database, and
+    /// where the database aliases them to it (GeoIP2 does, ip-location-db does not)
+    /// `::ffff:0:0/96`, Teredo `2001::/32` and 6to4 `2002::/16`. Empty for an IPv4 database.
+    pub fn ipv4_aliases(&self) -> Result<Vec<Ipv6Net>, MaxMindDbError> {
+        if self.reader.metadata().ip_version != 6 {
+            return Ok(Vec::new());
+        }
+        let mut out = vec![Ipv6Net::new(std::net::Ipv6Addr::UNSPECIFIED, 96).expect("a prefix")];
+        for root in ["::ffff:0:0/96", "2001::/32", "2002::/16"] {
+            let net: Ipv6Net = root.parse().expect("a network");
+            let cidr = ipnetwork::IpNetwork::V6(root.parse().expect("a network"));
+            // An alias is a subtree that iteration skips unless asked to include aliases.
+            let plain = self.reader.within(cidr, WithinOptions::default())?.next();
+            let aliased = self
+                .reader
+                .within(cidr, WithinOptions::default().include_aliased_networks())?
+                .next();
+            if plain.is_none() && aliased.is_some() {
+                out.push(net);
+            }
+        }
+        Ok(out)
     }
 
     /// One line for logs: database type, build date (UTC), tree size and IP version.

@@ -18,6 +18,7 @@ mod dnssec;
 mod dnstap;
 mod fleet;
 mod monitor;
+mod netmap;
 mod pool;
 mod service;
 mod settings;
@@ -36,6 +37,7 @@ pub use monitor::{
     Consensus, DEFAULT_BODY_LIMIT, HttpCheck, HttpMethod, Monitor, ProbeKind, ProbeSpec,
     StatusMatch, Thresholds, WeightFrom,
 };
+pub use netmap::{Hit, Matched, NetTable, Outcome, TableStats, by_distance};
 pub use pool::{BackendAddr, Member, Pool, Weight};
 pub use service::{Band, GeoMap, MinHealthy, Selection, Service, Steering, WhenAllDown};
 pub use settings::{
@@ -85,6 +87,8 @@ pub struct Model {
     pub dnstap: Option<DnstapSettings>,
     /// Digest of what every instance of a fleet must have the same (see [`fleet`]).
     pub config_digest: String,
+    /// What building the per-network steering tables took, when any were built.
+    pub tables: Option<TableStats>,
     /// For each member index, its pool and position in the pool.
     member_slots: Vec<(PoolId, usize)>,
 }
@@ -151,6 +155,16 @@ impl Model {
         );
         if let Some(db) = &self.geo {
             line.push_str(&format!(", GeoIP {}", db.describe()));
+        }
+        if let Some(t) = &self.tables {
+            line.push_str(&format!(
+                ", {} per-network steering tables ({} ranges from {} networks, {:.1} MB, built in {} ms)",
+                t.tables,
+                t.ranges,
+                t.networks,
+                t.bytes as f64 / 1e6,
+                t.millis
+            ));
         }
         if !self.directors.is_empty() {
             line.push_str(&format!(", {} directors", self.directors.len()));
@@ -308,6 +322,12 @@ impl Builder<'_> {
         }
 
         let directors = director::validate(self.src, &config.directors, &services, &pools)?;
+        let precompute = config.geo.as_ref().and_then(|g| g.precompute) != Some(false);
+        let tables = if precompute {
+            netmap::attach(geo.as_deref(), &mut services, &pools)
+        } else {
+            None
+        };
 
         let member_slots = pools
             .iter()
@@ -328,6 +348,7 @@ impl Builder<'_> {
             geo,
             directors,
             config_digest,
+            tables,
             fleet,
             dnstap,
         })

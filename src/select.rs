@@ -19,10 +19,12 @@ use rand::Rng;
 use smallvec::SmallVec;
 use tokio::time::Instant;
 
-use crate::geo::{Location, distance_km};
+use crate::geo::Location;
 use crate::hash::{network_key, rendezvous};
 use crate::health::HealthTable;
-use crate::model::{Member, Model, Pool, PoolId, Selection, Service, Steering, WhenAllDown};
+use crate::model::{
+    Matched, Member, Model, Pool, PoolId, Selection, Service, Steering, WhenAllDown, by_distance,
+};
 
 /// The address family a query asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +156,19 @@ pub enum Basis {
     Latency,
 }
 
+impl From<Matched> for Basis {
+    fn from(m: Matched) -> Basis {
+        match m {
+            Matched::Net(net) => Basis::Net(net),
+            Matched::Country(c) => Basis::Country(c),
+            Matched::Continent(c) => Basis::Continent(c),
+            Matched::Unmapped => Basis::Unmapped,
+            Matched::Unknown => Basis::Unknown,
+            Matched::Distance => Basis::Distance,
+        }
+    }
+}
+
 /// The pools of a service ranked for one client.
 #[derive(Debug, Clone)]
 pub struct Order {
@@ -166,7 +181,9 @@ pub struct Order {
 }
 
 /// Ranks `service`'s pools for `client`. Pure; health only matters to `latency` steering
-/// (the pools' round-trip times, [`fastest::rank_pools`]).
+/// (the pools' round-trip times, [`fastest::rank_pools`]). `geo` and `proximity` steering read
+/// the service's per-network table when it has one (a short search, the scope as wide as
+/// the merged network), else look the client up in the GeoIP database.
 pub fn order<'m>(
     model: &'m Model,
     health: &HealthTable,
@@ -185,13 +202,24 @@ pub fn order<'m>(
             basis: Basis::Latency,
             scope: 0,
         },
+        Steering::Geo(_) | Steering::Proximity if service.networks.is_some() => {
+            let table = service.networks.as_deref().expect("matched on it");
+            let hit = table.lookup(client.addr());
+            Order {
+                pools: SmallVec::from_slice(&hit.outcome.pools),
+                basis: hit.outcome.matched.into(),
+                scope: hit.scope,
+            }
+        }
         Steering::Geo(map) => {
             let addr = client.addr();
             if let Some((net, pools)) = map.nets.iter().find(|(net, _)| net.contains(&addr)) {
                 return listed(pools, Basis::Net(*net), net.prefix_len());
             }
-            let Some(loc) = client.location(model) else {
-                return listed(&map.default, Basis::Unknown, client.significant_bits());
+            let loc = client.location(model);
+            let (pools, matched) = map.for_location(loc);
+            let Some(loc) = loc else {
+                return listed(pools, matched.into(), client.significant_bits());
             };
             // The answer holds for the whole database network, except where a longer `nets`
             // entry sits inside it: then it holds for that entry's length.
@@ -201,15 +229,7 @@ pub fn order<'m>(
                     scope = net.prefix_len();
                 }
             }
-            if let Some(pools) = loc.country.and_then(|c| map.countries.get(&c)) {
-                let country = loc.country.expect("matched on it");
-                return listed(pools, Basis::Country(country), scope);
-            }
-            if let Some(pools) = loc.continent.and_then(|c| map.continents.get(&c)) {
-                let continent = loc.continent.expect("matched on it");
-                return listed(pools, Basis::Continent(continent), scope);
-            }
-            listed(&map.default, Basis::Unmapped, scope)
+            listed(pools, matched.into(), scope)
         }
         Steering::Proximity => {
             let Some(loc) = client.location(model) else {
@@ -219,20 +239,8 @@ pub fn order<'m>(
             let Some(here) = loc.coords else {
                 return listed(&service.pools, Basis::Unknown, scope);
             };
-            let mut ranked: SmallVec<[(f64, PoolId); 8]> = service
-                .pools
-                .iter()
-                .map(|&id| {
-                    let d = model.pools[id.0 as usize]
-                        .location
-                        .map_or(f64::INFINITY, |there| distance_km(here, there));
-                    (d, id)
-                })
-                .collect();
-            // Stable: equally distant pools keep config order.
-            ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
             Order {
-                pools: ranked.into_iter().map(|(_, id)| id).collect(),
+                pools: by_distance(&model.pools, &service.pools, here),
                 basis: Basis::Distance,
                 scope,
             }

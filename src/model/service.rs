@@ -9,9 +9,10 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use toml::Spanned;
 
+use super::netmap::{Matched, NetTable};
 use super::{Builder, Pool, PoolId};
 use crate::config::{ConfigError, GeoMapConfig, MinHealthyConfig, ServiceConfig};
-use crate::geo::{Continent, Country, continent_of};
+use crate::geo::{Continent, Country, Location, continent_of};
 
 /// How a service chooses among its pools.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +59,30 @@ pub struct GeoMap {
     pub continents: HashMap<Continent, Vec<PoolId>>,
     /// For clients nothing else matches (or whose location is unknown).
     pub default: Vec<PoolId>,
+}
+
+impl GeoMap {
+    /// The order for a client at `loc` (`None`: unknown) that no `nets` entry matched: its
+    /// country's entry, else its continent's, else `default`. The one rule of the map, per
+    /// query or in a per-network table.
+    pub fn for_location(&self, loc: Option<&Location>) -> (&[PoolId], Matched) {
+        let Some(loc) = loc else {
+            return (&self.default, Matched::Unknown);
+        };
+        if let Some((c, pools)) = loc
+            .country
+            .and_then(|c| self.countries.get(&c).map(|p| (c, p)))
+        {
+            return (pools, Matched::Country(c));
+        }
+        if let Some((c, pools)) = loc
+            .continent
+            .and_then(|c| self.continents.get(&c).map(|p| (c, p)))
+        {
+            return (pools, Matched::Continent(c));
+        }
+        (&self.default, Matched::Unmapped)
+    }
 }
 
 /// How many usable members a pool needs before steering picks it.
@@ -176,6 +201,10 @@ pub struct Service {
     pub min_ttl: u32,
     /// Policy when nothing is usable.
     pub when_all_down: WhenAllDown,
+    /// For `geo` and `proximity` steering, the pool order of every network, built once per
+    /// model (shared by services that decide alike); `None` when `[geo] precompute = false`
+    /// (or the database could not be walked): then each query looks the client up.
+    pub networks: Option<std::sync::Arc<NetTable>>,
     /// Whether any of its pools (the fallback pool included) has hostname members, so that
     /// it may answer a CNAME record: then no other data may sit at its name.
     pub hostnames: bool,
@@ -402,6 +431,7 @@ impl Builder<'_> {
             ttl,
             min_ttl,
             when_all_down,
+            networks: None,
         })
     }
 

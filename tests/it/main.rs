@@ -13,6 +13,7 @@ mod dns;
 mod dnssec;
 mod dnssec_fast;
 mod dnstap;
+mod ecs_tables;
 mod edns;
 mod etcd;
 mod fastest;

@@ -517,9 +517,13 @@ async fn geo_falls_through_the_clients_list_when_its_pool_is_down() {
 async fn geo_and_proximity_scopes_follow_the_matched_network() {
     let m = Meridian::start("", &geo_config()).await;
     let cases = [
-        // (ECS network, prefix, service, answer, scope)
-        ("127.0.4.0", 24, "geo.example.test.", AP, 24),
-        ("127.0.2.77", 32, "geo.example.test.", US, 24),
+        // (ECS network, prefix, service, answer, scope). The scope is the widest network
+        // around the client whose every address gets the same pool order: neighbouring
+        // database networks with the same order count as one.
+        // JP (a country entry) and SG (continent AS) both rank ap, us, eu: 127.0.4.0/23.
+        ("127.0.4.0", 24, "geo.example.test.", AP, 23),
+        // New York and San Francisco, both NA: 127.0.2.0/23.
+        ("127.0.2.77", 32, "geo.example.test.", US, 23),
         // A shorter source than the database network: capped at the source.
         ("127.0.0.0", 16, "geo.example.test.", EU, 16),
         // A nets entry: its own prefix.
@@ -527,9 +531,11 @@ async fn geo_and_proximity_scopes_follow_the_matched_network() {
         // Outside the nets entry but inside the database /24 that contains it: the answer
         // holds only for the /25.
         ("127.0.8.128", 25, "geo.example.test.", US, 25),
-        // Unknown to the database: the whole source prefix.
-        ("127.1.0.0", 24, "geo.example.test.", US, 24),
-        ("127.0.5.0", 24, "near.example.test.", AP, 24),
+        // Unknown to the database (the default order, as for every unlisted address from
+        // 127.0.11.0 on): 127.1.0.0/16 is the widest network that misses the listed ones.
+        ("127.1.0.0", 24, "geo.example.test.", US, 16),
+        // Singapore and Tokyo rank the four pools alike: 127.0.4.0/23 again.
+        ("127.0.5.0", 24, "near.example.test.", AP, 23),
     ];
     for (net, prefix, name, want, scope) in cases {
         assert_eq!(
@@ -647,7 +653,8 @@ async fn explain_reports_location_pools_members_ttl_and_scope() {
             "selection": "all",
             "members": [{ "address": "203.0.113.1", "weight": 100, "effective_weight": 100, "weight_source": "configured", "state": "up" }],
             "ttl": 30,
-            "ecs_scope": 24,
+            // Tokyo's /24 and Singapore's beside it get the same order: the /23.
+            "ecs_scope": 23,
         },
         "health": "offline: no probes run, monitored members assumed up; saved overrides applied",
     });
@@ -747,7 +754,7 @@ async fn explain_over_http_and_the_cli_use_live_health() {
     assert_eq!(got["pools"][1]["chosen"], true);
     assert_eq!(got["answer"]["pool"], "us");
     assert_eq!(got["answer"]["members"][0]["address"], US);
-    assert_eq!(got["answer"]["ecs_scope"], 24);
+    assert_eq!(got["answer"]["ecs_scope"], 23);
 
     // The CLI asks the running server when the config's [http] address answers. The test
     // server listens on a port the kernel chose, so point a copy of the config at it.
