@@ -108,14 +108,17 @@ fn mmdb(input: &str, output: &str) -> Result<(), String> {
     } else {
         "GeoIP2-Country"
     };
+    // ip-location-db has its own data in 6to4, Teredo and IPv4-mapped space (it aliases none
+    // of them to its IPv4 data), so the rewrite keeps it so: no aliases.
     let mut writer = Writer::builder(kind)
         .description(&[("en", "ip-location-db country data in the GeoIP2 layout")])
+        .ipv4_aliasing(mmdb_writer::Ipv4Aliasing::Disabled)
         .build();
     let mut count = 0;
     for v6 in [false, true] {
         for (net, loc) in db.networks(v6).map_err(|e| e.to_string())? {
             // Networks without a place are left out (as absent, a lookup treats them alike);
-            // the IPv4 subtree's aliases are not listed: the writer makes its own.
+            // the IPv4 subtree's aliases are not listed.
             let Some(loc) = loc else { continue };
             let mut record = std::collections::BTreeMap::new();
             if let Some(c) = loc.country {
