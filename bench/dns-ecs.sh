@@ -40,6 +40,7 @@
 #   DIFF_QPS=20000    rate of the differential runs
 #   SERVER_CPU=1 CLIENT_CPU=0   CPUs of the servers / of the load generator
 #   DB_PKG=@ip-location-db/geo-whois-asn-country-mmdb  DB_VERSION=2.3.2026061719  DB_FILE=geo-whois-asn-country.mmdb
+#   COALESCE_US=0     Meridian's [dns] udp_coalesce_us (receive coalescing, 0 = off)
 #   SKIP_BUILD=1      use the existing release binaries, don't run cargo
 #   KEEP=1            keep the temp dir (configs, logs, stream, results)
 #   ports, all in 15480-15489: MERIDIAN_PORT=15480 LOOKUP_PORT=15481 GDNSD_PORT=15482
@@ -58,6 +59,7 @@ REPEAT="${REPEAT:-3}"
 ONLY="${ONLY:-meridian meridian-lookup gdnsd}"
 QPS="${QPS:-100000}"
 MAX_QPS="${MAX_QPS:-400000}"
+COALESCE_US="${COALESCE_US:-0}"
 ECS_V4="${ECS_V4:-50000}"
 ECS_V6="${ECS_V6:-5000}"
 PLAIN="${PLAIN:-10}"
@@ -81,6 +83,7 @@ is_uint "$DUR" && [ "$DUR" -ge 1 ] && [ "$DUR" -le 600 ] || die "DURATION_SECOND
 is_uint "$REPEAT" && [ "$REPEAT" -ge 1 ] && [ "$REPEAT" -le 50 ] || die "REPEAT must be 1..50"
 for v in QPS MAX_QPS ECS_V4 ECS_V6 PLAIN SEED PROBES DIFF_QPS; do is_uint "${!v}" || die "$v must be a non-negative integer"; done
 [ "$QPS" -ge 1 ] && [ "$MAX_QPS" -ge 1 ] && [ "$DIFF_QPS" -ge 1 ] && [ "$PLAIN" -le 90 ] || die "QPS, MAX_QPS, DIFF_QPS must be positive, PLAIN at most 90"
+[[ "$COALESCE_US" =~ ^[0-9]+$ ]] && [ "$COALESCE_US" -le 1000 ] || die "COALESCE_US must be 0..1000"
 is_uint "$SERVER_CPU" && is_uint "$CLIENT_CPU" && [ "$SERVER_CPU" != "$CLIENT_CPU" ] || die "SERVER_CPU and CLIENT_CPU must be two different CPU numbers"
 for n in $NAMES; do case "$n" in geo|country|near) ;; *) die "NAMES: unknown name '$n' (geo, country, near)" ;; esac; done
 [ -n "$NAMES" ] || die "NAMES must not be empty"
@@ -142,6 +145,7 @@ meridian_conf() {  # meridian_conf FILE PORT PRECOMPUTE
 listen = ["$HOST:$2"]
 zones = "$RUN/zones"
 workers = 1
+udp_coalesce_us = $COALESCE_US
 
 [geo]
 database = "$DB"

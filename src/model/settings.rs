@@ -34,6 +34,9 @@ pub struct DnsSettings {
     pub rrl: Option<RrlSettings>,
     /// The name server identifier answered to NSID requests (RFC 5001), if any.
     pub nsid: Option<String>,
+    /// Receive coalescing of the UDP workers (`udp_coalesce_us`): the wait after a batch of 2
+    /// to 15 queries; zero when off.
+    pub udp_coalesce: Duration,
     /// DNS Cookies, when on.
     pub cookies: Option<CookieSettings>,
 }
@@ -123,6 +126,10 @@ pub struct RrlSettings {
 /// Most DNS worker threads `[dns] workers` accepts.
 pub const MAX_WORKERS: u32 = 1024;
 
+/// The longest receive coalescing wait (`udp_coalesce_us`): 1 ms, a bound on what it adds to
+/// a query's latency.
+pub const MAX_COALESCE_US: u32 = 1000;
+
 /// The default number of DNS workers: one per core this process may run on (its CPU affinity
 /// mask, so `taskset -c 1` gives one), capped at [`MAX_WORKERS`].
 pub fn default_workers() -> usize {
@@ -206,7 +213,21 @@ impl Builder<'_> {
             }
             n => n.as_ref().map(|n| n.get_ref().clone()),
         };
+        let udp_coalesce = match &d.udp_coalesce_us {
+            Some(v) if *v.get_ref() > MAX_COALESCE_US => {
+                return self.err(
+                    v.span(),
+                    format!(
+                        "dns.udp_coalesce_us = {}: at most {MAX_COALESCE_US} (1 ms)",
+                        v.get_ref()
+                    ),
+                );
+            }
+            Some(v) => Duration::from_micros(u64::from(*v.get_ref())),
+            None => Duration::ZERO,
+        };
         Ok(DnsSettings {
+            udp_coalesce,
             listen,
             max_udp_payload: payload,
             tcp_idle_timeout,

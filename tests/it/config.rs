@@ -64,6 +64,13 @@ fn semantic_errors_name_file_line_and_reason() {
         (
             VALID.replace(
                 "zones = \"zones\"",
+                "zones = \"zones\"\nudp_coalesce_us = 1001",
+            ),
+            "DIR/meridian.toml:4: dns.udp_coalesce_us = 1001: at most 1000 (1 ms)",
+        ),
+        (
+            VALID.replace(
+                "zones = \"zones\"",
                 "zones = \"zones\"\nnsid = \"ns\\u00e9\"",
             ),
             "DIR/meridian.toml:4: dns.nsid = \"nsé\": only printable ASCII is allowed",

@@ -14,8 +14,8 @@ use tokio::task::JoinSet;
 
 use crate::support::{
     Meridian, QueryBuilder, REPLY_TIMEOUT, VALID, ZONE, answer_addrs, config_dir, config_text,
-    error_of, framed, ip, listening_addrs, parse, read_frame, spawn_serve, udp_exchange_from,
-    write_frame,
+    error_of, framed, ip, listening_addrs, parse, read_frame, spawn_serve, udp_bulk,
+    udp_exchange_from, write_frame,
 };
 
 const WORKERS: usize = 3;
@@ -282,4 +282,39 @@ fn workers_default_to_one_per_core_this_process_may_use() {
     )
     .unwrap();
     assert_eq!(meridian::Model::load(&path).unwrap().dns.workers, 1024);
+}
+
+#[tokio::test]
+async fn receive_coalescing_answers_every_query_of_a_burst_and_a_lone_one() {
+    // The longest wait, so every batch of 2 to 15 queries is followed by 1 ms of queueing.
+    let m = Meridian::start("workers = 1\nudp_coalesce_us = 1000", SERVICE).await;
+    let lone = m.query("www.example.test.", RecordType::A).await;
+    assert_eq!(
+        answer_addrs(&lone),
+        [ip("192.0.2.10"), ip("192.0.2.11")],
+        "a lone query"
+    );
+    let packets: Vec<Vec<u8>> = (0..3_000u16)
+        .map(|i| {
+            QueryBuilder::new("www.example.test.", RecordType::A)
+                .id(i)
+                .build()
+        })
+        .collect();
+    let replies = udp_bulk(m.udp, &packets, 64).await;
+    assert_eq!(
+        replies.len(),
+        packets.len(),
+        "every query of the burst answered"
+    );
+    for r in &replies {
+        let mut got = answer_addrs(r);
+        got.sort();
+        assert_eq!(
+            got,
+            [ip("192.0.2.10"), ip("192.0.2.11")],
+            "reply {}",
+            r.metadata.id
+        );
+    }
 }

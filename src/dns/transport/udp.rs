@@ -35,6 +35,11 @@ use crate::state::SharedState;
 /// answered at once, a burst is taken 32 at a time.
 pub const BATCH: usize = 32;
 
+/// Batches of this many queries and more, and fewer than [`COALESCE_MAX`], are followed by
+/// the receive coalescing wait (`[dns] udp_coalesce_us`).
+const COALESCE_MIN: usize = 2;
+const COALESCE_MAX: usize = BATCH / 2;
+
 /// Largest DNS message over UDP we accept (RFC 1035 §4.2.1 allows 512; EDNS more). The batch's
 /// buffers are one zeroed allocation that the kernel maps lazily, so a worker touches only the
 /// pages its queries use (about a page per slot), not `BATCH` × 64 KiB.
@@ -127,6 +132,8 @@ struct Worker {
     rng: SmallRng,
     /// What this batch logs to dnstap and when it was received; `None` while dnstap is off.
     logging: Option<(Logging, Duration)>,
+    /// The receive coalescing wait of the snapshot the last batch was answered from.
+    coalesce: Duration,
 }
 
 impl Worker {
@@ -148,6 +155,7 @@ impl Worker {
             send_slot: [0; BATCH],
             rng: SmallRng::from_rng(&mut rand::rng()),
             logging: None,
+            coalesce: Duration::ZERO,
         }
     }
 
@@ -188,6 +196,12 @@ impl Worker {
             if let Some(logging) = self.logging {
                 self.tap(n, tap, logging, local);
             }
+            // Receive coalescing: queries arrive faster than one per wakeup but the batch was
+            // not full, so let the queue fill a little before the next system call. A lone
+            // query (a quiet server) is never delayed; a full batch means there is no need.
+            if (COALESCE_MIN..COALESCE_MAX).contains(&n) && !self.coalesce.is_zero() {
+                std::thread::sleep(self.coalesce);
+            }
         }
     }
 
@@ -223,6 +237,7 @@ impl Worker {
         let limiter = rrl.follow(snap.model.dns.rrl.as_ref(), now);
         let unix = crate::dns::unix_now();
         self.logging = Logging::of(snap.model.dnstap.as_ref()).map(|l| (l, dnstap::wall_clock()));
+        self.coalesce = snap.model.dns.udp_coalesce;
         let queries = self.received.chunks_exact(UDP_BUFFER);
         for ((slot, reply), query) in self.slots[..n]
             .iter_mut()
