@@ -279,14 +279,6 @@ log "$DIFF_LINE"
 
 # --- measurement ---------------------------------------------------------------------------------
 RESULTS="$RUN/runs.txt"; : >"$RESULTS"
-# srv_uticks NAME : the user-space part of srv_ticks (utime only): the rest is the kernel's.
-srv_uticks() {
-  local p t=0
-  for p in $(srv_tree "$1"); do
-    t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + 0}')))
-  done
-  echo "$t"
-}
 one_run() {  # one_run MODE SERVER R
   local mode="$1" s="$2" r="$3" rate out s0 s1 u0 u1 line
   rate="$QPS"; [ "$mode" = max ] && rate="$MAX_QPS"

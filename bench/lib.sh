@@ -156,14 +156,18 @@ srv_tree() {
   done
 }
 
-# srv_ticks NAME : CPU time (utime + stime, clock ticks) of the process tree, all threads.
+# srv_ticks NAME [FIELDS] : CPU time (clock ticks) of the process tree, all threads: utime +
+# stime, or with FIELDS=user the user-space part only (utime; the rest is the kernel's).
 srv_ticks() {
-  local p t=0
+  local p t=0 expr='$12 + $13'
+  [ "${2:-}" = user ] && expr='$12'
   for p in $(srv_tree "$1"); do
-    t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{s = $12 + $13} END {print s + 0}')))
+    t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk "{s = $expr} END {print s + 0}")))
   done
   echo "$t"
 }
+# srv_uticks NAME : the user-space part of srv_ticks.
+srv_uticks() { srv_ticks "$1" user; }
 
 # srv_pinned NAME CPU : every thread of the tree may run only on CPU.
 srv_pinned() {
