@@ -54,25 +54,22 @@ pub struct Hit<'t> {
 
 /// An address family's integers: `u32` for IPv4, `u128` for IPv6.
 trait Key: Copy + Ord + std::fmt::Debug {
-    const BITS: u32;
     const MAX: Self;
     fn zero() -> Self;
-    fn leading_zeros_of_xor(self, other: Self) -> u32;
     fn prev(self) -> Self;
     fn next(self) -> Self;
     fn of(net: IpNet) -> Option<(Self, Self)>;
+    /// The widest aligned network that starts at `self` and ends at or before `end`: its last
+    /// address and prefix length.
+    fn block(self, end: Self) -> (Self, u8);
     /// The top 16 bits, for the family that has a /16 index (IPv4).
     fn top16(self) -> Option<usize>;
 }
 
 impl Key for u32 {
-    const BITS: u32 = 32;
     const MAX: u32 = u32::MAX;
     fn zero() -> u32 {
         0
-    }
-    fn leading_zeros_of_xor(self, other: u32) -> u32 {
-        (self ^ other).leading_zeros()
     }
     fn prev(self) -> u32 {
         self - 1
@@ -86,19 +83,20 @@ impl Key for u32 {
             IpNet::V6(_) => None,
         }
     }
+    fn block(self, end: u32) -> (u32, u8) {
+        let span = u64::from(end - self) + 1;
+        let bits = self.trailing_zeros().min(span.ilog2());
+        (self + ((1u64 << bits) - 1) as u32, (32 - bits) as u8)
+    }
     fn top16(self) -> Option<usize> {
         Some((self >> 16) as usize)
     }
 }
 
 impl Key for u128 {
-    const BITS: u32 = 128;
     const MAX: u128 = u128::MAX;
     fn zero() -> u128 {
         0
-    }
-    fn leading_zeros_of_xor(self, other: u128) -> u32 {
-        (self ^ other).leading_zeros()
     }
     fn prev(self) -> u128 {
         self - 1
@@ -112,87 +110,137 @@ impl Key for u128 {
             IpNet::V4(_) => None,
         }
     }
+    fn block(self, end: u128) -> (u128, u8) {
+        let bits = match (end - self).checked_add(1) {
+            Some(span) => self.trailing_zeros().min(span.ilog2()),
+            // From 0 to the last address: the whole space.
+            None => 128,
+        };
+        let last = self + u128::MAX.checked_shr(128 - bits).unwrap_or(0);
+        (last, (128 - bits) as u8)
+    }
     fn top16(self) -> Option<usize> {
         None
     }
 }
 
 /// One family's table: disjoint ranges covering the whole address space, in address order.
+/// A range lies inside one aligned network of its run (the maximal stretch of neighbouring
+/// ranges with the same pools, cut into the fewest aligned networks), so its ECS scope is that
+/// network's prefix length for every address in it, and a lookup reads the scope with the
+/// outcome instead of computing it.
 #[derive(Debug, Clone, Default)]
 struct Ranges<K> {
-    /// First address of each range.
-    starts: Vec<K>,
-    /// Per range: its outcome and the first and last address of its run (the maximal stretch
-    /// of neighbouring ranges with the same pools), beside each other so a lookup reads one
-    /// place after the search.
-    entries: Vec<Entry<K>>,
+    /// Per range, its first address and its leaf, side by side: the cache line the search
+    /// ends in holds the answer.
+    cells: Vec<(K, u32)>,
+    /// Every [`BLOCK`]-th start (`heads[j] = cells[j * BLOCK].0`), searched first.
+    heads: Vec<K>,
+    /// The distinct (outcome, scope) pairs, a few thousand at most.
+    leaves: Vec<Leaf>,
     /// For IPv4: `index[h]` is the first range starting in the /16 `h` or after it (65,537
     /// entries), so a search only looks at the ranges of one /16. Empty for IPv6, which is
     /// searched whole.
     index: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry<K> {
+/// Ranges per block of the two-level search.
+const BLOCK: usize = 8;
+
+/// What a range answers: its outcome and the ECS scope of every address in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Leaf {
     outcome: u32,
-    run_start: K,
-    run_end: K,
+    scope: u8,
 }
 
 impl<K: Key> Ranges<K> {
     fn lookup(&self, addr: K) -> (u32, u8) {
-        // The last range starting at or before `addr`; the first starts at 0.
-        let i = match K::top16(addr) {
+        let leaf = self.leaves[self.cells[self.position(addr)].1 as usize];
+        (leaf.outcome, leaf.scope)
+    }
+
+    /// The last range starting at or before `addr` (the first starts at 0). The search reads
+    /// the block heads, which stay in cache, then one block of [`BLOCK`] starts: two or three
+    /// cache lines where a plain binary search would touch one per step.
+    fn position(&self, addr: K) -> usize {
+        let (lo, hi) = match K::top16(addr) {
             Some(h) if !self.index.is_empty() => {
-                let (lo, hi) = (self.index[h] as usize, self.index[h + 1] as usize);
-                let within = self.starts[lo..hi].partition_point(|&s| s <= addr);
-                // None in this /16 at or before addr: the range that reaches into it.
-                (lo + within).max(1) - 1
+                (self.index[h] as usize, self.index[h + 1] as usize)
             }
-            _ => self.starts.partition_point(|&s| s <= addr) - 1,
+            _ => (0, self.cells.len()),
         };
-        let e = self.entries[i];
-        (e.outcome, widest_prefix(addr, e.run_start, e.run_end))
+        // The heads (every BLOCK-th start) within lo..hi, and how many are at or before addr.
+        let (first, end) = (lo.div_ceil(BLOCK), hi.div_ceil(BLOCK));
+        let heads = self.heads[first..end].partition_point(|&s| s <= addr);
+        let (from, to) = match heads {
+            0 => (lo, hi.min(first * BLOCK)),
+            n => {
+                let block = (first + n - 1) * BLOCK;
+                (block, hi.min(block + BLOCK))
+            }
+        };
+        let within = self.cells[from..to].partition_point(|&(s, _)| s <= addr);
+        // None in this /16 at or before addr: the range that reaches into it.
+        (from + within).max(1) - 1
     }
 
     /// Builds from disjoint, sorted, contiguous (start, end, outcome) segments covering the
     /// whole space; `same_pools(a, b)` says whether two outcomes order the pools alike.
     fn from_segments(segments: Vec<(K, K, u32)>, same_pools: impl Fn(u32, u32) -> bool) -> Self {
-        let mut starts = Vec::with_capacity(segments.len());
-        let mut entries: Vec<Entry<K>> = Vec::with_capacity(segments.len());
-        // Per range, its run; per run, its first and last address.
-        let mut run_of: Vec<u32> = Vec::with_capacity(segments.len());
-        let mut runs: Vec<(K, K)> = Vec::new();
+        // Neighbours with the same outcome become one range; runs are (start, end, first range).
+        let mut ranges: Vec<(K, K, u32)> = Vec::with_capacity(segments.len());
+        let mut runs: Vec<(K, K, usize)> = Vec::new();
         for (start, end, outcome) in segments {
-            let last = entries.last().map(|e| e.outcome);
-            if last == Some(outcome) {
-                // The same outcome again: one range.
-                runs.last_mut().expect("a run").1 = end;
-                continue;
+            match (ranges.last_mut(), runs.last_mut()) {
+                (Some(last), Some(run)) if last.2 == outcome => {
+                    last.1 = end;
+                    run.1 = end;
+                    continue;
+                }
+                (Some(last), Some(run)) if same_pools(last.2, outcome) => run.1 = end,
+                _ => runs.push((start, end, ranges.len())),
             }
-            if last.is_some_and(|l| same_pools(l, outcome)) {
-                runs.last_mut().expect("a run").1 = end;
-            } else {
-                runs.push((start, end));
+            ranges.push((start, end, outcome));
+        }
+        // Each range cut where its run's aligned networks meet; neighbouring pieces with the
+        // same leaf stay one.
+        let mut cells: Vec<(K, u32)> = Vec::with_capacity(ranges.len());
+        let mut leaves = Vec::new();
+        let mut leaf_ids: HashMap<Leaf, u32> = HashMap::new();
+        for &(run_start, run_end, first) in &runs {
+            let mut r = first;
+            let mut at = run_start;
+            let (mut block_end, mut scope) = run_start.block(run_end);
+            loop {
+                let (_, range_end, outcome) = ranges[r];
+                let end = range_end.min(block_end);
+                let leaf = Leaf { outcome, scope };
+                let id = *leaf_ids.entry(leaf).or_insert_with(|| {
+                    leaves.push(leaf);
+                    (leaves.len() - 1) as u32
+                });
+                if cells.last().map(|c| c.1) != Some(id) {
+                    cells.push((at, id));
+                }
+                if end == run_end {
+                    break;
+                }
+                at = end.next();
+                if end == range_end {
+                    r += 1;
+                }
+                if end == block_end {
+                    (block_end, scope) = at.block(run_end);
+                }
             }
-            starts.push(start);
-            run_of.push((runs.len() - 1) as u32);
-            entries.push(Entry {
-                outcome,
-                run_start: start,
-                run_end: end,
-            });
         }
-        for (e, &run) in entries.iter_mut().zip(&run_of) {
-            (e.run_start, e.run_end) = runs[run as usize];
-        }
-        starts.shrink_to_fit();
-        entries.shrink_to_fit();
+        cells.shrink_to_fit();
         let index = if K::top16(K::zero()).is_some() {
             let mut index = Vec::with_capacity(65_537);
             let mut at = 0;
             for h in 0..=65_536usize {
-                while at < starts.len() && K::top16(starts[at]).is_some_and(|t| t < h) {
+                while at < cells.len() && K::top16(cells[at].0).is_some_and(|t| t < h) {
                     at += 1;
                 }
                 index.push(at as u32);
@@ -201,36 +249,21 @@ impl<K: Key> Ranges<K> {
         } else {
             Vec::new()
         };
+        let heads = cells.iter().step_by(BLOCK).map(|c| c.0).collect();
         Ranges {
-            starts,
-            entries,
+            cells,
+            heads,
+            leaves,
             index,
         }
     }
 
     fn bytes(&self) -> usize {
-        self.starts.capacity() * size_of::<K>()
-            + self.entries.capacity() * size_of::<Entry<K>>()
+        self.cells.capacity() * size_of::<(K, u32)>()
+            + self.heads.capacity() * size_of::<K>()
+            + self.leaves.capacity() * size_of::<Leaf>()
             + self.index.capacity() * size_of::<u32>()
     }
-}
-
-/// The shortest prefix length `p` such that the `/p` network around `addr` lies inside
-/// `start..=end`.
-fn widest_prefix<K: Key>(addr: K, start: K, end: K) -> u8 {
-    // The /p block around addr starts at or after `start` exactly when addr and start - 1
-    // differ in their first p bits; it ends at or before `end` when addr and end + 1 do.
-    let low = if start == K::zero() {
-        0
-    } else {
-        addr.leading_zeros_of_xor(start.prev()) + 1
-    };
-    let high = if end == K::MAX {
-        0
-    } else {
-        addr.leading_zeros_of_xor(end.next()) + 1
-    };
-    low.max(high).min(K::BITS) as u8
 }
 
 /// A location without its network, as locations are interned: country, continent and the
@@ -488,9 +521,9 @@ impl NetTable {
 
     /// How many ranges the table holds (IPv4 and IPv6), after merging.
     pub fn ranges(&self) -> usize {
-        self.v4.starts.len()
-            + self.v6.starts.len()
-            + self.v4_aliased.as_ref().map_or(0, |r| r.starts.len())
+        self.v4.cells.len()
+            + self.v6.cells.len()
+            + self.v4_aliased.as_ref().map_or(0, |r| r.cells.len())
     }
 
     /// The memory the table's arrays take, in bytes (the outcomes' pool lists aside).

@@ -323,24 +323,74 @@ fn without_precompute_there_is_no_table() {
     assert!(model.services.iter().all(|s| s.networks.is_none()));
 }
 
+/// The shortest prefix length `p` such that the `/p` network around `addr` lies inside
+/// `start..=end`, by trying every length (the reference for the cut into aligned networks).
+fn widest_prefix(addr: u32, start: u32, end: u32) -> u8 {
+    (0..=32u32)
+        .find(|&p| {
+            let mask = u32::MAX.checked_shl(32 - p).unwrap_or(0);
+            (addr & mask) >= start && (addr | !mask) <= end
+        })
+        .expect("a /32 always fits") as u8
+}
+
 #[test]
-fn the_widest_prefix_inside_a_range() {
-    // 10.0.0.0 - 10.0.3.255 is a /22: every address in it gets 22.
+fn the_widest_aligned_network_at_an_address() {
+    // 10.0.0.0 - 10.0.3.255 is a /22.
     let (s, e) = u32::of("10.0.0.0/22".parse().unwrap()).unwrap();
-    for a in [s, s + 1, e - 1, e] {
-        assert_eq!(widest_prefix(a, s, e), 22);
+    assert_eq!(s.block(e), (e, 22));
+    // 10.0.1.0 - 10.0.3.255: the /24 at .1, then the /23 at .2-.3.
+    assert_eq!((s + 256).block(e), (s + 511, 24));
+    assert_eq!((s + 512).block(e), (e, 23));
+    // The whole space is /0; a single address /32 (/128).
+    assert_eq!(0u32.block(u32::MAX), (u32::MAX, 0));
+    assert_eq!(0u128.block(u128::MAX), (u128::MAX, 0));
+    assert_eq!(7u32.block(7), (7, 32));
+    assert_eq!(7u128.block(7), (7, 128));
+    assert_eq!((1u128 << 127).block(u128::MAX), (u128::MAX, 1));
+}
+
+#[test]
+fn every_address_of_a_range_gets_the_widest_scope_of_its_run() {
+    // Random segments over a small stretch of the space, two outcomes sharing pools (1 and 2)
+    // and one that does not (3): a lookup gives each address its own outcome and the widest
+    // aligned network around it inside its run, as the reference computes it.
+    let mut rng = SmallRng::seed_from_u64(7);
+    for _ in 0..50 {
+        let mut segments = Vec::new();
+        let mut at = 0u32;
+        while at < 4096 {
+            let end = (at + rng.random_range(0..300)).min(4095);
+            segments.push((at, end, rng.random_range(1..=3u32)));
+            at = end + 1;
+        }
+        segments.push((4096, u32::MAX, 4));
+        let same = |a: u32, b: u32| a == b || (a < 3 && b < 3);
+        let table = Ranges::from_segments(segments.clone(), same);
+        let mut outcome = vec![0u32; 4096];
+        for &(start, end, o) in &segments[..segments.len() - 1] {
+            outcome[start as usize..=end as usize].fill(o);
+        }
+        // Each address's run, as the first and last address of the stretch sharing pools.
+        let mut run = vec![(0u32, 0u32); 4096];
+        let mut first = 0;
+        for a in 0..4096usize {
+            if a == 4095 || !same(outcome[a], outcome[a + 1]) {
+                run[first..=a].fill((first as u32, a as u32));
+                first = a + 1;
+            }
+        }
+        for addr in 0..4096u32 {
+            let (run_start, run_end) = run[addr as usize];
+            let want = (
+                outcome[addr as usize],
+                widest_prefix(addr, run_start, run_end),
+            );
+            assert_eq!(table.lookup(addr), want, "address {addr}");
+        }
+        assert_eq!(table.lookup(u32::MAX), (4, 1));
+        assert_eq!(table.lookup(4096), (4, 20));
     }
-    // 10.0.1.0 - 10.0.3.255: the /24 at .1, the /23 at .2-.3.
-    let s1 = s + 256;
-    assert_eq!(widest_prefix(s1, s1, e), 24);
-    assert_eq!(widest_prefix(s1 + 255, s1, e), 24);
-    assert_eq!(widest_prefix(s + 512, s1, e), 23);
-    assert_eq!(widest_prefix(e, s1, e), 23);
-    // The whole space is /0; a single address /32.
-    assert_eq!(widest_prefix(12345u32, 0, u32::MAX), 0);
-    assert_eq!(widest_prefix(7u32, 7, 7), 32);
-    assert_eq!(widest_prefix(7u128, 7, 7), 128);
-    assert_eq!(widest_prefix(u128::MAX, 1 << 127, u128::MAX), 1);
 }
 
 #[test]
