@@ -221,9 +221,10 @@ pub struct DnsConfig {
     /// HTTP API share as many runtime threads. Default: one per core this process may run on.
     /// Range 1–1024.
     pub workers: Option<Spanned<u32>>,
-    /// Receive coalescing, in microseconds: after a batch of 2 to 15 queries a UDP worker
-    /// waits this long before its next receive, so queries queue and the next system call takes
-    /// several (fewer wakeups, less kernel time under load; a lone query is never delayed).
+    /// Receive coalescing, in microseconds: after a batch of fewer than 16 queries that came
+    /// within this long of its asking, a UDP worker waits this long before its next receive, so
+    /// queries queue and the next system call takes many (fewer system calls and wakeups, less
+    /// kernel time under steady load; after a quiet spell the first query is not delayed).
     /// Default: 0 (off). Range 0–1000.
     #[serde(default)]
     pub udp_coalesce_us: Option<Spanned<u32>>,

@@ -34,8 +34,8 @@ pub struct DnsSettings {
     pub rrl: Option<RrlSettings>,
     /// The name server identifier answered to NSID requests (RFC 5001), if any.
     pub nsid: Option<String>,
-    /// Receive coalescing of the UDP workers (`udp_coalesce_us`): the wait after a batch of 2
-    /// to 15 queries; zero when off.
+    /// Receive coalescing of the UDP workers (`udp_coalesce_us`): the wait after a batch of
+    /// fewer than 16 queries that arrived within one wait of the worker asking; zero when off.
     pub udp_coalesce: Duration,
     /// DNS Cookies, when on.
     pub cookies: Option<CookieSettings>,

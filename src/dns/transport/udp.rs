@@ -35,10 +35,9 @@ use crate::state::SharedState;
 /// answered at once, a burst is taken 32 at a time.
 pub const BATCH: usize = 32;
 
-/// Batches of this many queries and more, and fewer than [`COALESCE_MAX`], are followed by
-/// the receive coalescing wait (`[dns] udp_coalesce_us`).
-const COALESCE_MIN: usize = 2;
-const COALESCE_MAX: usize = BATCH / 2;
+/// Batches of fewer queries than this can be followed by the receive coalescing wait
+/// (`[dns] udp_coalesce_us`); a fuller batch means the queue is backing up and needs none.
+const COALESCE_BELOW: usize = BATCH / 2;
 
 /// Largest DNS message over UDP we accept (RFC 1035 §4.2.1 allows 512; EDNS more). The batch's
 /// buffers are one zeroed allocation that the kernel maps lazily, so a worker touches only the
@@ -174,6 +173,8 @@ impl Worker {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         while !shutdown.is_cancelled() {
+            // std's clock, not tokio's: these are measurements, never timers.
+            let waiting = Instant::now();
             let n = match self.receive(socket) {
                 Ok(n) => n,
                 // The receive timeout, a signal, or `wake`: look at the token again.
@@ -186,7 +187,6 @@ impl Worker {
             if shutdown.is_cancelled() {
                 return;
             }
-            // std's clock, not tokio's: this is a measurement, never a timer.
             let received = Instant::now();
             self.answer(n, state, rrl, received);
             // Counted as the replies are handed to the socket, so a client that has its reply
@@ -196,10 +196,12 @@ impl Worker {
             if let Some(logging) = self.logging {
                 self.tap(n, tap, logging, local);
             }
-            // Receive coalescing: queries arrive faster than one per wakeup but the batch was
-            // not full, so let the queue fill a little before the next system call. A lone
-            // query (a quiet server) is never delayed; a full batch means there is no need.
-            if (COALESCE_MIN..COALESCE_MAX).contains(&n) && !self.coalesce.is_zero() {
+            // Receive coalescing: the batch came within one wait of asking for it (queries
+            // arrive at least that often), so let the queue fill before the next system call
+            // instead of waking for every query or two. After a quiet spell the first query
+            // finds the worker blocked for longer than the wait and is never delayed; a batch
+            // of half the maximum or more means there is no need.
+            if n < COALESCE_BELOW && received - waiting < self.coalesce {
                 std::thread::sleep(self.coalesce);
             }
         }
